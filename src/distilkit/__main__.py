@@ -1,0 +1,4 @@
+from distilkit.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Typed option classes: the single source of truth for the CLI and for YAML configs.
+
+Every command takes one of the `*Config` dataclasses below. jsonargparse turns each field into a
+`--field` option (with its type, default and the help line from the `Args:` docstring), reads the same
+keys from a YAML file given with `--config`, and the resolved config is saved as `config.yaml` in each run.
+Shared groups of options are mixin dataclasses, so `finetune` and `evaluate` spell data options alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+Task = Literal["auto", "sequence-classification", "token-classification"]
+DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "disk"]
+SplitName = Literal["train", "dev", "test"]
+
+
+@dataclass
+class DataOptions:
+    """Where the data is and how to read it.
+
+    Args:
+        data: Built-in dataset (bbc-news, brown-pos), one data file (CSV/TSV/JSONL/CoNLL; split with --split when
+            training), or a folder (a `datasets` save_to_disk folder, or one holding train/dev/test files).
+        train_file: Training file (overrides the train split of --data).
+        dev_file: Development file used for early stopping and best-model selection.
+        test_file: Test file, evaluated once at the end.
+        format: File format; auto picks it from the file extension (.csv .tsv .jsonl/.json .conll/.txt).
+        task: auto detects token classification from CoNLL files or list-valued token columns.
+        regression: Treat labels as numbers (regression). Default: yes when every label is a number and some are not
+            integers.
+        text_column: Column with the text.
+        text_pair_column: Column with the second text of a pair; auto-detected when the columns are text_a and text_b.
+        label_column: Column with the label.
+        tokens_column: JSONL/disk token classification: column with the list of words.
+        tags_column: JSONL/disk token classification: column with the list of tags.
+        split: Fractions train,dev,test used to split data that has no given dev/test part (seeded, stratified).
+        max_length: Maximum tokens per example; longer examples are truncated and counted.
+        max_samples: Use at most this many examples of each split (seeded choice); for quick runs.
+    """
+
+    data: Optional[str] = None
+    train_file: Optional[str] = None
+    dev_file: Optional[str] = None
+    test_file: Optional[str] = None
+    format: DataFormat = "auto"
+    task: Task = "auto"
+    regression: Optional[bool] = None
+    text_column: str = "text"
+    text_pair_column: Optional[str] = None
+    label_column: str = "label"
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    split: str = "0.8,0.1,0.1"
+    max_length: int = 128
+    max_samples: Optional[int] = None
+
+
+@dataclass
+class TrainOptions:
+    """How to train (passed on to the Hugging Face Trainer).
+
+    Args:
+        epochs: Number of training epochs.
+        lr: Peak learning rate (AdamW).
+        batch_size: Training batch size per device.
+        eval_batch_size: Evaluation batch size per device.
+        grad_accum: Gradient accumulation steps.
+        warmup: Linear warm-up: a fraction of all steps when < 1, else a number of steps.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: Gradient clipping norm (0 disables clipping).
+        dropout: Override every dropout probability in the model config (e.g. 0.1).
+        early_stopping: Stop after this many evaluations without improvement of the dev metric.
+        metric: Dev metric that picks the best checkpoint (default: accuracy, f1 for BIO tags, mse for regression).
+        freeze_embeddings: Do not train the embedding layer.
+        freeze_layers: Do not train the first N transformer layers.
+        precision: auto uses bf16 on GPUs that support it and fp32 on CPU (bf16 autocast is slow on most CPUs).
+        seed: Random seed for initialisation, shuffling and splits.
+        logging_steps: Log training loss every N steps (TensorBoard and progress bar).
+        threads: CPU threads for torch (default: torch's choice).
+        resume: Continue an interrupted run in the same output folder from its last checkpoint.
+        overwrite: Replace an existing finished run folder.
+    """
+
+    epochs: float = 3.0
+    lr: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    grad_accum: int = 1
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    dropout: Optional[float] = None
+    early_stopping: Optional[int] = None
+    metric: Optional[str] = None
+    freeze_embeddings: bool = False
+    freeze_layers: int = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 42
+    logging_steps: int = 10
+    threads: Optional[int] = None
+    resume: bool = False
+    overwrite: bool = False
+
+
+@dataclass
+class FinetuneConfig(DataOptions, TrainOptions):
+    """Fine-tune an encoder (teacher or student) on labelled data and write a run folder.
+
+    Args:
+        model: Hugging Face model folder or hub id, a distilkit run folder, or the alias minilm-l6 (packaged
+            all-MiniLM-L6-v2).
+        output: Run folder to write (config.yaml, model/, metrics.json, logs/).
+    """
+
+    model: str = "minilm-l6"
+    output: str = "runs/finetune"
+
+
+@dataclass
+class EvaluateConfig(DataOptions):
+    """Evaluate a saved model on a dataset of its task.
+
+    Args:
+        model: Model folder or distilkit run folder.
+        eval_split: Which split to evaluate when --data has splits; a single data file is evaluated whole.
+        output: Folder for metrics.json, report.md and confusion_matrix.png (default: print only).
+        batch_size: Evaluation batch size.
+        json: Print the metrics as JSON instead of a table.
+    """
+
+    model: str = ""
+    eval_split: SplitName = "test"
+    output: Optional[str] = None
+    batch_size: int = 64
+    json: bool = False
+
+
+@dataclass
+class PredictConfig:
+    """Predict labels (or tags) for texts given as arguments, in a file, or on stdin; writes JSONL.
+
+    Args:
+        model: Model folder or distilkit run folder.
+        texts: Texts to classify. For pair tasks join the two texts with a tab.
+        file: Read texts from this file: plain text (one per line; tab separates a pair) or JSONL with a text field.
+        text_column: JSONL field with the text.
+        text_pair_column: JSONL field with the second text of a pair.
+        output: Write JSONL here instead of stdout.
+        batch_size: Prediction batch size.
+        max_length: Maximum tokens per text (longer texts are truncated and flagged).
+        top_k: Scores to report per text (0 = all labels).
+    """
+
+    model: str = ""
+    texts: Optional[list[str]] = None
+    file: Optional[str] = None
+    text_column: str = "text"
+    text_pair_column: Optional[str] = None
+    output: Optional[str] = None
+    batch_size: int = 64
+    max_length: int = 128
+    top_k: int = 0
+
+
+def parse_split_fractions(split: str) -> tuple[float, float, float]:
+    """Parse '0.8,0.1,0.1' into three fractions that sum to 1."""
+    from distilkit.errors import DistilkitError
+
+    try:
+        parts = [float(x) for x in split.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] <= 0:
+        raise DistilkitError(
+            f"--split {split!r}: give three non-negative fractions train,dev,test that sum to 1, e.g. 0.8,0.1,0.1"
+        )
+    return parts[0], parts[1], parts[2]

@@ -1,0 +1,324 @@
+"""From "where the data is" to a checked `TaskData`: task, label map and train/dev/test rows.
+
+Rows are normalised to two shapes:
+- sequence classification: {"text", "text_pair" (pairs only), "label"} — label is a str, or a float for regression;
+- token classification: {"tokens": [...], "tags": [...]}.
+Every check that can fail names the file and line (`_where`) and what to do.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distilkit.config import DataOptions, parse_split_fractions
+from distilkit.data import builtin
+from distilkit.data.readers import detect_format, read_disk, read_file
+from distilkit.errors import DistilkitError
+
+SEQ = "sequence-classification"
+TOK = "token-classification"
+SPLIT_FILE_STEMS = {"train": ["train"], "dev": ["dev", "validation", "valid", "val"], "test": ["test"]}
+
+
+@dataclass
+class TaskData:
+    """A dataset ready for tokenization: its task, labels and rows per split."""
+
+    name: str
+    task: str
+    regression: bool
+    labels: list[str]
+    splits: dict[str, list[dict]] = field(default_factory=dict)
+    is_pair: bool = False
+
+    @property
+    def is_bio(self) -> bool:
+        """True when the tags look like BIO/IOB2 entity tags (then seqeval's entity metrics apply)."""
+        return self.task == TOK and any(t[:2] in ("B-", "I-") for t in self.labels) and all(
+            t == "O" or t[:2] in ("B-", "I-", "E-", "S-") for t in self.labels
+        )
+
+
+def _find_split_files(folder: Path) -> dict[str, Path]:
+    found = {}
+    for split, stems in SPLIT_FILE_STEMS.items():
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.name.split(".")[0].lower() in stems:
+                found[split] = f
+                break
+    return found
+
+
+def load_raw_splits(opts: DataOptions) -> tuple[str, dict[str, list[dict]], str | None]:
+    """Read every split that the options name. Returns (display name, split → rows, format or None)."""
+    splits: dict[str, list[dict]] = {}
+    name, fmt = opts.data or "", None
+    if opts.data and builtin.is_builtin(opts.data):
+        return opts.data, builtin.load(opts.data), "builtin"
+    if opts.data:
+        path = Path(opts.data)
+        if not path.exists():
+            raise DistilkitError(
+                f"--data {opts.data}: no such file or folder, and not a built-in dataset ({', '.join(builtin.NAMES)})"
+            )
+        saved_by_datasets = path.is_dir() and any(
+            (path / f).exists() for f in ("dataset_dict.json", "dataset_info.json")
+        )
+        if saved_by_datasets or (path.is_dir() and opts.format == "disk"):
+            splits, fmt = read_disk(path), "disk"
+        elif path.is_dir():
+            files = _find_split_files(path)
+            if "train" not in files and "test" not in files:
+                raise DistilkitError(
+                    f"{path}: folder has no train.* / dev.* / test.* file and is not a save_to_disk folder"
+                )
+            for split, f in files.items():
+                fmt = detect_format(f, opts.format)
+                splits[split] = read_file(f, fmt)
+        else:
+            fmt = detect_format(path, opts.format)
+            splits["all"] = read_file(path, fmt)
+        name = path.name
+    for split, given in (("train", opts.train_file), ("dev", opts.dev_file), ("test", opts.test_file)):
+        if given:
+            fmt = detect_format(Path(given), opts.format)
+            splits[split] = read_file(Path(given), fmt)
+            name = name or Path(given).name
+    if not splits:
+        raise DistilkitError("no data given: pass --data (a built-in name, file or folder) or --train-file")
+    return name, splits, fmt
+
+
+def infer_task(rows: list[dict], fmt: str | None, opts: DataOptions) -> str:
+    if opts.task != "auto":
+        return opts.task
+    if fmt == "conll":
+        return TOK
+    first = rows[0]
+    if isinstance(first.get(opts.tokens_column), list) or isinstance(first.get("tokens"), list):
+        return TOK
+    return SEQ
+
+
+def _columns_error(row: dict, wanted: str, option: str) -> DistilkitError:
+    found = [c for c in row if c != "_where"]
+    where = row["_where"].rsplit(":", 1)[0]
+    return DistilkitError(
+        f"{where}: no column {wanted!r}; columns found: {', '.join(found)}; pass {option} with one of them"
+    )
+
+
+def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: bool = True) -> tuple[list[dict], bool]:
+    """Map file columns to the standard row shape and reject empty texts or labels. Returns (rows, is_pair)."""
+    out = []
+    first = rows[0]
+    if task == TOK:
+        tok_col = opts.tokens_column if opts.tokens_column in first else "tokens"
+        tag_col = opts.tags_column if opts.tags_column in first else next(
+            (c for c in ("tags", "ner_tags", "pos_tags") if c in first), opts.tags_column
+        )
+        if tok_col not in first:
+            raise _columns_error(first, opts.tokens_column, "--tokens-column")
+        if has_labels and tag_col not in first:
+            raise _columns_error(first, opts.tags_column, "--tags-column")
+        for row in rows:
+            tokens, tags = row.get(tok_col), row.get(tag_col) if has_labels else None
+            if not isinstance(tokens, list) or not tokens:
+                raise DistilkitError(f"{row['_where']}: {tok_col!r} must be a non-empty list of words")
+            if has_labels and (not isinstance(tags, list) or len(tags) != len(tokens)):
+                raise DistilkitError(
+                    f"{row['_where']}: {tag_col!r} must be a list with one tag per word ({len(tokens)} words)"
+                )
+            item = {"tokens": [str(t) for t in tokens], "_where": row["_where"]}
+            if has_labels:
+                item["tags"] = [str(t) for t in tags]
+            out.append(item)
+        return out, False
+
+    text_col, pair_col = opts.text_column, opts.text_pair_column
+    if text_col not in first and pair_col is None and "text_a" in first and "text_b" in first:
+        text_col, pair_col = "text_a", "text_b"
+    if text_col not in first:
+        raise _columns_error(first, text_col, "--text-column")
+    if pair_col and pair_col not in first:
+        raise _columns_error(first, pair_col, "--text-pair-column")
+    if has_labels and opts.label_column not in first:
+        raise _columns_error(first, opts.label_column, "--label-column")
+    for row in rows:
+        item = {"_where": row["_where"]}
+        for key, col in (("text", text_col), ("text_pair", pair_col)):
+            if col is None:
+                continue
+            value = row.get(col)
+            if value is None or str(value).strip() == "":
+                raise DistilkitError(f"{row['_where']}: empty text in column {col!r}; fill it in or remove the row")
+            item[key] = str(value)
+        if has_labels:
+            label = row.get(opts.label_column)
+            if label is None or str(label).strip() == "":
+                raise DistilkitError(
+                    f"{row['_where']}: empty label in column {opts.label_column!r}; fill it in or remove the row"
+                )
+            item["label"] = label
+        out.append(item)
+    return out, pair_col is not None
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+        return not isinstance(value, bool)
+    except (TypeError, ValueError):
+        return False
+
+
+def _label_str(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def decide_regression(train_rows: list[dict], forced: bool | None) -> bool:
+    labels = [r["label"] for r in train_rows]
+    if forced is not None:
+        if forced:
+            for r in train_rows:
+                if not _is_number(r["label"]):
+                    raise DistilkitError(f"{r['_where']}: label {r['label']!r} is not a number, but --regression is on")
+        return forced
+    return all(_is_number(v) for v in labels) and any(not float(v).is_integer() for v in labels)
+
+
+def build_labels(task: str, train_rows: list[dict], source: str) -> list[str]:
+    """The label map, from the training split only: numeric labels sort as numbers, others alphabetically."""
+    if task == TOK:
+        values = sorted({t for r in train_rows for t in r["tags"]})
+    else:
+        values = sorted({_label_str(r["label"]) for r in train_rows})
+    if all(_is_number(v) for v in values):
+        values.sort(key=float)
+    elif "O" in values:  # BIO tag sets read best with O first
+        values.remove("O")
+        values.insert(0, "O")
+    if len(values) < 2:
+        what = "tag" if task == TOK else "class"
+        raise DistilkitError(
+            f"{source}: training data has a single {what} {values[0]!r}; classification needs at least two "
+            f"— check --label-column or add examples of other {what}es"
+        )
+    return values
+
+
+def check_known_labels(task: str, rows: list[dict], labels: list[str], split: str) -> None:
+    """Every dev/test label must be one the model was trained on."""
+    known = set(labels)
+    for r in rows:
+        values = r["tags"] if task == TOK else [_label_str(r["label"])]
+        for v in values:
+            if v not in known:
+                shown = ", ".join(labels[:20]) + (" ..." if len(labels) > 20 else "")
+                raise DistilkitError(
+                    f"{r['_where']}: {split} label {v!r} never occurs in the training data (known: {shown}); "
+                    "fix the label or add training examples of it"
+                )
+
+
+def finalise_labels(task: str, regression: bool, rows: list[dict]) -> None:
+    """Store labels in their final type: float for regression, str otherwise."""
+    if task == TOK:
+        return
+    for r in rows:
+        r["label"] = float(r["label"]) if regression else _label_str(r["label"])
+
+
+def split_rows(rows: list[dict], fractions: tuple[float, ...], seed: int, stratify_key=None) -> list[list[dict]]:
+    """Seeded split into len(fractions) parts; stratified by `stratify_key(row)` when every class has 2+ rows."""
+    from sklearn.model_selection import train_test_split
+
+    parts, rest, rest_frac = [], list(rows), 1.0
+    for i, frac in enumerate(fractions[:-1]):
+        share = frac / rest_frac if rest_frac > 0 else 0
+        take_rest = 1 - share
+        if take_rest <= 0 or len(rest) < 2:
+            parts.append(rest)
+            rest = []
+            rest_frac = 0
+            continue
+        if share <= 0:
+            parts.append([])
+            continue
+        strat = [stratify_key(r) for r in rest] if stratify_key else None
+        if strat is not None:
+            counts = {}
+            for s in strat:
+                counts[s] = counts.get(s, 0) + 1
+            n_test = round(len(rest) * take_rest)
+            if min(counts.values()) < 2 or n_test < len(counts) or len(rest) - n_test < len(counts):
+                strat = None
+        first, rest = train_test_split(rest, test_size=take_rest, random_state=seed + i, stratify=strat)
+        parts.append(first)
+        rest_frac -= frac
+    parts.append(rest)
+    return parts
+
+
+def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True) -> TaskData:
+    """Read, normalise, split and check the data named by `opts`.
+
+    For training, missing dev/test splits are carved from train with `--split`. For evaluation, a single file
+    is used whole as the test split.
+    """
+    name, raw, fmt = load_raw_splits(opts)
+    first_rows = next(iter(raw.values()))
+    if fmt == "builtin":
+        task = builtin.task_of(opts.data)
+    else:
+        task = infer_task(first_rows, fmt, opts)
+    splits, is_pair = {}, False
+    for split, rows in raw.items():
+        splits[split], is_pair = normalise_rows(rows, task, opts)
+    if "all" in splits:
+        rows = splits.pop("all")
+        if for_training:
+            splits["train"] = rows
+        else:
+            splits["test"] = rows
+    data = TaskData(name=name, task=task, regression=False, labels=[], splits=splits, is_pair=is_pair)
+    if for_training:
+        _prepare_training_splits(data, opts, seed)
+    if opts.max_samples:
+        rng = random.Random(seed)
+        for split, rows in data.splits.items():
+            if len(rows) > opts.max_samples:
+                data.splits[split] = rng.sample(rows, opts.max_samples)
+    return data
+
+
+def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int) -> None:
+    if "train" not in data.splits:
+        raise DistilkitError(f"{data.name}: no training split; pass --train-file or a --data with training rows")
+    train = data.splits["train"]
+    source = train[0]["_where"].rsplit(":", 1)[0]
+    if data.task == SEQ:
+        data.regression = decide_regression(train, opts.regression)
+    key = None if data.regression or data.task == TOK else (lambda r: _label_str(r["label"]))
+    train_f, dev_f, test_f = parse_split_fractions(opts.split)
+    missing = [s for s in ("dev", "test") if s not in data.splits]
+    if missing:
+        want = {"dev": dev_f, "test": test_f}
+        fracs = [train_f] + [want[s] for s in missing]
+        total = sum(fracs)
+        parts = split_rows(train, tuple(f / total for f in fracs), seed, key)
+        data.splits["train"] = parts[0]
+        for s, part in zip(missing, parts[1:]):
+            if part:
+                data.splits[s] = part
+    if not data.regression:
+        data.labels = build_labels(data.task, data.splits["train"], source)
+        for split in ("dev", "test"):
+            if split in data.splits:
+                check_known_labels(data.task, data.splits[split], data.labels, split)
+    for rows in data.splits.values():
+        finalise_labels(data.task, data.regression, rows)

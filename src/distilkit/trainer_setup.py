@@ -1,0 +1,110 @@
+"""What every training command shares: TrainingArguments from `TrainOptions`, metrics hooks, precision.
+
+Kept apart from `finetune` so that distillation (a Trainer subclass) builds its Trainer the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distilkit.config import TrainOptions
+from distilkit.data.dataset import TaskData
+from distilkit.evaluate.metrics import default_metric, scalar_metrics, task_metrics
+
+
+def pick_precision(choice: str) -> str:
+    """bf16 only where the hardware does it well: on CPUs bf16 autocast made a step ~15x slower (DESIGN.md §3)."""
+    if choice != "auto":
+        if choice in ("bf16", "fp16") and not torch.cuda.is_available():
+            print(f"note: --precision {choice} on CPU is usually much slower than fp32")
+        return choice
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greater_is_better: bool, has_dev: bool):
+    from transformers import TrainingArguments
+
+    precision = pick_precision(opts.precision)
+    strategy = "epoch" if has_dev else "no"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=opts.epochs,
+        learning_rate=opts.lr,
+        per_device_train_batch_size=opts.batch_size,
+        per_device_eval_batch_size=opts.eval_batch_size,
+        gradient_accumulation_steps=opts.grad_accum,
+        warmup_steps=opts.warmup if opts.warmup < 1 else int(opts.warmup),
+        weight_decay=opts.weight_decay,
+        max_grad_norm=opts.max_grad_norm if opts.max_grad_norm > 0 else None,
+        lr_scheduler_type="linear",
+        eval_strategy=strategy,
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=has_dev,
+        metric_for_best_model=metric if has_dev else None,
+        greater_is_better=greater_is_better,
+        logging_strategy="steps",
+        logging_steps=opts.logging_steps,
+        seed=opts.seed,
+        data_seed=opts.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        train_sampling_strategy="group_by_length",
+        report_to="none",  # TensorBoard is added as an explicit callback writing into the run's logs/
+        save_only_model=False,
+        dataloader_num_workers=0,
+    )
+
+
+def metric_choice(data: TaskData, opts: TrainOptions) -> tuple[str, bool]:
+    metric, greater = default_metric(data.task, data.regression, data.is_bio)
+    if opts.metric:
+        metric = opts.metric.removeprefix("eval_")
+        greater = metric not in ("mse", "mae", "loss")
+    return metric, greater
+
+
+def preprocess_logits(regression: bool):
+    """Reduce logits to class ids on the fly, so evaluation does not keep every logit in memory."""
+
+    def reduce(logits, labels):
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return logits.squeeze(-1) if regression else logits.argmax(dim=-1)
+
+    return reduce
+
+
+def compute_metrics_fn(data: TaskData):
+    def compute(eval_pred):
+        preds, label_ids = eval_pred.predictions, eval_pred.label_ids
+        return scalar_metrics(task_metrics(data.task, data.regression, data.labels, preds, label_ids, data.is_bio))
+
+    return compute
+
+
+def full_metrics(trainer, dataset, data: TaskData) -> dict:
+    """Predict a split and compute the complete metrics (per-class report, confusion matrix)."""
+    out = trainer.predict(dataset)
+    metrics = task_metrics(data.task, data.regression, data.labels, np.asarray(out.predictions), out.label_ids,
+                           data.is_bio)
+    metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
+    return metrics
+
+
+def tensorboard_callback(log_dir: Path):
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+def count_parameters(model) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
