@@ -55,8 +55,11 @@ def _suggest(option: str, parser: ArgumentParser) -> str:
     return f"{option}: did you mean --{close[0]}?" if close else ""
 
 
-def _check_config_file(path: str, cls, parser: ArgumentParser) -> None:
-    """Read a --config YAML ourselves first, so a bad file or key gets an error naming the file and the key."""
+def _check_config_file(path: str, cls, parser: ArgumentParser) -> str:
+    """Read a --config YAML ourselves first, so a bad file or key gets an error naming the file and the key.
+
+    Returns the config as YAML text with keys normalised (batch-size → batch_size) for jsonargparse.
+    """
     import yaml
 
     if not os.path.isfile(path):
@@ -70,7 +73,7 @@ def _check_config_file(path: str, cls, parser: ArgumentParser) -> None:
         reason = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise UsageError(f"{where}: not valid YAML ({reason}); fix the file's syntax") from None
     if content is None:
-        return
+        return "{}"
     if not isinstance(content, dict):
         raise UsageError(f"{path}: a config must be a mapping of option: value, got {type(content).__name__}")
     valid = [f.name for f in dataclasses.fields(cls)]
@@ -79,6 +82,7 @@ def _check_config_file(path: str, cls, parser: ArgumentParser) -> None:
             close = difflib.get_close_matches(str(key), valid, 1, 0.5)
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
             raise UsageError(f"{path}: unknown option {key!r}{hint}")
+    return yaml.safe_dump({str(k).replace("-", "_"): v for k, v in content.items()})
 
 
 def _normalise_argv(argv: list[str], cls) -> list[str]:
@@ -130,7 +134,7 @@ def parse(argv: list[str]) -> tuple[str, object, dict]:
         argv = [argv[0]] + _normalise_argv(argv[1:], cls)
         for i, arg in enumerate(argv[:-1]):
             if arg == "--config":
-                _check_config_file(argv[i + 1], cls, parser)
+                argv[i + 1] = _check_config_file(argv[i + 1], cls, parser)
     ns = parser.parse_args(argv)
     command = ns.command
     cls = COMMANDS[command][0]

@@ -37,7 +37,8 @@ class DataOptions:
         tags_column: JSONL/disk token classification: column with the list of tags.
         split: Fractions train,dev,test used to split data that has no given dev/test part (seeded, stratified).
         max_length: Maximum tokens per example; longer examples are truncated and counted.
-        max_samples: Use at most this many examples of each split (seeded choice); for quick runs.
+        max_train_samples: Train on at most this many examples (a seeded sample of the train split); for quick runs.
+        max_eval_samples: Evaluate on at most this many examples of each dev/test split (seeded sample).
     """
 
     data: Optional[str] = None
@@ -54,7 +55,8 @@ class DataOptions:
     tags_column: str = "tags"
     split: str = "0.8,0.1,0.1"
     max_length: int = 128
-    max_samples: Optional[int] = None
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
 
 
 @dataclass

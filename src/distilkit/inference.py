@@ -44,6 +44,9 @@ def load_trained(name_or_path: str) -> TrainedModel:
     regression = config.get("problem_type") == "regression"
     id2label = config.get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)] if not regression else []
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter predict's JSONL terminal output
     tokenizer = load_tokenizer(path)
     model = load_model(path, task)
     model.eval()

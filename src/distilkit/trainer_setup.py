@@ -58,6 +58,7 @@ def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greate
         report_to="none",  # TensorBoard is added as an explicit callback writing into the run's logs/
         save_only_model=False,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 

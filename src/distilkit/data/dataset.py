@@ -288,11 +288,10 @@ def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True)
     data = TaskData(name=name, task=task, regression=False, labels=[], splits=splits, is_pair=is_pair)
     if for_training:
         _prepare_training_splits(data, opts, seed)
-    if opts.max_samples:
-        rng = random.Random(seed)
-        for split, rows in data.splits.items():
-            if len(rows) > opts.max_samples:
-                data.splits[split] = rng.sample(rows, opts.max_samples)
+    for split, rows in data.splits.items():
+        limit = opts.max_train_samples if split == "train" else opts.max_eval_samples
+        if limit and len(rows) > limit:
+            data.splits[split] = random.Random(seed).sample(rows, limit)
     return data
 
 

@@ -55,7 +55,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
     metrics.update(model=trained.path, data=data.name, split=split, truncated=truncated)
 
-    title = f"{Path(trained.path).name} on {data.name} ({split}, {len(rows)} examples, {truncated} truncated)"
+    title = f"{cfg.model} on {data.name} ({split}, {len(rows)} examples, {truncated} truncated)"
     table = format_table(metrics, title=title)
     print(json.dumps(metrics, indent=2) if cfg.json else table)
     if cfg.output:
