@@ -48,7 +48,7 @@ def run_job(name: str, threads: int) -> dict:
     test = metrics["test"]
     return {
         "dataset": name,
-        "command": "distilkit " + " ".join(argv),
+        "command": "distilkit " + " ".join(a.replace(str(HERE.parent) + "/", "") for a in argv),
         "wall_seconds": round(wall, 1),
         "train_seconds": metrics["train"]["wall_seconds"],
         "train_examples": metrics["train"]["examples"],

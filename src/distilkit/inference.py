@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import datasets
 import numpy as np
 import torch
 
@@ -47,6 +48,7 @@ def load_trained(name_or_path: str) -> TrainedModel:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter predict's JSONL terminal output
+    datasets.disable_progress_bars()
     tokenizer = load_tokenizer(path)
     model = load_model(path, task)
     model.eval()

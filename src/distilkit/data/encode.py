@@ -16,54 +16,58 @@ from distilkit.errors import DistilkitError
 IGNORE = -100
 
 
-def _encode_sequences(rows, tokenizer, max_length, label2id, regression):
-    texts = [r["text"] for r in rows]
-    pairs = [r["text_pair"] for r in rows] if rows and "text_pair" in rows[0] else None
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    truncated = sum(1 for e in enc.encodings if e.overflowing)
-    features = {k: enc[k] for k in enc.keys()}
-    if rows and "label" in rows[0]:
-        features["labels"] = [float(r["label"]) if regression else label2id[r["label"]] for r in rows]
-    return features, truncated
+def _sequence_batch(batch, tokenizer, max_length, label2id, regression):
+    pairs = batch.get("text_pair")
+    enc = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
+    out = {k: enc[k] for k in enc.keys()}
+    out["truncated"] = [bool(e.overflowing) for e in enc.encodings]
+    if "label" in batch:
+        out["labels"] = [float(v) if regression else label2id[v] for v in batch["label"]]
+    return out
 
 
-def _encode_tokens(rows, tokenizer, max_length, label2id):
-    words = [r["tokens"] for r in rows]
-    enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
-    features = {k: enc[k] for k in enc.keys()}
-    all_labels, all_word_ids, truncated = [], [], 0
-    for i, row in enumerate(rows):
+def _token_batch(batch, tokenizer, max_length, label2id):
+    enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+    out = {k: enc[k] for k in enc.keys()}
+    out["labels"], out["word_ids"], out["truncated"] = [], [], []
+    for i, words in enumerate(batch["tokens"]):
         word_ids = enc.word_ids(i)
-        all_word_ids.append([-1 if w is None else w for w in word_ids])
-        seen_words = [w for w in word_ids if w is not None]
-        if not seen_words or max(seen_words) < len(row["tokens"]) - 1:
-            truncated += 1
+        seen = [w for w in word_ids if w is not None]
+        out["truncated"].append(not seen or max(seen) < len(words) - 1)
+        out["word_ids"].append([-1 if w is None else w for w in word_ids])  # -1 = special token
         labels, previous = [], None
         for w in word_ids:
-            if w is None or w == previous:
-                labels.append(IGNORE)
-            else:
-                labels.append(label2id[row["tags"][w]] if "tags" in row else IGNORE)
+            first_piece = w is not None and w != previous
+            labels.append(label2id[batch["tags"][i][w]] if first_piece and "tags" in batch else IGNORE)
             previous = w
-        all_labels.append(labels)
-    if rows and "tags" in rows[0]:
-        features["labels"] = all_labels
-    features["word_ids"] = all_word_ids  # -1 = special token; the Trainer drops this column, predict uses it
-    return features, truncated
+        out["labels"].append(labels)
+    if "tags" not in batch:
+        del out["labels"]
+    return out
 
 
 def encode_rows(rows: list[dict], task: str, tokenizer, max_length: int, label2id: dict, regression: bool):
-    """Tokenize one split. Returns (Dataset, number of truncated examples)."""
+    """Tokenize one split with `datasets.map(batched=True)`. Returns (Dataset, number of truncated examples).
+
+    The result keeps `word_ids` for token classification (the Trainer drops it: the model does not take it;
+    `predict` uses it to map word-pieces back to words).
+    """
     if not getattr(tokenizer, "is_fast", False):
         raise DistilkitError(
             f"tokenizer {type(tokenizer).__name__} is not a fast (Rust) tokenizer; distilkit needs one for "
             "word alignment and truncation counts — save the model with a tokenizer.json"
         )
+    columns = [c for c in rows[0] if not c.startswith("_")] if rows else []
+    raw = datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
     if task == TOK:
-        features, truncated = _encode_tokens(rows, tokenizer, max_length, label2id)
+        fn, kwargs = _token_batch, dict(tokenizer=tokenizer, max_length=max_length, label2id=label2id)
     else:
-        features, truncated = _encode_sequences(rows, tokenizer, max_length, label2id, regression)
-    return datasets.Dataset.from_dict(features), truncated
+        fn = _sequence_batch
+        kwargs = dict(tokenizer=tokenizer, max_length=max_length, label2id=label2id, regression=regression)
+    encoded = raw.map(fn, batched=True, batch_size=1000, fn_kwargs=kwargs, remove_columns=columns,
+                      desc="tokenizing", load_from_cache_file=False)
+    truncated = int(sum(encoded["truncated"])) if len(encoded) else 0
+    return encoded.remove_columns("truncated"), truncated
 
 
 def encode_splits(data: TaskData, tokenizer, max_length: int, label2id: dict | None = None):
