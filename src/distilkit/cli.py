@@ -15,7 +15,7 @@ import sys
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from distilkit import __version__
-from distilkit.config import EvaluateConfig, FinetuneConfig, PredictConfig
+from distilkit.config import AugmentConfig, DistillConfig, EvaluateConfig, FinetuneConfig, PredictConfig
 from distilkit.errors import DistilkitError
 
 
@@ -106,6 +106,8 @@ def _normalise_argv(argv: list[str], cls) -> list[str]:
 
 COMMANDS = {
     "finetune": (FinetuneConfig, "fine-tune a model on labelled data (writes a run folder)"),
+    "distill": (DistillConfig, "distil fine-tuned teacher(s) into a smaller student (writes a run folder)"),
+    "augment": (AugmentConfig, "write an augmented copy of a data file (TinyBERT-style)"),
     "evaluate": (EvaluateConfig, "evaluate a saved model on a dataset"),
     "predict": (PredictConfig, "predict labels for texts (JSONL out)"),
 }
@@ -151,6 +153,14 @@ def run(argv: list[str]) -> object:
         from distilkit.finetune import finetune
 
         return finetune(config, resolved)
+    if command == "distill":
+        from distilkit.distill.command import distill
+
+        return distill(config, resolved)
+    if command == "augment":
+        from distilkit.distill.augment_cli import augment
+
+        return augment(config)
     if command == "evaluate":
         from distilkit.evaluate.evaluator import evaluate
 

@@ -121,6 +121,95 @@ class FinetuneConfig(DataOptions, TrainOptions):
 
 
 @dataclass
+class DistillConfig(DataOptions, TrainOptions):
+    """Distil one or more fine-tuned teachers into a smaller student and write a run folder.
+
+    Args:
+        teacher: Fine-tuned teacher: a run folder, model folder or hub id. Several teachers: separate with commas.
+        teacher_weights: Weights of several teachers' soft targets, comma-separated (default: equal).
+        student: A size spec such as 4L-312H-12A-1200F (random init, teacher's tokenizer), a layer count such as 3
+            (init from uniformly chosen teacher layers), layers:0,2,4 (chosen teacher layers), or a pretrained
+            model folder / hub id.
+        recipe: Preset of losses and stages: kd, tinybert (two stages), distilbert, minilm.
+        losses: Custom loss weights for the last stage, replacing the recipe's, e.g. {kd: 0.5, ce: 0.5, hidden_mse: 1}.
+            Names: ce, kd, hidden_mse, embedding_mse, attention_mse, hidden_cosine, minilm_relations.
+        alpha: Weight of the label loss (CE); KD gets 1 - alpha (default: the recipe's).
+        temperature: Softmax temperature of logit KD; the KD term is scaled by T² (default: the recipe's).
+        layer_map: uniform (TinyBERT), last, or student:teacher hidden-state pairs like 0:0,1:2,2:4 (default: the
+            recipe's).
+        relation_heads: MiniLM relation heads (default: the teacher's head count when it divides both widths).
+        attention_probabilities: Attention loss on softmax probabilities instead of pre-softmax scores.
+        intermediate_epochs: Epochs of the intermediate stage of two-stage recipes (default: --epochs).
+        intermediate_lr: Learning rate of the intermediate stage (default: --lr).
+        cache: Cache the teacher's outputs on disk (computed once, reused across epochs and runs).
+        cache_dir: Cache folder (default: $DISTILKIT_CACHE or ~/.cache/distilkit/teacher).
+        cache_max_gb: Cache intermediate teacher outputs only when they fit in this many GB (logits always).
+        augment: Add N augmented copies of each training example (TinyBERT-style word replacement).
+        augment_p: Probability of replacing each word when augmenting.
+        general: General distillation on raw text (one text per line, no labels): intermediate losses only.
+        separate_tokenization: Allow a student tokenizer that differs from the teacher's (logit KD only, sequence
+            classification): the teacher reads its own tokenization of the same texts.
+        force: Distil even from a teacher that looks untrained.
+        output: Run folder to write.
+    """
+
+    teacher: str = ""
+    teacher_weights: Optional[str] = None
+    student: str = "3"
+    recipe: Literal["kd", "tinybert", "distilbert", "minilm"] = "kd"
+    losses: Optional[dict[str, float]] = None
+    alpha: Optional[float] = None
+    temperature: Optional[float] = None
+    layer_map: Optional[str] = None
+    relation_heads: Optional[int] = None
+    attention_probabilities: bool = False
+    intermediate_epochs: Optional[float] = None
+    intermediate_lr: Optional[float] = None
+    cache: bool = True
+    cache_dir: Optional[str] = None
+    cache_max_gb: float = 4.0
+    augment: int = 0
+    augment_p: float = 0.4
+    general: bool = False
+    separate_tokenization: bool = False
+    force: bool = False
+    output: str = "runs/distill"
+
+
+@dataclass
+class AugmentConfig:
+    """Write an augmented copy of a data file (TinyBERT-style word replacement), in the format it was read.
+
+    Args:
+        data: Input file (CSV, TSV, JSONL or CoNLL).
+        output: Output file (same format as the input).
+        model: Model whose tokenizer and embeddings (and MLM head, if trained) pick replacement words.
+        copies: Augmented copies per example (the originals are kept too).
+        p: Probability of replacing each eligible word (stop words and non-words are kept).
+        top_k: Candidates per word (nearest neighbours or MLM predictions).
+        seed: Random seed.
+        format: Input format; auto picks it from the extension.
+        text_column: Column with the text.
+        text_pair_column: Column with the second text of a pair (augmented too).
+        tokens_column: JSONL token classification: column with the list of words.
+        overwrite: Replace an existing output file.
+    """
+
+    data: str = ""
+    output: str = ""
+    model: str = "minilm-l6"
+    copies: int = 4
+    p: float = 0.4
+    top_k: int = 15
+    seed: int = 42
+    format: DataFormat = "auto"
+    text_column: str = "text"
+    text_pair_column: Optional[str] = None
+    tokens_column: str = "tokens"
+    overwrite: bool = False
+
+
+@dataclass
 class EvaluateConfig(DataOptions):
     """Evaluate a saved model on a dataset of its task.
 

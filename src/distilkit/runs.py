@@ -67,9 +67,11 @@ class RunFolder:
         self.work.mkdir(parents=True, exist_ok=True)
         return self.work
 
-    def last_checkpoint(self) -> str | None:
+    def last_checkpoint(self, folder: Path | None = None) -> str | None:
+        """The newest Trainer checkpoint in `folder` (default: the run's checkpoints/)."""
+        folder = folder or self.work / "checkpoints"
         ckpts = sorted(
-            (p for p in (self.work / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+            (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
             key=lambda p: int(p.name.split("-")[-1]),
         )
         return str(ckpts[-1]) if ckpts else None

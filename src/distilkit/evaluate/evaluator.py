@@ -16,6 +16,22 @@ from distilkit.inference import load_trained, run_batches
 from distilkit.runs import write_atomic, write_json
 
 
+def predictions_and_labels(logits: list, dataset, task: str, regression: bool):
+    """Per-example logits (from `run_batches`) → predicted ids (or scores) and gold labels, padded with -100
+    for token classification so `task_metrics` can align them."""
+    if task == TOK:
+        width = max(len(x) for x in logits)
+        preds = np.full((len(logits), width), IGNORE)
+        labels = np.full((len(logits), width), IGNORE)
+        for i, (lg, lab) in enumerate(zip(logits, dataset["labels"])):
+            preds[i, : len(lg)] = lg.argmax(-1)
+            labels[i, : len(lab)] = lab
+        return preds, labels
+    if regression:
+        return np.asarray([x[0] for x in logits]), np.asarray(dataset["labels"])
+    return np.asarray([x.argmax(-1) for x in logits]), np.asarray(dataset["labels"])
+
+
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files."""
     trained = load_trained(cfg.model)
@@ -41,17 +57,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     dataset, truncated = encode_rows(rows, data.task, trained.tokenizer, cfg.max_length, trained.label2id,
                                      trained.regression)
     logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), cfg.batch_size)
-    if data.task == TOK:
-        width = max(len(x) for x in logits)
-        preds = np.full((len(logits), width), IGNORE)
-        labels = np.full((len(logits), width), IGNORE)
-        for i, (lg, lab) in enumerate(zip(logits, dataset["labels"])):
-            preds[i, : len(lg)] = lg.argmax(-1)
-            labels[i, : len(lab)] = lab
-    elif trained.regression:
-        preds, labels = np.asarray([x[0] for x in logits]), np.asarray(dataset["labels"])
-    else:
-        preds, labels = np.asarray([x.argmax(-1) for x in logits]), np.asarray(dataset["labels"])
+    preds, labels = predictions_and_labels(logits, dataset, data.task, trained.regression)
     metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
     metrics.update(model=trained.path, data=data.name, split=split, truncated=truncated)
 

@@ -1,0 +1,162 @@
+"""TinyBERT-style data augmentation (Jiao et al. 2020, §3.3 and Algorithm 1), batched.
+
+For each training example, N copies are made in which each word (stop words and non-words kept) is replaced
+with probability p by one of its K nearest candidates:
+- with a trained MLM head: the model's top-K predictions for the word masked in its sentence (single-piece
+  words, as in TinyBERT); all masked sentences of a batch go through one forward pass, instead of TinyBERT's
+  one forward per word per sentence;
+- otherwise (and for multi-piece words): the K nearest neighbours by cosine similarity in the model's own
+  input-embedding matrix, computed once per distinct word with one matrix product for all of them
+  (TinyBERT used GloVe vectors here).
+Labels are kept; for token classification each replaced word keeps its tag. Seeded and deterministic.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import torch
+
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both
+but by can could did do does doing down during each few for from further had has have having he her here hers
+herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
+once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves
+""".split())
+WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
+
+
+def eligible(word: str) -> bool:
+    return bool(WORD.match(word)) and word.lower() not in STOP_WORDS
+
+
+def _match_case(candidate: str, original: str) -> str:
+    if original.isupper() and len(original) > 1:
+        return candidate.upper()
+    if original[:1].isupper():
+        return candidate[:1].upper() + candidate[1:]
+    return candidate
+
+
+class EmbeddingNeighbours:
+    """K nearest whole-word vocabulary entries of a word, by cosine similarity of input embeddings."""
+
+    def __init__(self, model, tokenizer, top_k: int = 15):
+        self.tokenizer, self.top_k = tokenizer, top_k
+        weights = model.get_input_embeddings().weight.detach().float()
+        self.embeddings = torch.nn.functional.normalize(weights, dim=-1)
+        vocab = tokenizer.get_vocab()
+        self.id_to_token = {i: t for t, i in vocab.items()}
+        allowed = torch.zeros(len(weights), dtype=torch.bool)
+        for token, i in vocab.items():
+            if i < len(allowed) and WORD.match(token) and token not in tokenizer.all_special_tokens:
+                allowed[i] = True
+        self.allowed = allowed
+        self._cache: dict[str, list[str]] = {}
+
+    def candidates(self, words: list[str]) -> dict[str, list[str]]:
+        """Candidates for many words at once: one batched matrix product over the distinct new ones."""
+        todo = sorted({w.lower() for w in words} - set(self._cache))
+        for start in range(0, len(todo), 1024):
+            chunk = todo[start : start + 1024]
+            pieces = self.tokenizer(chunk, add_special_tokens=False)["input_ids"]
+            vectors = torch.stack([self.embeddings[ids].mean(0) if ids else torch.zeros(self.embeddings.shape[1])
+                                   for ids in pieces])
+            sims = torch.nn.functional.normalize(vectors, dim=-1) @ self.embeddings.T
+            sims[:, ~self.allowed] = -2.0
+            top = sims.topk(self.top_k + 1, dim=-1).indices
+            for word, ids in zip(chunk, top.tolist()):
+                found = [self.id_to_token[i] for i in ids if self.id_to_token[i] != word]
+                self._cache[word] = found[: self.top_k]
+        return {w: self._cache[w.lower()] for w in words}
+
+
+class MaskedLMCandidates:
+    """Top-K MLM predictions for single-piece words, many masked sentences per forward pass."""
+
+    def __init__(self, mlm_model, tokenizer, top_k: int = 15, batch_size: int = 64):
+        self.model, self.tokenizer, self.top_k, self.batch_size = mlm_model.eval(), tokenizer, top_k, batch_size
+
+    @torch.inference_mode()
+    def candidates(self, sentences: list[list[str]], positions: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
+        out = {}
+        for start in range(0, len(positions), self.batch_size):
+            chunk = positions[start : start + self.batch_size]
+            masked = []
+            for s, w in chunk:
+                words = list(sentences[s])
+                words[w] = self.tokenizer.mask_token
+                masked.append(" ".join(words))
+            enc = self.tokenizer(masked, return_tensors="pt", padding=True, truncation=True, max_length=128)
+            logits = self.model(**enc).logits
+            mask_pos = enc["input_ids"] == self.tokenizer.mask_token_id
+            for row, key in enumerate(chunk):
+                hits = mask_pos[row].nonzero()
+                if not len(hits):
+                    continue
+                top = logits[row, hits[0, 0]].topk(self.top_k + 1).indices.tolist()
+                original = sentences[key[0]][key[1]].lower()
+                words = [t for t in self.tokenizer.convert_ids_to_tokens(top) if t and WORD.match(t) and t != original]
+                out[key] = words[: self.top_k]
+        return out
+
+
+class Augmenter:
+    def __init__(self, model, tokenizer, p: float = 0.4, top_k: int = 15, mlm_model=None, seed: int = 42):
+        from distilkit.errors import DistilkitError
+
+        if not 0 < p <= 1:
+            raise DistilkitError(f"augmentation probability {p}: must be in (0, 1]")
+        self.p, self.seed = p, seed
+        self.neighbours = EmbeddingNeighbours(model, tokenizer, top_k)
+        self.mlm = MaskedLMCandidates(mlm_model, tokenizer, top_k) if mlm_model is not None else None
+        self.tokenizer = tokenizer
+
+    def augment_sentences(self, sentences: list[list[str]], copies: int) -> list[list[list[str]]]:
+        """For each sentence (a list of words), `copies` augmented versions."""
+        rng = random.Random(self.seed)
+        plans = []  # (sentence, copy, word index) chosen for replacement
+        for s, words in enumerate(sentences):
+            for c in range(copies):
+                for w, word in enumerate(words):
+                    if eligible(word) and rng.random() < self.p:
+                        plans.append((s, c, w))
+        single = set()
+        if self.mlm is not None:
+            unique = sorted({(s, w) for s, _, w in plans})
+            piece_counts = self.tokenizer([sentences[s][w] for s, w in unique], add_special_tokens=False)["input_ids"]
+            single = {key for key, ids in zip(unique, piece_counts) if len(ids) == 1}
+            mlm_candidates = self.mlm.candidates(sentences, sorted(single))
+        neighbour_words = [sentences[s][w] for s, _, w in plans if (s, w) not in single]
+        neighbour_candidates = self.neighbours.candidates(neighbour_words)
+        out = [[list(words) for _ in range(copies)] for words in sentences]
+        for s, c, w in plans:
+            original = sentences[s][w]
+            options = mlm_candidates.get((s, w)) if (s, w) in single else neighbour_candidates.get(original)
+            if options:
+                out[s][c][w] = _match_case(rng.choice(options), original)
+        return out
+
+
+def augment_rows(rows: list[dict], task: str, model, tokenizer, copies: int, p: float, seed: int,
+                 text_keys=("text", "text_pair"), tokens_key: str = "tokens", top_k: int = 15, mlm_model=None) -> list[dict]:
+    """Originals followed by their augmented copies; other fields (labels, tags) are copied unchanged."""
+    augmenter = Augmenter(model, tokenizer, p, top_k, mlm_model, seed)
+    if task == "token-classification":
+        fields = [tokens_key]
+    else:
+        fields = [k for k in text_keys if rows and k in rows[0]]
+    new_rows = [[dict(r) for _ in range(copies)] for r in rows]
+    for field in fields:
+        sentences = [list(r[field]) if field == tokens_key and task == "token-classification" else str(r[field]).split()
+                     for r in rows]
+        augmented = augmenter.augment_sentences(sentences, copies)
+        for i, versions in enumerate(augmented):
+            for c, words in enumerate(versions):
+                new_rows[i][c][field] = words if task == "token-classification" else " ".join(words)
+                if "_where" in new_rows[i][c]:
+                    new_rows[i][c]["_where"] = f"{rows[i]['_where']} (augmented copy {c + 1})"
+    return list(rows) + [r for versions in new_rows for r in versions]

@@ -1,0 +1,82 @@
+"""`distilkit augment`: write an augmented copy of a data file, in the format it was read.
+
+CSV/TSV/JSONL keep every column (only the text columns change); CoNLL is written as `word tag` lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from distilkit.config import AugmentConfig
+from distilkit.data.readers import detect_format, read_file
+from distilkit.distill.augment import augment_rows
+from distilkit.distill.general import has_mlm_head
+from distilkit.errors import DistilkitError
+from distilkit.models import load_tokenizer, resolve_model
+from distilkit.runs import write_atomic
+
+
+def load_augment_model(name: str):
+    """(embedding model, tokenizer, MLM model or None): the MLM head is used when the folder has a trained one."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    path = resolve_model(name)
+    tokenizer = load_tokenizer(path)
+    if has_mlm_head(path):
+        mlm = AutoModelForMaskedLM.from_pretrained(path)
+        return mlm, tokenizer, mlm
+    try:
+        return AutoModel.from_pretrained(path), tokenizer, None
+    except (OSError, ValueError) as err:
+        raise DistilkitError(f"{path}: cannot load the model ({str(err).splitlines()[0]})") from None
+
+
+def _render(rows: list[dict], fmt: str, columns: list[str]) -> str:
+    if fmt in ("csv", "tsv"):
+        buffer = io.StringIO()
+        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+        writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting,
+                                escapechar="\\" if fmt == "tsv" else None, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    if fmt == "jsonl":
+        return "".join(json.dumps({k: r[k] for k in columns}, ensure_ascii=False) + "\n" for r in rows)
+    return "\n\n".join("\n".join(f"{t} {g}" for t, g in zip(r["tokens"], r["tags"])) for r in rows) + "\n"
+
+
+def augment(cfg: AugmentConfig) -> Path:
+    source, output = Path(cfg.data), Path(cfg.output)
+    if output.exists() and not cfg.overwrite:
+        raise DistilkitError(f"{output}: already exists; pass --overwrite to replace it")
+    fmt = detect_format(source, cfg.format)
+    if fmt == "disk":
+        raise DistilkitError(f"{source}: augment reads and writes files (CSV, TSV, JSONL, CoNLL), not save_to_disk folders")
+    if cfg.copies < 1:
+        raise DistilkitError(f"--copies {cfg.copies}: must be at least 1")
+    rows = read_file(source, fmt)
+    columns = [c for c in rows[0] if c != "_where"]
+    token_task = fmt == "conll" or isinstance(rows[0].get(cfg.tokens_column), list)
+    if token_task:
+        task, keys = "token-classification", ()
+        if cfg.tokens_column not in rows[0]:
+            raise DistilkitError(f"{source}: no column {cfg.tokens_column!r}; columns found: {', '.join(columns)}")
+    else:
+        task = "sequence-classification"
+        keys = tuple(k for k in (cfg.text_column, cfg.text_pair_column) if k)
+        missing = [k for k in keys if k not in rows[0]]
+        if missing:
+            raise DistilkitError(f"{source}: no column {missing[0]!r}; columns found: {', '.join(columns)}; "
+                                 "pass --text-column")
+    model, tokenizer, mlm = load_augment_model(cfg.model)
+    print(f"augmenting {len(rows)} examples × {cfg.copies} copies with "
+          f"{'MLM predictions + ' if mlm is not None else ''}embedding neighbours of {cfg.model}")
+    augmented = augment_rows(rows, task, model, tokenizer, cfg.copies, cfg.p, cfg.seed, text_keys=keys,
+                             tokens_key="tokens" if fmt == "conll" else cfg.tokens_column, top_k=cfg.top_k,
+                             mlm_model=mlm)
+    write_atomic(output, _render(augmented, fmt, columns))
+    print(f"wrote {len(augmented)} examples ({len(rows)} originals + {len(augmented) - len(rows)} augmented) to {output}")
+    return output

@@ -1,0 +1,66 @@
+"""Which student layer learns from which teacher layer.
+
+Indices follow `output_hidden_states`: hidden state 0 is the embedding output, hidden state i (1..L) the
+output of layer i. Attention layers are numbered 0..L−1 (attention of layer i+1 produces hidden state i+1).
+
+- `uniform` (TinyBERT, Jiao et al. 2020): with k = L_t / L_s, student layer m ↔ teacher layer m·k;
+  hidden state m ↔ teacher hidden state m·k (m = 0 is the embedding loss), and student attention layer
+  m−1 ↔ teacher attention layer m·k − 1 (the attention inside the mapped layer).
+- `last`: only the last layers (hidden and attention) are matched, as MiniLM does.
+- an explicit list `"1:2,2:4,3:6"`: student hidden state : teacher hidden state pairs (attention follows
+  the same layers, embeddings are matched only if "0:0" is listed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distilkit.errors import DistilkitError
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """Pairs (student index, teacher index) for hidden states and for attention layers."""
+
+    hidden: tuple[tuple[int, int], ...]
+    attention: tuple[tuple[int, int], ...]
+
+    def describe(self) -> str:
+        hidden = ", ".join(f"{s}←{t}" for s, t in self.hidden)
+        attention = ", ".join(f"{s}←{t}" for s, t in self.attention)
+        return f"hidden states (student←teacher): {hidden}; attention layers: {attention}"
+
+
+def build_layer_map(spec: str, student_layers: int, teacher_layers: int) -> LayerMap:
+    """Parse and validate a layer map against both models' layer counts."""
+    if spec == "uniform":
+        if teacher_layers % student_layers:
+            raise DistilkitError(
+                f"--layer-map uniform: the teacher's {teacher_layers} layers are not a multiple of the student's "
+                f"{student_layers}; give an explicit map such as "
+                + ",".join(f"{m}:{round(m * teacher_layers / student_layers)}" for m in range(student_layers + 1))
+            )
+        k = teacher_layers // student_layers
+        hidden = tuple((m, m * k) for m in range(student_layers + 1))
+    elif spec == "last":
+        hidden = ((student_layers, teacher_layers),)
+    else:
+        try:
+            hidden = tuple(tuple(int(x) for x in pair.split(":")) for pair in spec.split(","))
+        except ValueError:
+            hidden = ()
+        if not hidden or any(len(p) != 2 for p in hidden):
+            raise DistilkitError(
+                f"--layer-map {spec!r}: use uniform, last, or student:teacher pairs of hidden-state indices like "
+                "0:0,1:2,2:4,3:6 (0 = embeddings)"
+            )
+    for s, t in hidden:
+        if not 0 <= s <= student_layers or not 0 <= t <= teacher_layers:
+            raise DistilkitError(
+                f"--layer-map {spec!r}: pair {s}:{t} is out of range; the student has hidden states 0..{student_layers} "
+                f"and the teacher 0..{teacher_layers} (0 = embeddings)"
+            )
+        if (s == 0) != (t == 0):
+            raise DistilkitError(f"--layer-map {spec!r}: pair {s}:{t} maps embeddings to a transformer layer")
+    attention = tuple((s - 1, t - 1) for s, t in hidden if s > 0)
+    return LayerMap(hidden=hidden, attention=attention)

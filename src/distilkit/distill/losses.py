@@ -1,0 +1,186 @@
+"""Distillation losses: one small function each, registered by name (as torchdistill does).
+
+Every loss takes student and teacher tensors plus an optional mask of valid positions and returns a scalar.
+Masks are 1 for positions that count (real tokens; first word-pieces for token-level KD) and 0 for padding.
+Conventions, chosen once and tested against hand computations (tests/test_losses.py):
+- KL divergences are KL(teacher ‖ student), averaged over examples (or valid tokens), not over classes;
+- the logit KD term is multiplied by T² (Hinton et al.), so its gradients keep their scale as T changes —
+  HF's DistilBERT and torchdistill do the same; TextBrewer does not, TinyBERT averages over classes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+LOSSES: dict[str, Callable] = {}
+
+
+def register_loss(name: str):
+    """Decorator: make a loss available by name to recipes and YAML configs."""
+
+    def add(fn):
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is registered twice")
+        LOSSES[name] = fn
+        return fn
+
+    return add
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of `values` over the positions where `mask` is 1 (mask broadcasts over trailing dims)."""
+    if mask is None:
+        return values.mean()
+    mask = mask.to(values.dtype)
+    while mask.dim() < values.dim():
+        mask = mask.unsqueeze(-1)
+    mask = mask.expand_as(values)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+@register_loss("kd")
+def kd_loss(student_logits, teacher_logits, temperature: float = 1.0, mask=None) -> torch.Tensor:
+    """Soft-target knowledge distillation (Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a NN").
+
+        L_KD = T² · mean_i KL( softmax(z_t,i / T) ‖ softmax(z_s,i / T) )
+
+    over examples i (or valid tokens i for token classification). Mixed with the label loss by the
+    distiller as α·CE + (1−α)·L_KD.
+    """
+    t = temperature
+    log_p_student = F.log_softmax(student_logits.float() / t, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits.float() / t, dim=-1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)
+    return t * t * masked_mean(kl, mask)
+
+
+@register_loss("kd_soft_targets")
+def kd_soft_targets_loss(student_logits, soft_targets, temperature: float = 1.0, mask=None) -> torch.Tensor:
+    """KD against given target probabilities p (e.g. the weighted mean of several teachers' softmax(z/T)):
+
+        L = T² · mean_i KL( p_i ‖ softmax(z_s,i / T) )
+    """
+    t = temperature
+    log_p_student = F.log_softmax(student_logits.float() / t, dim=-1)
+    p = soft_targets.float()
+    kl = (p * (torch.log(p.clamp_min(1e-12)) - log_p_student)).sum(-1)
+    return t * t * masked_mean(kl, mask)
+
+
+@register_loss("kd_mse")
+def kd_mse_loss(student_logits, teacher_logits, mask=None) -> torch.Tensor:
+    """Logit matching for regression (and an option for classification; Ba & Caruana 2014):
+
+    L = mean_i ‖z_s,i − z_t,i‖² / C   (C = number of outputs)
+    """
+    return masked_mean((student_logits.float() - teacher_logits.float()) ** 2, mask)
+
+
+@register_loss("hidden_mse")
+def hidden_mse_loss(student_hidden, teacher_hidden, mask=None, projection=None) -> torch.Tensor:
+    """TinyBERT's hidden-state loss (Jiao et al. 2020, "TinyBERT", eq. 8):
+
+        L_hidn = MSE(H_s · W_h, H_t)
+
+    W_h is a learned linear map from the student width to the teacher width (identity when they match);
+    the mean runs over valid tokens and hidden units.
+    """
+    if projection is not None:
+        student_hidden = projection(student_hidden)
+    return masked_mean((student_hidden.float() - teacher_hidden.float()) ** 2, mask)
+
+
+@register_loss("embedding_mse")
+def embedding_mse_loss(student_embeddings, teacher_embeddings, mask=None, projection=None) -> torch.Tensor:
+    """TinyBERT's embedding-layer loss (eq. 9): L_embd = MSE(E_s · W_e, E_t), on hidden state 0."""
+    return hidden_mse_loss(student_embeddings, teacher_embeddings, mask, projection)
+
+
+@register_loss("attention_mse")
+def attention_mse_loss(student_scores, teacher_scores, mask=None, probabilities: bool = False) -> torch.Tensor:
+    """TinyBERT's attention loss (eq. 7) on pre-softmax scores A = Q Kᵀ / √d_k, per head:
+
+        L_attn = 1/h · Σ_heads MSE(A_s, A_t)
+
+    Scores are [batch, heads, query, key]. Pairs where the query or the key is padding are zeroed, as the
+    official code does (it zeroes the −10000 masked entries). With `probabilities=True` the softmax over
+    valid keys is compared instead. Head counts must match (else use `minilm_relations`).
+    """
+    if student_scores.shape[1] != teacher_scores.shape[1]:
+        raise ValueError(
+            f"attention_mse needs equal head counts (student {student_scores.shape[1]}, teacher "
+            f"{teacher_scores.shape[1]}); use minilm_relations, which works with any head counts"
+        )
+    s, t = student_scores.float(), teacher_scores.float()
+    pair_mask = None
+    if mask is not None:
+        m = mask.to(s.dtype)
+        pair_mask = (m[:, None, :, None] * m[:, None, None, :]).expand_as(s)
+    if probabilities:
+        if pair_mask is not None:
+            s = s.masked_fill(pair_mask == 0, -1e4)
+            t = t.masked_fill(pair_mask == 0, -1e4)
+        s, t = s.softmax(-1), t.softmax(-1)
+    return masked_mean((s - t) ** 2, pair_mask)
+
+
+@register_loss("hidden_cosine")
+def hidden_cosine_loss(student_hidden, teacher_hidden, mask=None, projection=None) -> torch.Tensor:
+    """DistilBERT's cosine embedding loss (Sanh et al. 2019): L_cos = mean_i (1 − cos(h_s,i, h_t,i)),
+    over valid tokens i; aligns the directions of student and teacher hidden states.
+    """
+    if projection is not None:
+        student_hidden = projection(student_hidden)
+    cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1)
+    return masked_mean(1 - cos, mask)
+
+
+def _relation_log_probs(x: torch.Tensor, heads: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """log softmax(X_r X_rᵀ / √d_r) for each of `heads` relation heads; x is [batch, len, width]."""
+    b, n, width = x.shape
+    if width % heads:
+        raise ValueError(f"relation heads ({heads}) must divide the width {width}")
+    d = width // heads
+    xr = x.float().view(b, n, heads, d).transpose(1, 2)  # [b, heads, n, d]
+    scores = xr @ xr.transpose(-1, -2) / math.sqrt(d)
+    if mask is not None:
+        scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e4)
+    return F.log_softmax(scores, dim=-1)
+
+
+@register_loss("minilm_relations")
+def minilm_relations_loss(student_qkv, teacher_qkv, relation_heads: int = 12, mask=None) -> torch.Tensor:
+    """MiniLMv2 self-attention relation distillation (Wang et al. 2021, "MiniLMv2", eq. 3-4):
+
+        L = Σ_{R ∈ {QQ, KK, VV}} 1/(A_r·|x|) Σ_a Σ_i KL( R_t,a,i ‖ R_s,a,i ),   R = softmax(X Xᵀ / √d_r)
+
+    Q, K and V ([batch, len, width], heads concatenated) are re-split into `relation_heads` heads of
+    their own, so teacher and student head counts and widths may differ. Averaged over relation heads
+    and valid query positions.
+    """
+    total = 0.0
+    for xs, xt in zip(student_qkv, teacher_qkv):
+        log_s = _relation_log_probs(xs, relation_heads, mask)
+        log_t = _relation_log_probs(xt, relation_heads, mask)
+        kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # [b, heads, n]
+        query_mask = None if mask is None else mask[:, None, :].expand_as(kl)
+        total = total + masked_mean(kl, query_mask)
+    return total
+
+
+def build_loss(name: str) -> Callable:
+    if name not in LOSSES:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(LOSSES), 1)
+        from distilkit.errors import DistilkitError
+
+        raise DistilkitError(
+            f"unknown loss {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            + f" (available: {', '.join(sorted(LOSSES))})"
+        )
+    return LOSSES[name]

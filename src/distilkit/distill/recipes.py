@@ -1,0 +1,89 @@
+"""Recipes: named presets of losses, weights, stages, temperature and layer map. Every field is overridable.
+
+| recipe | stages and losses | defaults |
+|---|---|---|
+| `kd` | α·CE + (1−α)·KD on logits | T = 2, α = 0.5 |
+| `tinybert` | 1) embedding + hidden (projected) + attention-score MSE; 2) KD on logits | T = 1, α = 0, uniform map |
+| `distilbert` | α·CE + (1−α)·KD + cosine on the last hidden states; student from teacher layers | T = 2, α = 0.5, last |
+| `minilm` | MiniLMv2 Q/K/V relations of the last layer + (1−α)·KD + α·CE | T = 2, α = 0.5, last |
+
+`--losses` (a mapping, e.g. `{kd: 0.5, ce: 0.5, hidden_mse: 1}` in YAML) replaces the weights of the last
+stage, which gives any custom weighted combination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distilkit.distill.losses import LOSSES
+from distilkit.errors import DistilkitError
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    weights: dict[str, float]
+    epochs_option: str = "epochs"  # which option gives this stage's epochs
+
+
+@dataclass(frozen=True)
+class Recipe:
+    stages: tuple[Stage, ...]
+    temperature: float
+    alpha: float
+    layer_map: str
+
+
+RECIPES = {
+    "kd": Recipe((Stage("prediction", {"ce": None, "kd": None}),), temperature=2.0, alpha=0.5, layer_map="uniform"),
+    "tinybert": Recipe(
+        (
+            Stage("intermediate", {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}, "intermediate_epochs"),
+            Stage("prediction", {"ce": None, "kd": None}),
+        ),
+        temperature=1.0, alpha=0.0, layer_map="uniform",
+    ),
+    "distilbert": Recipe((Stage("prediction", {"ce": None, "kd": None, "hidden_cosine": 1.0}),),
+                         temperature=2.0, alpha=0.5, layer_map="last"),
+    "minilm": Recipe((Stage("prediction", {"ce": None, "kd": None, "minilm_relations": 1.0}),),
+                     temperature=2.0, alpha=0.5, layer_map="last"),
+}
+GENERAL_WEIGHTS = {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}
+VALID_WEIGHT_NAMES = {"ce"} | set(LOSSES) - {"kd_mse", "kd_soft_targets"}
+
+
+def resolve_stages(recipe_name: str, alpha: float | None, losses: dict | None, general: bool) -> list[Stage]:
+    """The stages of a recipe with α filled in (CE weight α, KD weight 1−α) and custom weights applied."""
+    if recipe_name not in RECIPES:
+        raise DistilkitError(f"--recipe {recipe_name!r}: choose one of {', '.join(RECIPES)}")
+    recipe = RECIPES[recipe_name]
+    alpha = recipe.alpha if alpha is None else alpha
+    if not 0 <= alpha <= 1:
+        raise DistilkitError(f"--alpha {alpha}: must be between 0 and 1 (weight of the label loss; KD gets 1 − alpha)")
+    stages = []
+    for stage in recipe.stages:
+        weights = {k: (alpha if k == "ce" else 1 - alpha if k == "kd" else v) for k, v in stage.weights.items()}
+        stages.append(Stage(stage.name, {k: v for k, v in weights.items() if v > 0}, stage.epochs_option))
+    if general:
+        stages = [Stage("general", dict(GENERAL_WEIGHTS) if recipe_name != "minilm" else {"minilm_relations": 1.0})]
+    if losses:
+        for name, weight in losses.items():
+            if name not in VALID_WEIGHT_NAMES:
+                raise DistilkitError(f"--losses: unknown loss {name!r}; valid names: {', '.join(sorted(VALID_WEIGHT_NAMES))}")
+            if not isinstance(weight, (int, float)) or weight < 0:
+                raise DistilkitError(f"--losses: weight of {name!r} must be a number ≥ 0, got {weight!r}")
+        last = stages[-1]
+        stages[-1] = Stage(last.name, {k: float(v) for k, v in losses.items() if v > 0}, last.epochs_option)
+    if general and any(k in ("ce", "kd") for k in stages[-1].weights):
+        raise DistilkitError("general distillation has no labels or task head: use intermediate losses only")
+    return stages
+
+
+def default_relation_heads(student_width: int, teacher_width: int, teacher_heads: int) -> int:
+    """MiniLMv2 needs a relation-head count dividing both widths: the teacher's head count if it does."""
+    import math
+
+    if student_width % teacher_heads == 0 and teacher_width % teacher_heads == 0:
+        return teacher_heads
+    g = math.gcd(student_width, teacher_width)
+    return max(d for d in range(1, min(g, 64) + 1) if g % d == 0 and g // d >= 8) if g >= 8 else 1

@@ -1,0 +1,162 @@
+"""The pieces of the distillation engine: attention capture, layer maps, students, the teacher cache, augmentation."""
+
+import numpy as np
+import pytest
+import torch
+
+from distilkit.distill import capture
+from distilkit.distill.cache import CacheSpec, build_cache, cache_key
+from distilkit.distill.layer_map import build_layer_map
+from distilkit.distill.students import build_student, uniform_layers
+from distilkit.errors import DistilkitError
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_model):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=3).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_model)
+
+
+def test_capture_records_scores_and_keeps_outputs_and_padding(teacher):
+    model, tok = teacher
+    batch = tok(["the goal was big", "a song"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = model(**batch).logits
+        capture.enable(model)
+        with capture.recording(scores=True, qkv=True) as rec:
+            captured = model(**batch).logits
+        alone = model(**tok(["a song"], return_tensors="pt")).logits
+    model.set_attn_implementation("sdpa")
+    assert torch.allclose(reference, captured, atol=1e-5)
+    # padding is masked: the short sentence gives the same logits alone as padded in a batch
+    assert torch.allclose(captured[1], alone[0], atol=1e-5)
+    assert len(rec.attention_scores) == 2 and rec.attention_scores[0].shape == (2, 2, 6, 6)
+    q, k, v = rec.queries_keys_values[0]
+    assert q.shape == (2, 6, 32)
+    # scores are Q Kᵀ / √d per head, before the mask and the softmax
+    q_head0 = q[0, :, :16]
+    k_head0 = k[0, :, :16]
+    assert torch.allclose(rec.attention_scores[0][0, 0], q_head0 @ k_head0.T / 4.0, atol=1e-5)
+
+
+def test_recording_is_off_outside_the_context(teacher):
+    model, tok = teacher
+    capture.enable(model)
+    with capture.recording(scores=True) as rec:
+        pass
+    model(**tok(["the goal"], return_tensors="pt"))
+    model.set_attn_implementation("sdpa")
+    assert rec.attention_scores == []
+
+
+def test_uniform_layer_map_follows_tinybert():
+    m = build_layer_map("uniform", 4, 12)
+    assert m.hidden == ((0, 0), (1, 3), (2, 6), (3, 9), (4, 12))
+    assert m.attention == ((0, 2), (1, 5), (2, 8), (3, 11))  # attention layer i·k + k − 1
+    assert build_layer_map("last", 3, 6).hidden == ((3, 6),)
+    assert build_layer_map("0:0,1:2,2:5", 2, 6).attention == ((0, 1), (1, 4))
+
+
+@pytest.mark.parametrize("spec,match", [("uniform", "not a multiple"), ("1:7", "out of range"), ("0:3", "embeddings"),
+                                        ("a:b", "student:teacher pairs")])
+def test_layer_map_errors(spec, match):
+    with pytest.raises(DistilkitError, match=match):
+        build_layer_map(spec, 4, 6)
+
+
+def test_uniform_layer_choice():
+    assert uniform_layers(6, 3) == [0, 2, 4]
+    assert uniform_layers(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert uniform_layers(6, 4) == [0, 2, 3, 5]
+    with pytest.raises(DistilkitError):
+        uniform_layers(6, 7)
+
+
+def test_student_from_teacher_layers_copies_weights(teacher):
+    model, _ = teacher
+    student, how = build_student("layers:1", model, "sequence-classification")
+    assert student.config.num_hidden_layers == 1 and "[1]" in how
+    t, s = model.state_dict(), student.state_dict()
+    assert torch.equal(s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.1.attention.self.query.weight"])
+    assert torch.equal(s["classifier.weight"], t["classifier.weight"])
+    assert torch.equal(s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"])
+
+
+def test_student_from_size_spec(teacher):
+    model, _ = teacher
+    student, _ = build_student("1L-16H-2A-24F", model, "sequence-classification")
+    c = student.config
+    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (1, 16, 2, 24)
+    assert c.vocab_size == model.config.vocab_size and c.id2label == model.config.id2label
+    with pytest.raises(DistilkitError, match="not a multiple"):
+        build_student("1L-15H-2A", model, "sequence-classification")
+
+
+def test_cache_matches_live_outputs_and_keys_change(teacher, tmp_path):
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding
+
+    model, tok = teacher
+    capture.enable(model)
+    enc = tok(["the goal was big today", "a song", "the chef made soup and bread"])
+    ds = Dataset.from_dict(dict(enc))
+    spec = CacheSpec(hidden=(0, 2), scores=(1,), qkv=(0,))
+    dims = {"task": "sequence-classification", "token_level": False, "hidden": 32, "heads": 2, "labels": 3}
+    cache = build_cache(model, ds, DataCollatorWithPadding(tok), spec, tmp_path / "c", 2, dims, progress=False)
+    batch = DataCollatorWithPadding(tok)([ds[i] for i in range(3)])
+    with torch.no_grad(), capture.recording(scores=True, qkv=True) as rec:
+        live = model(**batch, output_hidden_states=True)
+    model.set_attn_implementation("sdpa")
+    ids, seq = np.array([0, 1, 2]), batch["input_ids"].shape[1]
+    assert torch.allclose(cache.get("logits", ids, seq), live.logits, atol=2e-3)
+    lengths = batch["attention_mask"].sum(1)
+    for i in range(3):
+        n = int(lengths[i])
+        assert torch.allclose(cache.get("hidden_2", ids, seq)[i, :n], live.hidden_states[2][i, :n], atol=1e-2)
+        assert torch.allclose(cache.get("scores_1", ids, seq)[i, :, :n, :n], rec.attention_scores[1][i, :, :n, :n], atol=1e-2)
+        assert torch.allclose(cache.get("v_0", ids, seq)[i, :n], rec.queries_keys_values[0][2][i, :n], atol=1e-2)
+    assert cache.get("hidden_2", ids, seq)[1, int(lengths[1]):].abs().sum() == 0  # padding stays zero
+    key = cache_key(model, ds, spec)
+    assert cache_key(model, ds, spec) == key
+    assert cache_key(model, ds.select([0, 1]), spec) != key  # other data
+    assert cache_key(model, ds, CacheSpec()) != key  # other outputs
+    other = type(model)(model.config)
+    assert cache_key(other, ds, spec) != key  # other weights
+
+
+def test_augmentation_is_seeded_and_keeps_stop_words(teacher):
+    from distilkit.distill.augment import augment_rows
+
+    model, tok = teacher
+    rows = [{"text": "the band played a new song", "label": "music"}, {"text": "we ate bread", "label": "food"}]
+    a = augment_rows(rows, "sequence-classification", model.bert, tok, copies=3, p=1.0, seed=7)
+    b = augment_rows(rows, "sequence-classification", model.bert, tok, copies=3, p=1.0, seed=7)
+    assert a == b and len(a) == 2 + 6 and a[:2] == rows
+    for r in a[2:5]:
+        words = r["text"].split()
+        assert r["label"] == "music" and len(words) == 6
+        assert words[0] == "the" and words[3] == "a"  # stop words are never replaced
+        assert words[2] != "played" or words[4] != "new"  # p = 1: content words change
+    tok_rows = [{"tokens": ["alice", "visited", "paris"], "tags": ["B-PER", "O", "B-LOC"]}]
+    out = augment_rows(tok_rows, "token-classification", model.bert, tok, copies=2, p=1.0, seed=1)
+    assert all(r["tags"] == ["B-PER", "O", "B-LOC"] and len(r["tokens"]) == 3 for r in out)
+    assert out[1]["tokens"] != tok_rows[0]["tokens"]
+
+
+def test_mlm_candidates_are_batched(tiny_model):
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from distilkit.distill.augment import Augmenter
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    mlm = BertForMaskedLM(BertConfig.from_pretrained(tiny_model)).eval()
+    calls = []
+    mlm.register_forward_hook(lambda *args: calls.append(1))
+    augmenter = Augmenter(mlm, tok, p=1.0, mlm_model=mlm, seed=0)
+    sentences = [["alice", "visited", "paris"], ["bob", "met", "rome"], ["carol", "visited", "london"]]
+    out = augmenter.augment_sentences(sentences, copies=2)
+    assert len(calls) == 1  # 9 masked words, one forward pass (TinyBERT's script would run 9)
+    assert len(out) == 3 and all(len(v) == 2 for v in out)
