@@ -117,3 +117,24 @@ def topic_csv(tmp_path) -> Path:
 @pytest.fixture
 def ner_conll(tmp_path) -> Path:
     return write_conll(tmp_path / "ner.conll", ner_sentences(60))
+
+
+FAST = ["--lr", "1e-3", "--batch-size", "16", "--warmup", "0", "--logging-steps", "5"]
+
+
+@pytest.fixture(scope="session")
+def topic_run(tiny_model, tmp_path_factory):
+    """A tiny model fine-tuned on learnable topic sentences: the teacher of the distillation tests."""
+    from distilkit.cli import main
+
+    folder = tmp_path_factory.mktemp("topic")
+    data = write_csv(folder / "topics.csv", topic_rows(240, seed=1))
+    out = folder / "runs" / "topic"
+    main(["finetune", "--model", str(tiny_model), "--data", str(data), "--output", str(out), "--epochs", "8",
+          "--split", "0.8,0.1,0.1", *FAST])
+    return out
+
+
+@pytest.fixture(scope="session")
+def topic_data(topic_run) -> Path:
+    return topic_run.parent.parent / "topics.csv"

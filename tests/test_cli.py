@@ -6,12 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ner_sentences, topic_rows, write_conll, write_csv
+from conftest import FAST, ner_sentences, topic_rows, write_conll, write_csv
 
 from distilkit.cli import main
-
-FAST = ["--lr", "1e-3", "--batch-size", "16", "--warmup", "0", "--logging-steps", "5"]
-
 
 def run_cli(args, capsys=None):
     """Run `distilkit args...`; return (exit code, stdout, stderr)."""
@@ -22,17 +19,6 @@ def run_cli(args, capsys=None):
         code = exc.code
     out, err = capsys.readouterr() if capsys else ("", "")
     return code, out, err
-
-
-@pytest.fixture(scope="module")
-def topic_run(tiny_model, tmp_path_factory):
-    """A tiny model fine-tuned on learnable topic sentences (shared by the tests below)."""
-    folder = tmp_path_factory.mktemp("topic")
-    data = write_csv(folder / "topics.csv", topic_rows(240, seed=1))
-    out = folder / "runs" / "topic"
-    main(["finetune", "--model", str(tiny_model), "--data", str(data), "--output", str(out), "--epochs", "8",
-          "--split", "0.8,0.1,0.1", *FAST])
-    return out
 
 
 def test_finetune_learns_and_writes_a_run_folder(topic_run):

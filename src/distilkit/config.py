@@ -128,8 +128,8 @@ class DistillConfig(DataOptions, TrainOptions):
         teacher: Fine-tuned teacher: a run folder, model folder or hub id. Several teachers: separate with commas.
         teacher_weights: Weights of several teachers' soft targets, comma-separated (default: equal).
         student: A size spec such as 4L-312H-12A-1200F (random init, teacher's tokenizer), a layer count such as 3
-            (init from uniformly chosen teacher layers), layers:0,2,4 (chosen teacher layers), or a pretrained
-            model folder / hub id.
+            (init from uniformly chosen teacher layers), half (half the teacher's layers), layers:0,2,4 (chosen
+            teacher layers), or a pretrained model folder / hub id.
         recipe: Preset of losses and stages: kd, tinybert (two stages), distilbert, minilm.
         losses: Custom loss weights for the last stage, replacing the recipe's, e.g. {kd: 0.5, ce: 0.5, hidden_mse: 1}.
             Names: ce, kd, hidden_mse, embedding_mse, attention_mse, hidden_cosine, minilm_relations.
@@ -155,7 +155,7 @@ class DistillConfig(DataOptions, TrainOptions):
 
     teacher: str = ""
     teacher_weights: Optional[str] = None
-    student: str = "3"
+    student: str = "half"
     recipe: Literal["kd", "tinybert", "distilbert", "minilm"] = "kd"
     losses: Optional[dict[str, float]] = None
     alpha: Optional[float] = None

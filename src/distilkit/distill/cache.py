@@ -32,9 +32,11 @@ class CacheSpec:
     hidden: tuple[int, ...] = ()
     scores: tuple[int, ...] = ()
     qkv: tuple[int, ...] = ()
+    logits: bool = True  # False for a bare encoder (general distillation without an MLM head)
 
     def names(self, token_level: bool) -> list[str]:
-        out = ["logits"] + [f"hidden_{i}" for i in self.hidden] + [f"scores_{i}" for i in self.scores]
+        out = ["logits"] if self.logits else []
+        out += [f"hidden_{i}" for i in self.hidden] + [f"scores_{i}" for i in self.scores]
         return out + [f"{p}_{i}" for i in self.qkv for p in "qkv"]
 
 
@@ -146,7 +148,9 @@ def build_cache(teacher, dataset, collator, spec: CacheSpec, folder: Path, batch
             out = teacher(**batch, output_hidden_states=bool(spec.hidden))
         for row, i in enumerate(idx):
             n = int(lengths[i])
-            values = {"logits": out.logits[row, :n] if dims["token_level"] else out.logits[row]}
+            values = {}
+            if spec.logits:
+                values["logits"] = out.logits[row, :n] if dims["token_level"] else out.logits[row]
             for j in spec.hidden:
                 values[f"hidden_{j}"] = out.hidden_states[j][row, :n]
             for j in spec.scores:

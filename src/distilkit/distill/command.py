@@ -100,7 +100,9 @@ def _caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
     if not cfg.cache:
         return []
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    has_logits = dims["labels"] > 0
     spec = CacheSpec(
+        logits=has_logits,
         hidden=tuple(sorted({t for _, t in plan.hidden_pairs})),
         scores=tuple(t for _, t in plan.layer_map.attention) if plan.needs_scores else (),
         qkv=(plan.relation_pair[1],) if plan.needs_qkv else (),
@@ -111,10 +113,12 @@ def _caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
     if total_gb > cfg.cache_max_gb:
         print(f"teacher cache: intermediate outputs would take {total_gb:.2f} GB (> --cache-max-gb "
               f"{cfg.cache_max_gb}); caching logits only, the teacher runs live for the rest")
-        spec = CacheSpec()
+        spec = CacheSpec(logits=has_logits)
+    if not spec.names(dims["token_level"]):
+        return []
     caches = []
     for k, (teacher, dataset) in enumerate(zip(teachers, teacher_sets)):
-        this_spec = spec if k == 0 else CacheSpec()
+        this_spec = spec if k == 0 else CacheSpec(logits=has_logits)
         folder = root / cache_key(teacher.model, dataset, this_spec)
         gb = sum(estimate_bytes(this_spec, lengths, dims).values()) / 1e9
         with args.main_process_first(desc="teacher cache"):
@@ -223,7 +227,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
                                                                       **plan_common), *head_width))
     dims = {"task": data.task, "token_level": data.task == TOK or uses_mlm, "hidden": lead.model.config.hidden_size,
             "heads": lead.model.config.num_attention_heads,
-            "labels": lead.model.config.vocab_size if uses_mlm else max(len(data.labels), 1)}
+            "labels": lead.model.config.vocab_size if uses_mlm else len(data.labels) or int(data.regression)}
     work = run.prepare()
     try:
         metric, greater = metric_choice(data, cfg) if not cfg.general else ("loss", False)
@@ -303,4 +307,4 @@ def resolve_is_pretrained(spec: str) -> bool:
     from distilkit.distill.students import SIZE_SPEC
 
     spec = str(spec).strip()
-    return not (SIZE_SPEC.match(spec) or spec.isdigit() or spec.startswith("layers:"))
+    return not (SIZE_SPEC.match(spec) or spec.isdigit() or spec.startswith("layers:") or spec == "half")

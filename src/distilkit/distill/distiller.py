@@ -123,14 +123,15 @@ class Distiller(Trainer):
                     record = k == 0  # intermediate losses learn from the first teacher
                     with capture.recording(scores=record and plan.needs_scores, qkv=record and plan.needs_qkv) as rec:
                         result = teacher(**batch, output_hidden_states=record and plan.needs_hidden)
-                    logits.append(result.logits)
+                    logits.append(getattr(result, "logits", None))
                     if record:
                         out["hidden"] = {t: result.hidden_states[t] for t in hidden_needed} if plan.needs_hidden else {}
                         out["scores"] = rec.attention_scores
                         out["qkv"] = rec.queries_keys_values
             out["logits"] = logits
         else:
-            out["logits"] = [c.get("logits", example_ids, seq_len).to(device) for c in self.caches]
+            out["logits"] = [c.get("logits", example_ids, seq_len).to(device) if c.has("logits") else None
+                             for c in self.caches]
             out["hidden"] = {t: cache.get(f"hidden_{t}", example_ids, seq_len).to(device) for t in hidden_needed}
             out["scores"] = {t: cache.get(f"scores_{t}", example_ids, seq_len).to(device)
                              for _, t in plan.layer_map.attention} if plan.needs_scores else {}

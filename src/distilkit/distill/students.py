@@ -4,6 +4,7 @@ Student specs (`--student`):
 - `4L-312H-12A-1200F` — the teacher's architecture with these sizes (layers, hidden, heads, FFN), randomly
   initialised; it shares the teacher's tokenizer and vocabulary (TinyBERT-4 is 4L-312H-12A-1200F);
 - `3` — DistilBERT-style: 3 layers initialised from a uniform choice of teacher layers (0,2,4 of 6);
+- `half` (the default) — the same with half the teacher's layers;
 - `layers:0,2,4` — the same with an explicit choice of teacher layers (DistilBERT used 0,2,4,7,9,11 of 12);
 - anything else — a model folder or hub id loaded with `from_pretrained` (a pretrained small model).
 
@@ -88,6 +89,8 @@ def build_student(spec: str, teacher, task: str, seed: int = 42):
         torch.manual_seed(seed)
         student = type(teacher)(config)
         return student, f"random init, {layers} layers, hidden {hidden}, {config.num_attention_heads} heads, FFN {ffn or 4 * hidden}"
+    if spec == "half":
+        spec = str(max(n_teacher // 2, 1))
     if spec.isdigit() or spec.startswith("layers:"):
         if spec.isdigit():
             chosen = uniform_layers(n_teacher, int(spec))
