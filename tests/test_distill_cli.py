@@ -199,3 +199,47 @@ def test_teachers_with_different_labels(topic_run, topic_data, tmp_path, capsys)
     code, _, err = run_cli(["distill", "--teacher", f"{topic_run},{other}", "--data", topic_data, "--output",
                             tmp_path / "x", *QUICK], capsys)
     assert code == 2 and "teachers disagree" in err
+
+
+def test_general_student_then_task_distillation(tiny_model, topic_run, topic_data, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(r["text"] for r in topic_rows(64, seed=5)) + "\n")
+    general = tmp_path / "general-2L"
+    code, _, err = run_cli(["distill", "--general", "--teacher", tiny_model, "--data", corpus, "--student",
+                            "2L-16H-2A-32F", "--output", general, "--epochs", "1", *QUICK], capsys)
+    assert code == 0, err
+    code, stdout, err = run_cli(["distill", "--teacher", topic_run, "--data", topic_data, "--student", general,
+                                 "--output", tmp_path / "task", "--epochs", "1", *QUICK], capsys)
+    assert code == 0, err
+    assert f"student: pretrained {general}" in stdout
+
+
+def test_interrupted_two_stage_run_resumes(topic_run, topic_data, tmp_path, capsys, monkeypatch):
+    from distilkit import runs
+
+    out = tmp_path / "resume"
+    args = ["distill", "--teacher", topic_run, "--data", topic_data, "--student", "1", "--recipe", "tinybert",
+            "--intermediate-epochs", "1", "--epochs", "1", "--output", out, *QUICK]
+
+    def crash(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.RunFolder, "finish", crash)
+    code, _, _ = run_cli(args, capsys)
+    assert code == 130 and (tmp_path / ".resume.partial" / "stage-intermediate.safetensors").exists()
+    monkeypatch.undo()
+    code, stdout, _ = run_cli(args + ["--resume"], capsys)
+    assert code == 0 and "stage intermediate: already done" in stdout and (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--teacher-weights", "1,2"], "--teacher-weights '1,2': give 1 non-negative numbers"),
+    (["--recipe", "tinybert", "--separate-tokenization"], None),
+])
+def test_more_bad_options(topic_run, topic_data, tmp_path, capsys, args, message):
+    code, stdout, err = run_cli(["distill", "--teacher", topic_run, "--data", topic_data, "--output", tmp_path / "o",
+                                 "--epochs", "1", *args, *QUICK], capsys)
+    if message:
+        assert code == 2 and message in err
+    else:  # same tokenizer: the flag is allowed and unused
+        assert code == 0, err

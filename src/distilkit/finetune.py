@@ -25,6 +25,7 @@ from distilkit.trainer_setup import (
     full_metrics,
     metric_choice,
     preprocess_logits,
+    EpochTimer,
     tensorboard_callback,
     training_arguments,
 )
@@ -70,7 +71,8 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
     work = run.prepare()
     try:
         args = training_arguments(cfg, work / "checkpoints", metric, greater, has_dev)
-        callbacks = [tensorboard_callback(work / "logs")]
+        timer = EpochTimer()
+        callbacks = [tensorboard_callback(work / "logs"), timer]
         if cfg.early_stopping:
             if not has_dev:
                 raise DistilkitError("--early-stopping needs a dev split: pass --dev-file or a --split with a dev part")
@@ -110,6 +112,7 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
                 "epochs": float(trainer.state.epoch or 0),
                 "steps": int(trainer.state.global_step),
                 "wall_seconds": round(elapsed, 1),
+                "epoch_seconds": timer.seconds,
                 "examples": len(encoded["train"]),
             },
             "truncated": truncated,

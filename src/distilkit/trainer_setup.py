@@ -5,10 +5,12 @@ Kept apart from `finetune` so that distillation (a Trainer subclass) builds its 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from distilkit.config import TrainOptions
 from distilkit.data.dataset import TaskData
@@ -103,6 +105,21 @@ def tensorboard_callback(log_dir: Path):
     from transformers.integrations import TensorBoardCallback
 
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+class EpochTimer(TrainerCallback):
+    """Records the wall time of each training epoch (evaluation excluded) for metrics.json."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+        self._start = None
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self._start is not None:
+            self.seconds.append(round(time.perf_counter() - self._start, 2))
 
 
 def count_parameters(model) -> tuple[int, int]:

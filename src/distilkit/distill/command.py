@@ -31,8 +31,8 @@ from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task
 from distilkit.inference import load_trained, run_batches
 from distilkit.models import encoder_layers, load_tokenizer, resolve_model
 from distilkit.runs import RunFolder, write_json, write_yaml
-from distilkit.trainer_setup import (compute_metrics_fn, count_parameters, metric_choice, preprocess_logits,
-                                     tensorboard_callback, training_arguments)
+from distilkit.trainer_setup import (EpochTimer, compute_metrics_fn, count_parameters, metric_choice,
+                                     preprocess_logits, tensorboard_callback, training_arguments)
 
 
 def _parse_weights(text: str | None, n: int) -> list[float]:
@@ -231,7 +231,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     work = run.prepare()
     try:
         metric, greater = metric_choice(data, cfg) if not cfg.general else ("loss", False)
-        started = time.perf_counter()
+        started, timings = time.perf_counter(), {}
         for i, stage in enumerate(stages):
             plan = LossPlan(stage.weights, **plan_common)
             final = i == len(stages) - 1
@@ -248,8 +248,11 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
             has_dev = final and "dev" in student_sets and not cfg.general
             args = training_arguments(stage_cfg, work / "checkpoints" / stage.name, metric, greater, has_dev)
             args.remove_unused_columns = False  # keep example_id for the cache
+            cache_started = time.perf_counter()
             caches = _caches(cfg, teachers, [teacher_sets["train"]] + [teacher_sets["train"]] * (len(teachers) - 1),
                              plan, dims, args)
+            timings[stage.name] = {"cache_seconds": round(time.perf_counter() - cache_started, 2)}
+            timer = EpochTimer()
             print(f"\nstage {i + 1}/{len(stages)}: {stage.name}, {epochs:g} epochs")
             trainer = Distiller(
                 model=model, args=args, train_dataset=student_sets["train"],
@@ -258,11 +261,12 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
                 processing_class=tokenizer,
                 compute_metrics=compute_metrics_fn(data) if has_dev else None,
                 preprocess_logits_for_metrics=preprocess_logits(data.regression) if has_dev else None,
-                callbacks=[tensorboard_callback(work / "logs" / stage.name)],
+                callbacks=[tensorboard_callback(work / "logs" / stage.name), timer],
                 plan=plan, teachers=[t.model for t in teachers], caches=caches,
             )
             checkpoint = run.last_checkpoint(work / "checkpoints" / stage.name) if cfg.resume else None
             trainer.train(resume_from_checkpoint=checkpoint)
+            timings[stage.name]["epoch_seconds"] = timer.seconds
             if not final:
                 from safetensors.torch import save_file
 
@@ -274,7 +278,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         metrics = {"teacher": cfg.teacher, "student": cfg.student, "student_built": how, "recipe": cfg.recipe,
                    "stages": [{"name": s.name, "weights": s.weights} for s in stages], "data": data.name,
                    "task": data.task, "labels": data.labels, "parameters": total, "teacher_parameters": teacher_total,
-                   "layer_map": layer_map.describe(), "train": {"wall_seconds": round(elapsed, 1),
+                   "layer_map": layer_map.describe(), "train": {"wall_seconds": round(elapsed, 1), "stages": timings,
                                                                 "examples": len(student_sets["train"])}}
         if warning:
             metrics["warning"] = warning
