@@ -243,3 +243,19 @@ def test_more_bad_options(topic_run, topic_data, tmp_path, capsys, args, message
         assert code == 2 and message in err
     else:  # same tokenizer: the flag is allowed and unused
         assert code == 0, err
+
+
+def test_general_distillation_with_an_mlm_head(tiny_model, tmp_path, capsys):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+    teacher = tmp_path / "mlm-teacher"
+    BertForMaskedLM(BertConfig.from_pretrained(tiny_model)).save_pretrained(teacher)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(teacher)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(r["text"] for r in topic_rows(32)) + "\n")
+    out = tmp_path / "general-mlm"
+    code, stdout, err = run_cli(["distill", "--general", "--teacher", teacher, "--data", corpus, "--student", "1",
+                                 "--output", out, "--epochs", "1", *QUICK], capsys)
+    assert code == 0, err
+    assert "1·attention_mse + 1·kd" in stdout  # MLM logits distilled per token
+    assert AutoModelForMaskedLM.from_pretrained(out / "model").config.num_hidden_layers == 1

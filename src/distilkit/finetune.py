@@ -7,6 +7,7 @@ renamed into place only when the model, metrics and config are written.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
 from distilkit.models import freeze, load_model, load_tokenizer, resolve_model
-from distilkit.runs import RunFolder, write_json, write_yaml
+from distilkit.runs import RunFolder
 from distilkit.trainer_setup import (
     compute_metrics_fn,
     count_parameters,
@@ -123,8 +124,7 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
                 metrics[split] = full_metrics(trainer, encoded[split], data)
                 if not data.regression:
                     plot_confusion_matrix(metrics[split], work / f"confusion_matrix_{split}.png", f"{data.name} {split}")
-        write_json(work / "metrics.json", metrics)
-        write_yaml(work / "config.yaml", resolved if resolved is not None else vars(cfg))
+        run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))
     except DistilkitError:
         run.abort()
         raise

@@ -67,6 +67,11 @@ class RunFolder:
         self.work.mkdir(parents=True, exist_ok=True)
         return self.work
 
+    def write_results(self, metrics: dict, config: dict) -> None:
+        """metrics.json and the resolved config.yaml: the last files written before `finish`."""
+        write_json(self.work / "metrics.json", metrics)
+        write_yaml(self.work / "config.yaml", config)
+
     def last_checkpoint(self, folder: Path | None = None) -> str | None:
         """The newest Trainer checkpoint in `folder` (default: the run's checkpoints/)."""
         folder = folder or self.work / "checkpoints"

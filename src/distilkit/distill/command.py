@@ -30,7 +30,7 @@ from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
 from distilkit.inference import load_trained, run_batches
 from distilkit.models import encoder_layers, load_tokenizer, resolve_model
-from distilkit.runs import RunFolder, write_json, write_yaml
+from distilkit.runs import RunFolder
 from distilkit.trainer_setup import (EpochTimer, compute_metrics_fn, count_parameters, metric_choice,
                                      preprocess_logits, tensorboard_callback, training_arguments)
 
@@ -290,8 +290,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
                 if not data.regression:
                     plot_confusion_matrix(result["student"], work / f"confusion_matrix_{split}.png",
                                           f"student on {data.name} {split}")
-        write_json(work / "metrics.json", metrics)
-        write_yaml(work / "config.yaml", resolved if resolved is not None else dataclasses.asdict(cfg))
+        run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))
     except DistilkitError:
         run.abort()
         raise

@@ -195,6 +195,18 @@ class Distiller(Trainer):
         return LOSSES["kd_soft_targets"](student_logits, soft_targets(teacher_logits, plan.teacher_weights,
                                                                       plan.temperature), plan.temperature, mask)
 
+    def _save(self, output_dir=None, state_dict=None):
+        """Checkpoint the wrapper (student + projections). Tied weights (an MLM decoder sharing the word
+        embeddings) are stored once: safetensors refuses shared tensors, and loading restores the tie."""
+        if state_dict is None:
+            state_dict, seen = {}, set()
+            for name, tensor in self.model.state_dict().items():
+                key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+                if key not in seen:
+                    seen.add(key)
+                    state_dict[name] = tensor
+        super()._save(output_dir, state_dict)
+
     def log(self, logs, *args, **kwargs):
         """Add the mean of each loss component since the last log (e.g. loss_kd, loss_attention_mse)."""
         if "loss" in logs:
