@@ -98,8 +98,10 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
         train_out = trainer.train(resume_from_checkpoint=checkpoint)
         elapsed = time.perf_counter() - started
 
+        main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
         trainer.save_model(str(work / "model"))
-        tokenizer.save_pretrained(str(work / "model"))
+        if main:
+            tokenizer.save_pretrained(str(work / "model"))
         metrics = {
             "model": cfg.model,
             "data": data.name,
@@ -121,13 +123,16 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
         }
         for split in ("dev", "test"):
             if split in encoded:
-                metrics[split] = full_metrics(trainer, encoded[split], data)
-                if not data.regression:
+                metrics[split] = full_metrics(trainer, encoded[split], data)  # collective: every rank runs it
+                if main and not data.regression:
                     plot_confusion_matrix(metrics[split], work / f"confusion_matrix_{split}.png", f"{data.name} {split}")
-        run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))
+        if main:
+            run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))
     except DistilkitError:
         run.abort()
         raise
+    if not main:
+        return run.final
     final = run.finish()
     last = "test" if "test" in metrics else "dev" if "dev" in metrics else None
     if last:

@@ -267,12 +267,15 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
             checkpoint = run.last_checkpoint(work / "checkpoints" / stage.name) if cfg.resume else None
             trainer.train(resume_from_checkpoint=checkpoint)
             timings[stage.name]["epoch_seconds"] = timer.seconds
-            if not final:
+            if not final and trainer.is_world_process_zero():
                 from safetensors.torch import save_file
 
                 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(done))
         elapsed = time.perf_counter() - started
         student = model.student
+        main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
+        if not main:
+            return run.final
         student.save_pretrained(str(work / "model"))
         tokenizer.save_pretrained(str(work / "model"))
         metrics = {"teacher": cfg.teacher, "student": cfg.student, "student_built": how, "recipe": cfg.recipe,
