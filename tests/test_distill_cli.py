@@ -55,10 +55,13 @@ def test_tinybert_two_stages_with_projection(topic_run, topic_data, tmp_path, ca
                                "--alpha", "0.5", "--output", out, *QUICK], capsys)
     assert code == 0
     assert "stage 1/2: intermediate" in stdout and "stage 2/2: prediction" in stdout
+    stage2 = stdout[stdout.index("stage 1/2"):]
+    assert "teacher cache: reusing" in stage2  # one cache serves both stages
     assert "hidden states (student←teacher): 0←0, 1←1, 2←2" in stdout
     weights = load_file(out / "model" / "model.safetensors")
     assert not any("projection" in k for k in weights)  # projections are dropped when saving
     assert weights["bert.embeddings.word_embeddings.weight"].shape[1] == 16
+    assert "distilkit" not in (out / "model" / "config.json").read_text()  # loads without distilkit's attention
     metrics = json.loads((out / "metrics.json").read_text())
     assert [s["name"] for s in metrics["stages"]] == ["intermediate", "prediction"]
     logs = list((out / "logs" / "intermediate").glob("events*"))

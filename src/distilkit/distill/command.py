@@ -223,8 +223,9 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         for t in teachers:
             capture.enable(t.model)
     head_width = (student.config.hidden_size, lead.model.config.hidden_size)
-    model = StudentWithProjections(student, make_projections(LossPlan(weights={k: 1.0 for k in weights_all},
-                                                                      **plan_common), *head_width))
+    # one plan covering every stage: it sizes the projections and the cache, so all stages share one cache
+    union_plan = LossPlan(weights={k: 1.0 for k in weights_all}, **plan_common)
+    model = StudentWithProjections(student, make_projections(union_plan, *head_width))
     dims = {"task": data.task, "token_level": data.task == TOK or uses_mlm, "hidden": lead.model.config.hidden_size,
             "heads": lead.model.config.num_attention_heads,
             "labels": lead.model.config.vocab_size if uses_mlm else len(data.labels) or int(data.regression)}
@@ -249,8 +250,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
             args = training_arguments(stage_cfg, work / "checkpoints" / stage.name, metric, greater, has_dev)
             args.remove_unused_columns = False  # keep example_id for the cache
             cache_started = time.perf_counter()
-            caches = _caches(cfg, teachers, [teacher_sets["train"]] + [teacher_sets["train"]] * (len(teachers) - 1),
-                             plan, dims, args)
+            caches = _caches(cfg, teachers, [teacher_sets["train"]] * len(teachers), union_plan, dims, args)
             timings[stage.name] = {"cache_seconds": round(time.perf_counter() - cache_started, 2)}
             timer = EpochTimer()
             print(f"\nstage {i + 1}/{len(stages)}: {stage.name}, {epochs:g} epochs")
