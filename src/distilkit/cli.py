@@ -15,7 +15,8 @@ import sys
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from distilkit import __version__
-from distilkit.config import AugmentConfig, DistillConfig, EvaluateConfig, FinetuneConfig, PredictConfig
+from distilkit.config import (AugmentConfig, DistillConfig, EvaluateConfig, FinetuneConfig, MergeConfig,
+                              PredictConfig)
 from distilkit.errors import DistilkitError
 
 
@@ -39,6 +40,11 @@ def _one_line(message: str, parser: ArgumentParser) -> str:
         detail = " ".join(lines[1:])
         detail = re.sub(r"<class '(\w+)'>", r"\1", detail)
         detail = re.sub(r"a typing\.Literal\[(.*?)\]", lambda m: "one of " + m.group(1).replace("'", ""), detail)
+        if "Union subtypes" in detail:  # Optional[...] options: keep the non-None expectation and the value
+            expected = [e.strip() for e in re.findall(r"- Expected (.*?)(?= - Expected| Given value|$)", detail)
+                        if "NoneType" not in e]
+            given = re.search(r"Given value: (.*)$", detail)
+            detail = f"Expected {' or '.join(expected)}. Got value: {given.group(1) if given else '?'}"
         text = f"--{key.group(1)}: {detail}"
     unknown = re.findall(r"--[\w.-]+", text) if "nrecognized" in text else []
     hints = [h for h in (_suggest(opt, parser) for opt in unknown) if h]
@@ -109,6 +115,7 @@ COMMANDS = {
     "distill": (DistillConfig, "distil fine-tuned teacher(s) into a smaller student (writes a run folder)"),
     "augment": (AugmentConfig, "write an augmented copy of a data file (TinyBERT-style)"),
     "evaluate": (EvaluateConfig, "evaluate a saved model on a dataset"),
+    "merge": (MergeConfig, "fold a LoRA or BitFit adapter into its base model (plain model folder)"),
     "predict": (PredictConfig, "predict labels for texts (JSONL out)"),
 }
 
@@ -161,6 +168,10 @@ def run(argv: list[str]) -> object:
         from distilkit.distill.augment_cli import augment
 
         return augment(config)
+    if command == "merge":
+        from distilkit.adapters.merge import merge
+
+        return merge(config)
     if command == "evaluate":
         from distilkit.evaluate.evaluator import evaluate
 

@@ -107,7 +107,48 @@ class TrainOptions:
 
 
 @dataclass
-class FinetuneConfig(DataOptions, TrainOptions):
+class PeftOptions:
+    """Parameter-efficient training (the saved model is then the adapter alone, with a pointer to its base).
+
+    Args:
+        peft: Method: lora, prefix, prompt, ia3 (through the peft library), adapter (bottleneck), bitfit.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling alpha.
+        lora_dropout: LoRA dropout.
+        target_modules: Linear modules to adapt (LoRA, IA3), e.g. [query, value]; default: peft's choice per
+            architecture.
+        virtual_tokens: Number of virtual tokens (prefix, prompt).
+        adapter_size: Bottleneck size of adapters.
+        adapter_placement: pfeiffer (after the feed-forward block) or houlsby (after attention and feed-forward).
+    """
+
+    peft: Optional[Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]] = None
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    target_modules: Optional[list[str]] = None
+    virtual_tokens: int = 20
+    adapter_size: int = 64
+    adapter_placement: Literal["pfeiffer", "houlsby"] = "pfeiffer"
+
+
+@dataclass
+class MergeConfig:
+    """Fold a LoRA (or BitFit) adapter into its base model and save a plain model folder for deployment.
+
+    Args:
+        model: Adapter folder or run folder trained with --peft lora or --peft bitfit.
+        output: Folder for the merged model.
+        overwrite: Replace an existing output folder.
+    """
+
+    model: str = ""
+    output: str = ""
+    overwrite: bool = False
+
+
+@dataclass
+class FinetuneConfig(DataOptions, TrainOptions, PeftOptions):
     """Fine-tune an encoder (teacher or student) on labelled data and write a run folder.
 
     Args:

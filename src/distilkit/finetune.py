@@ -18,7 +18,7 @@ from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
-from distilkit.models import freeze, load_model, load_tokenizer, resolve_model
+from distilkit.models import ALIASES, freeze, load_model, load_tokenizer, resolve_model
 from distilkit.runs import RunFolder
 from distilkit.trainer_setup import (
     compute_metrics_fn,
@@ -46,6 +46,15 @@ def describe_data(data, truncated: dict, max_length: int) -> str:
     return "\n".join(lines)
 
 
+def base_pointer(given: str, resolved_path: str) -> str:
+    """How an adapter refers to its base: aliases and hub ids as given, folders as absolute paths."""
+    return str(Path(resolved_path).resolve()) if Path(resolved_path).is_dir() and given not in ALIASES else given
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
 def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; returns the finished run folder."""
     from transformers import EarlyStoppingCallback, Trainer, set_seed
@@ -63,9 +72,14 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
     set_seed(cfg.seed)
     model = load_model(model_path, data.task, data.labels, data.regression, cfg.dropout)
     frozen = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+    if cfg.peft:
+        from distilkit import adapters
+
+        model = adapters.apply(model, cfg, data.task)
     total, trainable = count_parameters(model)
     print(f"model: {cfg.model} — {total / 1e6:.2f}M parameters, {trainable / 1e6:.2f}M trainable"
-          + (f" ({frozen / 1e6:.2f}M frozen)" if frozen else ""), flush=True)
+          + (f" ({frozen / 1e6:.2f}M frozen)" if frozen else "")
+          + (f" — {cfg.peft}: {100 * trainable / total:.2f}% of the parameters train" if cfg.peft else ""), flush=True)
 
     metric, greater = metric_choice(data, cfg)
     has_dev = "dev" in encoded
@@ -99,7 +113,14 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
         elapsed = time.perf_counter() - started
 
         main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
-        trainer.save_model(str(work / "model"))
+        if cfg.peft:  # the adapter alone, with a pointer to its base
+            if main:
+                from distilkit import adapters
+
+                adapters.save_adapter(trainer.model, work / "model", cfg.peft, base_pointer(cfg.model, model_path),
+                                      data.task)
+        else:
+            trainer.save_model(str(work / "model"))
         if main:
             tokenizer.save_pretrained(str(work / "model"))
         metrics = {
@@ -110,6 +131,8 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
             "labels": data.labels,
             "parameters": total,
             "trainable_parameters": trainable,
+            "peft": cfg.peft,
+            "model_bytes": folder_bytes(work / "model"),
             "train": {
                 "loss": float(train_out.training_loss),
                 "epochs": float(trainer.state.epoch or 0),

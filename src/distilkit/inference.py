@@ -34,7 +34,17 @@ class TrainedModel:
 
 def load_trained(name_or_path: str) -> TrainedModel:
     """Load a fine-tuned model (folder or run folder) with its label map; refuse a model with no task head."""
+    from transformers.utils import logging as hf_logging
+
+    from distilkit import adapters
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter predict's JSONL terminal output
+    datasets.disable_progress_bars()
     path = resolve_model(name_or_path)
+
+    meta = adapters.read_meta(path)
+    if meta is not None:
+        return _load_with_adapter(path, meta)
     task = model_task(path)
     if task is None:
         raise DistilkitError(
@@ -45,14 +55,22 @@ def load_trained(name_or_path: str) -> TrainedModel:
     regression = config.get("problem_type") == "regression"
     id2label = config.get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)] if not regression else []
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter predict's JSONL terminal output
-    datasets.disable_progress_bars()
     tokenizer = load_tokenizer(path)
     model = load_model(path, task)
     model.eval()
     return TrainedModel(path, task, labels, regression, model, tokenizer)
+
+
+def _load_with_adapter(path: str, meta: dict) -> TrainedModel:
+    """Base model (with a head for the saved label map) + the adapter saved in `path`."""
+    from distilkit import adapters
+
+    regression = meta.get("problem_type") == "regression"
+    labels = [meta["id2label"][k] for k in sorted(meta["id2label"], key=int)] if not regression else []
+    base = load_model(resolve_model(meta["base"]), meta["task"], labels or None, regression)
+    model = adapters.load_adapter(base, path, meta["method"])
+    model.eval()
+    return TrainedModel(path, meta["task"], labels, regression, model, load_tokenizer(path))
 
 
 @torch.inference_mode()

@@ -37,7 +37,8 @@ def resolve_model(name_or_path: str) -> str:
     if path.is_dir():
         if (path / "model").is_dir() and not (path / "config.json").exists():
             path = path / "model"  # a distilkit run folder
-        if not (path / "config.json").exists():
+        is_adapter = (path / "distilkit_adapter.json").exists()
+        if not is_adapter and not (path / "config.json").exists():
             raise DistilkitError(f"{path}: model folder has no config.json; pass a folder saved by save_pretrained")
         if not any((path / f).exists() for f in TOKENIZER_FILES):
             raise DistilkitError(

@@ -1,0 +1,41 @@
+"""`distilkit merge`: fold a LoRA (or BitFit) adapter into its base and save a plain model folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from distilkit import adapters
+from distilkit.config import MergeConfig
+from distilkit.errors import DistilkitError
+from distilkit.inference import load_trained
+from distilkit.models import resolve_model
+
+
+def merge(cfg: MergeConfig) -> Path:
+    output = Path(cfg.output) if cfg.output else None
+    if output is None:
+        raise DistilkitError("no --output given: pass the folder for the merged model")
+    if output.exists() and not cfg.overwrite:
+        raise DistilkitError(f"{output}: already exists; pass --overwrite to replace it")
+    meta = adapters.read_meta(resolve_model(cfg.model))
+    if meta is None:
+        raise DistilkitError(f"{cfg.model}: not an adapter folder (no {adapters.META_FILE}); it is already a plain model")
+    method = adapters.get_method(meta["method"])
+    if method.merge is None:
+        raise DistilkitError(
+            f"{cfg.model}: a {meta['method']} adapter cannot be merged into the weights (only lora and bitfit can); "
+            "evaluate, predict and serve load base + adapter directly"
+        )
+    trained = load_trained(cfg.model)
+    merged = method.merge(trained.model)
+    tmp = output.parent / f".{output.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(str(tmp))
+    trained.tokenizer.save_pretrained(str(tmp))
+    if output.exists():
+        shutil.rmtree(output)
+    os.replace(tmp, output)
+    print(f"merged {meta['method']} adapter into {meta['base']} → {output} (a plain model folder)")
+    return output
