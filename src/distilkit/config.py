@@ -81,6 +81,10 @@ class TrainOptions:
         seed: Random seed for initialisation, shuffling and splits.
         logging_steps: Log training loss every N steps (TensorBoard and progress bar).
         threads: CPU threads for torch (default: torch's choice).
+        adversarial: Adversarial training on the word embeddings: fgm or pgd.
+        adversarial_epsilon: Size of the FGM perturbation / radius of the PGD ball.
+        pgd_steps: PGD inner steps.
+        pgd_alpha: PGD step size.
         resume: Continue an interrupted run in the same output folder from its last checkpoint.
         overwrite: Replace an existing finished run folder.
     """
@@ -102,6 +106,10 @@ class TrainOptions:
     seed: int = 42
     logging_steps: int = 10
     threads: Optional[int] = None
+    adversarial: Optional[Literal["fgm", "pgd"]] = None
+    adversarial_epsilon: float = 1.0
+    pgd_steps: int = 3
+    pgd_alpha: float = 0.3
     resume: bool = False
     overwrite: bool = False
 

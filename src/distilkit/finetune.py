@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from distilkit.adversarial import with_adversarial
 from distilkit.config import FinetuneConfig
 from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
@@ -92,7 +93,9 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
             if not has_dev:
                 raise DistilkitError("--early-stopping needs a dev split: pass --dev-file or a --split with a dev part")
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping))
-        trainer = Trainer(
+        trainer_class = with_adversarial(Trainer, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps,
+                                         cfg.pgd_alpha)
+        trainer = trainer_class(
             model=model,
             args=args,
             train_dataset=encoded["train"],

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilkit.adversarial import with_adversarial
 from distilkit.config import DistillConfig
 from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import collator_for, encode_rows
@@ -254,7 +255,9 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
             timings[stage.name] = {"cache_seconds": round(time.perf_counter() - cache_started, 2)}
             timer = EpochTimer()
             print(f"\nstage {i + 1}/{len(stages)}: {stage.name}, {epochs:g} epochs")
-            trainer = Distiller(
+            trainer_class = with_adversarial(Distiller, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps,
+                                             cfg.pgd_alpha)
+            trainer = trainer_class(
                 model=model, args=args, train_dataset=student_sets["train"],
                 eval_dataset=student_sets.get("dev") if has_dev else None,
                 data_collator=collator_for("sequence-classification" if cfg.general else data.task, tokenizer),

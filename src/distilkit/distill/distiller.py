@@ -80,6 +80,9 @@ class StudentWithProjections(nn.Module):
     def forward(self, **inputs):
         return self.student(**inputs)
 
+    def get_input_embeddings(self):
+        return self.student.get_input_embeddings()
+
 
 def make_projections(plan: LossPlan, student_width: int, teacher_width: int) -> nn.ModuleDict:
     """One Linear per mapped hidden state when widths differ (TinyBERT's W_h, W_e); none when equal."""
