@@ -116,3 +116,23 @@ def test_merge_refuses_non_lora_adapters(tiny_model, tmp_path, capsys):
         main(["merge", "--model", str(tmp_path / "p"), "--output", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert "a prompt adapter cannot be merged" in err and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("method,recipe", [("lora", "distilbert"), ("bitfit", "kd")])
+def test_distill_into_a_pretrained_student_with_peft(topic_run, topic_data, tiny_model, tmp_path, capsys, monkeypatch,
+                                                     method, recipe):
+    monkeypatch.setenv("DISTILKIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "peft-student"
+    main(["distill", "--teacher", str(topic_run), "--data", str(topic_data), "--student", str(tiny_model), "--recipe",
+          recipe, "--peft", method, "--output", str(out), "--epochs", "1", "--batch-size", "16"])
+    assert (out / "model" / "distilkit_adapter.json").exists()
+    capsys.readouterr()
+    main(["predict", "--model", str(out), "the band played a song"])
+    assert json.loads(capsys.readouterr().out)["label"] in {"food", "music", "sport"}
+
+
+def test_distill_peft_needs_a_pretrained_student(topic_run, topic_data, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["distill", "--teacher", str(topic_run), "--data", str(topic_data), "--student", "1", "--peft", "lora",
+              "--output", str(tmp_path / "x")])
+    assert "needs a pretrained student" in capsys.readouterr().err

@@ -170,7 +170,7 @@ class FinetuneConfig(DataOptions, TrainOptions, PeftOptions):
 
 
 @dataclass
-class DistillConfig(DataOptions, TrainOptions):
+class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     """Distil one or more fine-tuned teachers into a smaller student and write a run folder.
 
     Args:

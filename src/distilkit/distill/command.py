@@ -154,6 +154,20 @@ def _evaluate_pair(student, teacher, student_ds, teacher_ds, data, tokenizer, te
     return out
 
 
+def _peft_student(cfg: DistillConfig, student, task: str, logits_only: bool):
+    """Wrap a pretrained student with a PEFT method (its adapter is what gets saved)."""
+    from distilkit import adapters
+
+    if cfg.general or not resolve_is_pretrained(cfg.student):
+        raise DistilkitError(
+            "--peft in distill needs a pretrained student (--student FOLDER or hub id) on a task: an adapter must "
+            "point to a base model that exists outside this run"
+        )
+    if cfg.peft in ("prefix", "prompt") and not logits_only:
+        raise DistilkitError(f"--peft {cfg.peft} changes the attention inputs; use it with logit KD only (--recipe kd)")
+    return adapters.apply(student, cfg, task)
+
+
 def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     run = RunFolder(cfg.output, overwrite=cfg.overwrite, resume=cfg.resume)
     run.check()
@@ -185,6 +199,8 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     layer_map = build_layer_map(cfg.layer_map or recipe.layer_map, len(encoder_layers(student)),
                                 len(encoder_layers(lead.model)))
     checks.check_heads(student, lead.model, "attention_mse" in weights_all)
+    if cfg.peft:
+        student = _peft_student(cfg, student, data.task, logits_only)
     total, _ = count_parameters(student)
     teacher_total, _ = count_parameters(lead.model)
     print(f"teacher: {lead.path} — {teacher_total / 1e6:.2f}M parameters" + (f" (+{len(teachers) - 1} more)" if len(teachers) > 1 else ""))
@@ -279,7 +295,14 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
         if not main:
             return run.final
-        student.save_pretrained(str(work / "model"))
+        if cfg.peft:  # the adapter alone, pointing to the pretrained student it was trained on
+            from distilkit import adapters
+            from distilkit.finetune import base_pointer
+
+            adapters.save_adapter(student, work / "model", cfg.peft, base_pointer(cfg.student, resolve_model(cfg.student)),
+                                  data.task)
+        else:
+            student.save_pretrained(str(work / "model"))
         tokenizer.save_pretrained(str(work / "model"))
         metrics = {"teacher": cfg.teacher, "student": cfg.student, "student_built": how, "recipe": cfg.recipe,
                    "stages": [{"name": s.name, "weights": s.weights} for s in stages], "data": data.name,
