@@ -141,6 +141,23 @@ class PeftOptions:
 
 
 @dataclass
+class ContinualOptions:
+    """Continual learning: continue a finished run on new data without forgetting the old task.
+
+    Args:
+        continue_from: A finished finetune run folder to continue from (its model; new labels extend its map).
+        preserve: kd = Learning without Forgetting: distil the previous model's old-label outputs on the new inputs.
+        preserve_weight: Weight λ of the preserving KD term.
+        replay: Mix this many stored examples of the old training data (from the run's data_sample/) into training.
+    """
+
+    continue_from: Optional[str] = None
+    preserve: Optional[Literal["kd"]] = None
+    preserve_weight: float = 1.0
+    replay: int = 0
+
+
+@dataclass
 class MergeConfig:
     """Fold a LoRA (or BitFit) adapter into its base model and save a plain model folder for deployment.
 
@@ -156,7 +173,7 @@ class MergeConfig:
 
 
 @dataclass
-class FinetuneConfig(DataOptions, TrainOptions, PeftOptions):
+class FinetuneConfig(DataOptions, TrainOptions, PeftOptions, ContinualOptions):
     """Fine-tune an encoder (teacher or student) on labelled data and write a run folder.
 
     Args:

@@ -8,6 +8,7 @@ renamed into place only when the model, metrics and config are written.
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from pathlib import Path
 
@@ -56,6 +57,39 @@ def folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
 
 
+def continual_before(cfg: FinetuneConfig, previous, data) -> dict:
+    """Check --continue-from data, add --replay rows, and measure the previous model on old and new test data."""
+    from distilkit import continual
+
+    if data.task != previous.task:
+        raise DistilkitError(f"--continue-from {cfg.continue_from}: that run is {previous.task}, the new data is "
+                             f"{data.task}; continue a run of the same task")
+    old_test = continual.read_sample(Path(cfg.continue_from), "test")
+    if cfg.replay:
+        old_train = continual.read_sample(Path(cfg.continue_from), "train")
+        data.splits["train"] = data.splits["train"] + random.Random(cfg.seed).sample(old_train, min(cfg.replay, len(old_train)))
+        print(f"replay: {min(cfg.replay, len(old_train))} old training examples mixed in", flush=True)
+    new_test = data.splits.get("test", [])
+    acc = lambda rows: continual.accuracy(previous.model, previous.tokenizer, rows, data.task, previous.labels,
+                                          cfg.max_length)
+    return {"old_test": old_test, "old_task_before": acc(old_test), "new_task_before": acc(new_test)}
+
+
+def continual_after(cfg: FinetuneConfig, before: dict, model, tokenizer, data) -> dict:
+    from distilkit import continual
+
+    acc = lambda rows: continual.accuracy(model, tokenizer, rows, data.task, data.labels, cfg.max_length)
+    out = {"old_task": {"before": before["old_task_before"], "after": acc(before["old_test"]),
+                        "examples": len(before["old_test"])},
+           "new_task": {"before": before["new_task_before"], "after": acc(data.splits.get("test", [])),
+                        "examples": len(data.splits.get("test", []))},
+           "preserve": cfg.preserve, "replay": cfg.replay}
+    out["old_task"]["forgetting"] = out["old_task"]["before"] - out["old_task"]["after"]
+    print(f"continual: old task {100 * out['old_task']['before']:.1f}% → {100 * out['old_task']['after']:.1f}%, "
+          f"new task {100 * out['new_task']['before']:.1f}% → {100 * out['new_task']['after']:.1f}%", flush=True)
+    return out
+
+
 def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; returns the finished run folder."""
     from transformers import EarlyStoppingCallback, Trainer, set_seed
@@ -64,14 +98,29 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
     run.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model_path = resolve_model(cfg.model)
-    data = load_task_data(cfg, seed=cfg.seed, for_training=True)
+    previous = None
+    if cfg.continue_from:
+        from distilkit import continual
+
+        previous = continual.load_previous(cfg.continue_from)
+        model_path = previous.path
+        if (Path(model_path) / "distilkit_adapter.json").exists():
+            raise DistilkitError(f"--continue-from {cfg.continue_from}: an adapter run; merge it first (distilkit merge)")
+        print(f"continuing from {cfg.continue_from} ({len(previous.labels)} labels)", flush=True)
+    else:
+        model_path = resolve_model(cfg.model)
+    data = load_task_data(cfg, seed=cfg.seed, for_training=True,
+                          known_labels=previous.labels if previous is not None else None)
+    if previous is not None:
+        before = continual_before(cfg, previous, data)
     tokenizer = load_tokenizer(model_path)
     encoded, truncated = encode_splits(data, tokenizer, cfg.max_length)
     print(describe_data(data, truncated, cfg.max_length), flush=True)
 
     set_seed(cfg.seed)
     model = load_model(model_path, data.task, data.labels, data.regression, cfg.dropout)
+    if previous is not None:
+        continual.keep_old_head_rows(model, previous.model, len(previous.labels))
     frozen = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     if cfg.peft:
         from distilkit import adapters
@@ -95,6 +144,9 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping))
         trainer_class = with_adversarial(Trainer, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps,
                                          cfg.pgd_alpha)
+        if previous is not None and cfg.preserve == "kd":
+            trainer_class = continual.with_preserve(trainer_class, previous.model, len(previous.labels),
+                                                    cfg.preserve_weight, 2.0, data.task == "token-classification")
         trainer = trainer_class(
             model=model,
             args=args,
@@ -152,7 +204,12 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
                 metrics[split] = full_metrics(trainer, encoded[split], data)  # collective: every rank runs it
                 if main and not data.regression:
                     plot_confusion_matrix(metrics[split], work / f"confusion_matrix_{split}.png", f"{data.name} {split}")
+        if previous is not None:
+            metrics["continual"] = continual_after(cfg, before, trainer.model, tokenizer, data)
         if main:
+            from distilkit.continual import save_data_sample
+
+            save_data_sample(work, data, cfg.seed)
             run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))
     except DistilkitError:
         run.abort()

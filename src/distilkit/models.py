@@ -87,8 +87,7 @@ def load_model(path: str, task: str, labels: list[str] | None = None, regression
     kwargs = {}
     if labels is not None or regression:
         names = labels if not regression else ["score"]
-        kwargs = dict(
-            num_labels=len(names),
+        kwargs = dict(  # num_labels follows from id2label (passing both warns when a saved map differs)
             id2label=dict(enumerate(names)),
             label2id={n: i for i, n in enumerate(names)},
         )

@@ -191,7 +191,7 @@ def decide_regression(train_rows: list[dict], forced: bool | None) -> bool:
     return all(_is_number(v) for v in labels) and any(not float(v).is_integer() for v in labels)
 
 
-def build_labels(task: str, train_rows: list[dict], source: str) -> list[str]:
+def build_labels(task: str, train_rows: list[dict], source: str, known: list[str] | None = None) -> list[str]:
     """The label map, from the training split only: numeric labels sort as numbers, others alphabetically."""
     if task == TOK:
         values = sorted({t for r in train_rows for t in r["tags"]})
@@ -202,6 +202,8 @@ def build_labels(task: str, train_rows: list[dict], source: str) -> list[str]:
     elif "O" in values:  # BIO tag sets read best with O first
         values.remove("O")
         values.insert(0, "O")
+    if known is not None:  # continual learning: old ids stay, new labels are appended in sorted order
+        return list(known) + [v for v in values if v not in known]
     if len(values) < 2:
         what = "tag" if task == TOK else "class"
         raise DistilkitError(
@@ -264,7 +266,8 @@ def split_rows(rows: list[dict], fractions: tuple[float, ...], seed: int, strati
     return parts
 
 
-def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True) -> TaskData:
+def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True,
+                   known_labels: list[str] | None = None) -> TaskData:
     """Read, normalise, split and check the data named by `opts`.
 
     For training, missing dev/test splits are carved from train with `--split`. For evaluation, a single file
@@ -287,7 +290,7 @@ def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True)
             splits["test"] = rows
     data = TaskData(name=name, task=task, regression=False, labels=[], splits=splits, is_pair=is_pair)
     if for_training:
-        _prepare_training_splits(data, opts, seed)
+        _prepare_training_splits(data, opts, seed, known_labels)
     for split, rows in data.splits.items():
         limit = opts.max_train_samples if split == "train" else opts.max_eval_samples
         if limit and len(rows) > limit:
@@ -295,7 +298,7 @@ def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True)
     return data
 
 
-def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int) -> None:
+def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int, known_labels=None) -> None:
     if "train" not in data.splits:
         raise DistilkitError(f"{data.name}: no training split; pass --train-file or a --data with training rows")
     train = data.splits["train"]
@@ -315,7 +318,7 @@ def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int) -> No
             if part:
                 data.splits[s] = part
     if not data.regression:
-        data.labels = build_labels(data.task, data.splits["train"], source)
+        data.labels = build_labels(data.task, data.splits["train"], source, known_labels)
         for split in ("dev", "test"):
             if split in data.splits:
                 check_known_labels(data.task, data.splits[split], data.labels, split)
