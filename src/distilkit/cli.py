@@ -16,7 +16,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from distilkit import __version__
 from distilkit.config import (AugmentConfig, DistillConfig, EvaluateConfig, FinetuneConfig, MergeConfig,
-                              PredictConfig)
+                              PredictConfig, SearchConfig)
 from distilkit.errors import DistilkitError
 
 
@@ -115,6 +115,7 @@ COMMANDS = {
     "distill": (DistillConfig, "distil fine-tuned teacher(s) into a smaller student (writes a run folder)"),
     "augment": (AugmentConfig, "write an augmented copy of a data file (TinyBERT-style)"),
     "evaluate": (EvaluateConfig, "evaluate a saved model on a dataset"),
+    "search": (SearchConfig, "hyper-parameter search over finetune or distill options (Optuna)"),
     "merge": (MergeConfig, "fold a LoRA or BitFit adapter into its base model (plain model folder)"),
     "predict": (PredictConfig, "predict labels for texts (JSONL out)"),
 }
@@ -168,6 +169,10 @@ def run(argv: list[str]) -> object:
         from distilkit.distill.augment_cli import augment
 
         return augment(config)
+    if command == "search":
+        from distilkit.search import search
+
+        return search(config)
     if command == "merge":
         from distilkit.adapters.merge import merge
 

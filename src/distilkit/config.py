@@ -158,6 +158,33 @@ class ContinualOptions:
 
 
 @dataclass
+class SearchConfig:
+    """Hyper-parameter search over finetune or distill options (Optuna TPE); writes best.yaml and trials.csv.
+
+    Args:
+        command: Which command to tune.
+        base: YAML file with the fixed options of every trial (model/teacher, data, ...).
+        options: Fixed options given inline, e.g. {model: minilm-l6, data: bbc-news} (override --base).
+        space: Option → [low, high] or {choices: [...]}, e.g. {lr: [1e-5, 1e-3], epochs: [1, 3]}.
+        trials: Number of trials (the budget).
+        metric: Dev metric to optimise (default: accuracy; mse for regression).
+        seed: Seed of the sampler.
+        output: Folder for the trials, best.yaml and trials.csv.
+        overwrite: Replace a finished search in --output.
+    """
+
+    command: Literal["finetune", "distill"] = "finetune"
+    base: Optional[str] = None
+    options: Optional[dict] = None
+    space: Optional[dict] = None
+    trials: int = 10
+    metric: Optional[str] = None
+    seed: int = 42
+    output: str = "runs/search"
+    overwrite: bool = False
+
+
+@dataclass
 class MergeConfig:
     """Fold a LoRA (or BitFit) adapter into its base model and save a plain model folder for deployment.
 
