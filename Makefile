@@ -37,12 +37,14 @@ demo: install
 	@echo "$$ distilkit predict --model $(DEMO_RUN) 'Shares rose after the bank reported record profits'"
 	@$(VENV)/bin/distilkit predict --model $(DEMO_RUN) "Shares rose after the bank reported record profits"
 
-# Long benchmark runs (about 1.5 hours on 2 CPU cores); results land in benchmarks/results/*.json.
+# Long benchmark runs (about 2.5 hours on 2 CPU cores); results land in benchmarks/results/*.json.
 bench: install
 	$(PY) benchmarks/finetune_builtin.py
 	$(PY) benchmarks/distill_builtin.py
 	$(PY) benchmarks/distill_cache.py
 	$(PY) benchmarks/augment_speed.py
+	$(PY) benchmarks/peft_methods.py
+	$(PY) benchmarks/continual.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
