@@ -34,7 +34,7 @@ class CacheSpec:
     qkv: tuple[int, ...] = ()
     logits: bool = True  # False for a bare encoder (general distillation without an MLM head)
 
-    def names(self, token_level: bool) -> list[str]:
+    def names(self) -> list[str]:
         out = ["logits"] if self.logits else []
         out += [f"hidden_{i}" for i in self.hidden] + [f"scores_{i}" for i in self.scores]
         return out + [f"{p}_{i}" for i in self.qkv for p in "qkv"]
@@ -78,7 +78,7 @@ def _per_example_sizes(name: str, lengths: np.ndarray, dims: dict) -> np.ndarray
 
 def estimate_bytes(spec: CacheSpec, lengths: np.ndarray, dims: dict) -> dict[str, int]:
     """float16 bytes per stored output, before anything is computed (printed for the user)."""
-    return {n: int(_per_example_sizes(n, lengths, dims).sum()) * 2 for n in spec.names(dims["token_level"])}
+    return {n: int(_per_example_sizes(n, lengths, dims).sum()) * 2 for n in spec.names()}
 
 
 class TeacherCache:
@@ -125,7 +125,7 @@ def build_cache(teacher, dataset, collator, spec: CacheSpec, folder: Path, batch
     from tqdm.auto import tqdm
 
     lengths = np.asarray([len(x) for x in dataset["input_ids"]], dtype=np.int64)
-    names = spec.names(dims["token_level"])
+    names = spec.names()
     tmp = folder.parent / f".{folder.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -25,7 +25,7 @@ from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjecti
 from distilkit.distill.general import load_general_teacher, read_raw_text
 from distilkit.distill.layer_map import build_layer_map
 from distilkit.distill.recipes import RECIPES, default_relation_heads, resolve_stages
-from distilkit.distill.students import build_student
+from distilkit.distill.students import build_student, is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
@@ -115,7 +115,7 @@ def _caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
         print(f"teacher cache: intermediate outputs would take {total_gb:.2f} GB (> --cache-max-gb "
               f"{cfg.cache_max_gb}); caching logits only, the teacher runs live for the rest")
         spec = CacheSpec(logits=has_logits)
-    if not spec.names(dims["token_level"]):
+    if not spec.names():
         return []
     caches = []
     for k, (teacher, dataset) in enumerate(zip(teachers, teacher_sets)):
@@ -127,7 +127,7 @@ def _caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
                 print(f"teacher cache: reusing {folder}")
                 caches.append(TeacherCache(folder))
             else:
-                print(f"teacher cache: computing {', '.join(this_spec.names(dims['token_level']))} "
+                print(f"teacher cache: computing {', '.join(this_spec.names())} "
                       f"({gb:.3f} GB, fp16) into {folder}")
                 teacher.model.to(args.device)
                 caches.append(build_cache(teacher.model, dataset, collator_for(
@@ -158,7 +158,7 @@ def _peft_student(cfg: DistillConfig, student, task: str, logits_only: bool):
     """Wrap a pretrained student with a PEFT method (its adapter is what gets saved)."""
     from distilkit import adapters
 
-    if cfg.general or not resolve_is_pretrained(cfg.student):
+    if cfg.general or not is_pretrained_spec(cfg.student):
         raise DistilkitError(
             "--peft in distill needs a pretrained student (--student FOLDER or hub id) on a task: an adapter must "
             "point to a base model that exists outside this run"
@@ -183,14 +183,14 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     logits_only = weights_all <= {"ce", "kd"}
     data = _prepare_data(cfg, lead)
 
-    if cfg.general and resolve_is_pretrained(cfg.student):
+    if cfg.general and is_pretrained_spec(cfg.student):
         from transformers import AutoModel
 
         student, how = AutoModel.from_pretrained(resolve_model(cfg.student)), f"pretrained {cfg.student}"
     else:
         student, how = build_student(cfg.student, lead.model, data.task, cfg.seed)
     tokenizer = lead.tokenizer
-    if resolve_is_pretrained(cfg.student):
+    if is_pretrained_spec(cfg.student):
         tokenizer = load_tokenizer(resolve_model(cfg.student))
     separate = checks.check_tokenizers(lead.tokenizer, tokenizer, cfg.separate_tokenization, logits_only, data.task)
     if separate and not cfg.cache:
@@ -222,8 +222,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     warning = None
     if not cfg.general:
         check_split = "dev" if "dev" in teacher_sets else "train"
-        quality = checks.teacher_quality(lead, teacher_sets[check_split].remove_columns(
-            [c for c in ("example_id",) if c in teacher_sets[check_split].column_names]), data)
+        quality = checks.teacher_quality(lead, teacher_sets[check_split], data)  # extra columns are ignored
         warning = checks.check_teacher_trained(lead, quality, check_split, cfg.force)
         if warning:
             print(f"WARNING: {warning}")
@@ -249,7 +248,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     work = run.prepare()
     try:
         metric, greater = metric_choice(data, cfg) if not cfg.general else ("loss", False)
-        started, timings = time.perf_counter(), {}
+        started, timings, caches = time.perf_counter(), {}, None
         for i, stage in enumerate(stages):
             plan = LossPlan(stage.weights, **plan_common)
             final = i == len(stages) - 1
@@ -267,7 +266,11 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
             args = training_arguments(stage_cfg, work / "checkpoints" / stage.name, metric, greater, has_dev)
             args.remove_unused_columns = False  # keep example_id for the cache
             cache_started = time.perf_counter()
-            caches = _caches(cfg, teachers, [teacher_sets["train"]] * len(teachers), union_plan, dims, args)
+            if caches is None:  # built (or found) once: the union plan covers every stage
+                caches = _caches(cfg, teachers, [teacher_sets["train"]] * len(teachers), union_plan, dims, args)
+            else:
+                for cache in caches:
+                    print(f"teacher cache: reusing {cache.folder}")
             timings[stage.name] = {"cache_seconds": round(time.perf_counter() - cache_started, 2)}
             timer = EpochTimer()
             print(f"\nstage {i + 1}/{len(stages)}: {stage.name}, {epochs:g} epochs")
@@ -334,9 +337,3 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     print(f"\nrun folder: {final_dir} (student model in {final_dir / 'model'})")
     return final_dir
 
-
-def resolve_is_pretrained(spec: str) -> bool:
-    from distilkit.distill.students import SIZE_SPEC
-
-    spec = str(spec).strip()
-    return not (SIZE_SPEC.match(spec) or spec.isdigit() or spec.startswith("layers:") or spec == "half")

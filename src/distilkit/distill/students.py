@@ -24,6 +24,12 @@ from distilkit.models import encoder_layers, load_model, resolve_model
 SIZE_SPEC = re.compile(r"^(\d+)L-(\d+)H(?:-(\d+)A)?(?:-(\d+)F)?$", re.IGNORECASE)
 
 
+def is_pretrained_spec(spec: str) -> bool:
+    """True when --student names a model folder or hub id rather than a spec built from the teacher."""
+    spec = str(spec).strip()
+    return not (SIZE_SPEC.match(spec) or spec.isdigit() or spec.startswith("layers:") or spec == "half")
+
+
 def uniform_layers(teacher_layers: int, n: int) -> list[int]:
     """n teacher layers spread evenly from the bottom: every k-th when k = L/n is whole (0,2,4 of 6)."""
     if not 0 < n <= teacher_layers:
