@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from distilkit.cli import quiet_library_logs
+
+quiet_library_logs()  # as the CLI does before anything imports torchao (tests import transformers first)
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -138,3 +142,28 @@ def topic_run(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="session")
 def topic_data(topic_run) -> Path:
     return topic_run.parent.parent / "topics.csv"
+
+
+def run_cli(args, capsys=None):
+    """Run `distilkit args...`; return (exit code, stdout, stderr)."""
+    from distilkit.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr() if capsys else ("", "")
+    return code, out, err
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _teacher_cache_in_tmp(tmp_path_factory):
+    """No test writes the teacher cache into the user's home (distill also runs inside prune's recovery)."""
+    old = os.environ.get("DISTILKIT_CACHE")
+    os.environ["DISTILKIT_CACHE"] = str(tmp_path_factory.mktemp("teacher-cache-default"))
+    yield
+    if old is None:
+        os.environ.pop("DISTILKIT_CACHE", None)
+    else:
+        os.environ["DISTILKIT_CACHE"] = old

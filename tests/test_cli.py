@@ -6,19 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, ner_sentences, topic_rows, write_conll, write_csv
+from conftest import FAST, ner_sentences, run_cli, topic_rows, write_conll, write_csv
 
 from distilkit.cli import main
-
-def run_cli(args, capsys=None):
-    """Run `distilkit args...`; return (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr() if capsys else ("", "")
-    return code, out, err
 
 
 def test_finetune_learns_and_writes_a_run_folder(topic_run):

@@ -17,6 +17,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from distilkit import __version__
 from distilkit.config import (AugmentConfig, DistillConfig, EvaluateConfig, FinetuneConfig, MergeConfig,
                               PredictConfig, SearchConfig)
+from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig
 from distilkit.errors import DistilkitError
 
 
@@ -118,6 +119,9 @@ COMMANDS = {
     "search": (SearchConfig, "hyper-parameter search over finetune or distill options (Optuna)"),
     "merge": (MergeConfig, "fold a LoRA or BitFit adapter into its base model (plain model folder)"),
     "predict": (PredictConfig, "predict labels for texts (JSONL out)"),
+    "prune": (PruneConfig, "remove attention heads, FFN neurons or weights (writes a run folder)"),
+    "export": (ExportConfig, "export a model to ONNX, checked against PyTorch (ONNX folder)"),
+    "quantize": (QuantizeConfig, "int8-quantize a model (ONNX Runtime dynamic/static, or torchao)"),
 }
 
 
@@ -154,41 +158,46 @@ def parse(argv: list[str]) -> tuple[str, object, dict]:
     return command, config, dataclasses.asdict(config)
 
 
+# command → (module, function); commands that write a run folder also get the resolved options for config.yaml
+RUNNERS = {
+    "finetune": ("distilkit.finetune", "finetune"),
+    "distill": ("distilkit.distill.command", "distill"),
+    "augment": ("distilkit.distill.augment_cli", "augment"),
+    "search": ("distilkit.search", "search"),
+    "merge": ("distilkit.adapters.merge", "merge"),
+    "evaluate": ("distilkit.evaluate.evaluator", "evaluate"),
+    "predict": ("distilkit.predict", "predict"),
+    "prune": ("distilkit.compress.prune", "prune"),
+    "export": ("distilkit.compress.export", "export"),
+    "quantize": ("distilkit.compress.quantize", "quantize"),
+}
+WITH_RESOLVED = ("finetune", "distill", "prune")
+
+
 def run(argv: list[str]) -> object:
     """Parse and run one command; raises DistilkitError for user errors."""
+    import importlib
+
     command, config, resolved = parse(argv)
-    if command == "finetune":
-        from distilkit.finetune import finetune
+    module, function = RUNNERS[command]
+    runner = getattr(importlib.import_module(module), function)
+    return runner(config, resolved) if command in WITH_RESOLVED else runner(config)
 
-        return finetune(config, resolved)
-    if command == "distill":
-        from distilkit.distill.command import distill
 
-        return distill(config, resolved)
-    if command == "augment":
-        from distilkit.distill.augment_cli import augment
+def quiet_library_logs() -> None:
+    """Silence import-time noise that says nothing to a distilkit user: transformers imports torchao when it is
+    installed, and torchao logs its missing CUDA kernels and a torch deprecation at import."""
+    import logging
 
-        return augment(config)
-    if command == "search":
-        from distilkit.search import search
-
-        return search(config)
-    if command == "merge":
-        from distilkit.adapters.merge import merge
-
-        return merge(config)
-    if command == "evaluate":
-        from distilkit.evaluate.evaluator import evaluate
-
-        return evaluate(config)
-    from distilkit.predict import predict
-
-    return predict(config)
+    for name in ("torchao", "torch.utils._pytree"):
+        # a filter, not setLevel: torch's logging setup resets the levels of its loggers later
+        logging.getLogger(name).addFilter(lambda record: record.levelno >= logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_library_logs()
     if not argv:
         build_parser().print_help()
         sys.exit(2)

@@ -1,16 +1,19 @@
 """Loading a trained model for inference and running it in length-sorted batches.
 
-Shared by `evaluate` and `predict` (and later the server), so both see exactly the same model outputs.
+Shared by `evaluate` and `predict` (and the server), so both see exactly the same model outputs. A model is a
+torch model or an exported ONNX folder (run by ONNX Runtime); both give the same logits to `run_batches`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
 
+from distilkit.compress.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.errors import DistilkitError
 from distilkit.models import load_model, load_tokenizer, model_task, read_config_dict, resolve_model
 
@@ -40,6 +43,8 @@ def load_trained(name_or_path: str) -> TrainedModel:
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter predict's JSONL terminal output
     datasets.disable_progress_bars()
+    if is_onnx_folder(name_or_path):
+        return _load_onnx(Path(name_or_path))
     path = resolve_model(name_or_path)
 
     meta = adapters.read_meta(path)
@@ -73,6 +78,23 @@ def _load_with_adapter(path: str, meta: dict) -> TrainedModel:
     return TrainedModel(path, meta["task"], labels, regression, model, load_tokenizer(path))
 
 
+def _load_onnx(folder: Path) -> TrainedModel:
+    """An exported (or quantized) ONNX folder, run by ONNX Runtime; label map and tokenizer from beside it."""
+    meta = read_meta(folder)
+    labels = list(meta.get("labels") or [])
+    return TrainedModel(str(folder), meta["task"], labels, bool(meta.get("regression")), OnnxClassifier(folder),
+                        load_tokenizer(str(folder)))
+
+
+def model_logits(model, batch: dict) -> np.ndarray:
+    """Logits of one padded batch from a torch model or an `OnnxClassifier`, as float32 numpy."""
+    if isinstance(model, OnnxClassifier):
+        return model.logits({k: v.numpy() for k, v in batch.items()})
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    return model(**batch).logits.float().cpu().numpy()
+
+
 @torch.inference_mode()
 def run_batches(model, dataset, collator, batch_size: int) -> list[np.ndarray]:
     """Logits for every example of a tokenized dataset, in the dataset's order.
@@ -83,12 +105,10 @@ def run_batches(model, dataset, collator, batch_size: int) -> list[np.ndarray]:
     features = [dataset[i] for i in range(len(dataset))]
     order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
     outputs: list[np.ndarray | None] = [None] * len(features)
-    device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = collator([{k: v for k, v in features[i].items() if k in MODEL_INPUTS} for i in idx])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**batch).logits.float().cpu().numpy()
+        logits = model_logits(model, batch)
         for row, i in enumerate(idx):
             outputs[i] = logits[row, : len(features[i]["input_ids"])] if logits.ndim == 3 else logits[row]
     return outputs

@@ -80,8 +80,12 @@ def load_tokenizer(path: str):
         raise DistilkitError(f"{path}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
 
 
-def load_model(path: str, task: str, labels: list[str] | None = None, regression: bool = False, dropout=None):
-    """Load a model with a task head. With `labels`, the head is (re)built for that label map."""
+def load_model(path: str, task: str, labels: list[str] | None = None, regression: bool = False, dropout=None,
+               **load_options):
+    """Load a model with a task head. With `labels`, the head is (re)built for that label map.
+
+    Structurally pruned models (`config.distilkit_pruning`) are built at their pruned shapes; `load_options`
+    go to `from_pretrained` (e.g. a quantization_config)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     kwargs = {}
@@ -100,9 +104,13 @@ def load_model(path: str, task: str, labels: list[str] | None = None, regression
     if dropout is not None:
         set_dropout(config, dropout)
     auto = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
+    if getattr(config, "distilkit_pruning", None):
+        from distilkit.compress.pruned_modeling import pruned_class
+
+        auto = pruned_class(auto._model_mapping[type(config)])
     try:
         # a head whose size differs from a saved one (another label set) is re-initialised, not an error
-        return auto.from_pretrained(path, config=config, ignore_mismatched_sizes=labels is not None)
+        return auto.from_pretrained(path, config=config, ignore_mismatched_sizes=labels is not None, **load_options)
     except (OSError, ValueError) as err:
         raise DistilkitError(f"{path}: cannot load the model ({str(err).splitlines()[0]})") from None
 

@@ -32,34 +32,53 @@ def predictions_and_labels(logits: list, dataset, task: str, regression: bool):
     return np.asarray([x.argmax(-1) for x in logits]), np.asarray(dataset["labels"])
 
 
-def evaluate(cfg: EvaluateConfig) -> dict:
-    """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files."""
-    trained = load_trained(cfg.model)
-    data = load_task_data(cfg, for_training=False)
+def split_rows_for(trained, opts, split_name: str, as_in_training: bool = False):
+    """The rows of one split of the data named by `opts`, checked against the model's task and labels.
+
+    A single data file without splits is used whole, unless `as_in_training`: then dev/test are carved from it
+    with --split and the default seed exactly as `finetune` did (so "dev" means the run's own dev split).
+    Returns (TaskData, split actually used, rows)."""
+    if as_in_training:
+        data = load_task_data(opts, for_training=True, known_labels=trained.labels or None)
+    else:
+        data = load_task_data(opts, for_training=False)
     if data.task != trained.task:
         raise DistilkitError(
             f"{data.name}: this is {data.task} data but {trained.path} is a {trained.task} model; "
-            f"evaluate it on {trained.task} data (or pass --task if the data was misdetected)"
+            f"use {trained.task} data (or pass --task if the data was misdetected)"
         )
-    split = cfg.eval_split if cfg.eval_split in data.splits else None
+    split = split_name if split_name in data.splits else None
     if split is None:
         if len(data.splits) == 1:
             split = next(iter(data.splits))
         else:
-            raise DistilkitError(f"{data.name}: no {cfg.eval_split!r} split; it has {', '.join(data.splits)}")
+            raise DistilkitError(f"{data.name}: no {split_name!r} split; it has {', '.join(data.splits)}")
     rows = data.splits[split]
     data.regression, data.labels = trained.regression, trained.labels
+    finalise_labels(data.task, trained.regression, rows)
     if not trained.regression:
-        finalise_labels(data.task, False, rows)
         check_known_labels(data.task, rows, trained.labels, split)
-    else:
-        finalise_labels(data.task, True, rows)
-    dataset, truncated = encode_rows(rows, data.task, trained.tokenizer, cfg.max_length, trained.label2id,
+    return data, split, rows
+
+
+def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int):
+    """Metrics of a loaded model (torch or ONNX) on rows of its task; also returns the per-example logits."""
+    dataset, truncated = encode_rows(rows, data.task, trained.tokenizer, max_length, trained.label2id,
                                      trained.regression)
-    logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), cfg.batch_size)
+    logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), batch_size)
     preds, labels = predictions_and_labels(logits, dataset, data.task, trained.regression)
     metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
-    metrics.update(model=trained.path, data=data.name, split=split, truncated=truncated)
+    metrics.update(model=trained.path, data=data.name, truncated=truncated)
+    return metrics, logits
+
+
+def evaluate(cfg: EvaluateConfig) -> dict:
+    """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files."""
+    trained = load_trained(cfg.model)
+    data, split, rows = split_rows_for(trained, cfg, cfg.eval_split)
+    metrics, _ = score_rows(trained, data, rows, cfg.max_length, cfg.batch_size)
+    metrics["split"] = split
+    truncated = metrics["truncated"]
 
     title = f"{cfg.model} on {data.name} ({split}, {len(rows)} examples, {truncated} truncated)"
     table = format_table(metrics, title=title)

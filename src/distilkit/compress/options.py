@@ -1,0 +1,103 @@
+"""Options of `distilkit prune`, `export` and `quantize` (kept beside the code they configure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from distilkit.config import DataOptions
+
+
+@dataclass
+class ExportConfig(DataOptions):
+    """Export a fine-tuned model to ONNX (dynamic batch and sequence axes), checked against PyTorch on real inputs.
+
+    Args:
+        model: Model folder or distilkit run folder (sequence or token classification).
+        output: ONNX folder to write (default: <run>/onnx for a run folder, <model>-onnx otherwise).
+        parity_split: Split of --data (default: the run's own data) whose texts check the export.
+        parity_samples: Examples used for the parity check (padded batches of mixed lengths).
+        tolerance: Largest allowed absolute logit difference between ONNX Runtime and PyTorch (fp32).
+        opset: ONNX opset version.
+        optimize: Apply ONNX Runtime's transformer graph fusions (checked by the same parity test).
+        overwrite: Replace an existing output folder.
+    """
+
+    model: str = ""
+    output: Optional[str] = None
+    parity_split: str = "dev"
+    parity_samples: int = 64
+    tolerance: float = 1e-4
+    opset: int = 18
+    optimize: bool = True
+    overwrite: bool = False
+
+
+@dataclass
+class QuantizeConfig(DataOptions):
+    """Quantize a model to int8 and report the accuracy change on a dev set and the logit difference.
+
+    Args:
+        model: An ONNX folder (from distilkit export) for the ONNX Runtime methods, or a model/run folder (exported to
+            ONNX first for dynamic/static; used as is for torchao).
+        method: dynamic (ONNX Runtime, weights int8, activations quantized on the fly), static (ONNX Runtime QDQ,
+            activation ranges calibrated on training examples), or torchao (PyTorch int8 dynamic, a plain HF folder).
+        output: Folder to write (default: <input>-int8-<method>).
+        calibration_samples: Training examples used to calibrate activation ranges (static).
+        calibration_method: How static calibration turns observed activations into ranges.
+        per_channel: Quantize weights per output channel (smaller error) instead of per tensor.
+        eval_split: Split of --data (default: the run's own data) used to measure the accuracy change.
+        batch_size: Evaluation batch size.
+        overwrite: Replace an existing output folder.
+    """
+
+    model: str = ""
+    method: Literal["dynamic", "static", "torchao"] = "dynamic"
+    output: Optional[str] = None
+    calibration_samples: int = 200
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = True
+    eval_split: str = "dev"
+    batch_size: int = 32
+    overwrite: bool = False
+
+
+@dataclass
+class PruneConfig(DataOptions):
+    """Prune attention heads and FFN neurons (structurally: the matrices shrink) and/or weights (unstructured).
+
+    Args:
+        model: Fine-tuned model folder or distilkit run folder (BERT, RoBERTa, ELECTRA, XLM-R, DistilBERT layouts).
+        output: Run folder to write (model/ is a plain HF folder; see the README for loading pruned shapes).
+        heads: Heads to remove: a fraction of all heads (0.3), or per-layer counts (0:2,3:4 removes 2 heads of layer
+            0 and 4 of layer 3). The least important heads (Michel et al., 2019) go first.
+        ffn: Fraction of FFN (intermediate) neurons to remove, least important first.
+        sparsity: Fraction of encoder Linear weights to zero by magnitude (unstructured; permanent).
+        budget: global ranks heads/neurons/weights of all layers together; layer removes the same fraction per layer.
+        importance_split: Split whose examples score head and neuron importance (gradients of the loss).
+        importance_samples: Examples used to score importance.
+        recover: After pruning: none, a short finetune on the training data, or distill (logit KD from the unpruned
+            model).
+        recover_epochs: Epochs of recovery training.
+        recover_lr: Learning rate of recovery training.
+        batch_size: Batch size for importance scoring, evaluation and recovery.
+        eval_split: Split on which accuracy before/after pruning is reported.
+        seed: Random seed.
+        overwrite: Replace an existing output folder.
+    """
+
+    model: str = ""
+    output: str = "runs/prune"
+    heads: Optional[str] = None
+    ffn: float = 0.0
+    sparsity: float = 0.0
+    budget: Literal["global", "layer"] = "global"
+    importance_split: str = "dev"
+    importance_samples: int = 512
+    recover: Literal["none", "finetune", "distill"] = "none"
+    recover_epochs: float = 1.0
+    recover_lr: float = 5e-5
+    batch_size: int = 32
+    eval_split: str = "test"
+    seed: int = 42
+    overwrite: bool = False

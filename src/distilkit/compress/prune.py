@@ -1,0 +1,173 @@
+"""`distilkit prune`: score, remove, (optionally) recover, and write a run folder with a loadable model.
+
+Order: heads and FFN neurons are scored on the importance split, then removed (structural); unstructured
+magnitude pruning follows on what is left; then optional recovery (a short finetune, or logit KD from the
+unpruned model through `distill`). Metrics before and after each step go to metrics.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from distilkit.compress import pruning
+from distilkit.compress.common import check_fraction, with_run_data
+from distilkit.compress.options import PruneConfig
+from distilkit.compress.pruned_modeling import __file__ as PRUNED_MODELING_SOURCE
+from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
+from distilkit.data.encode import collator_for, encode_rows
+from distilkit.errors import DistilkitError
+from distilkit.evaluate.evaluator import score_rows, split_rows_for
+from distilkit.evaluate.metrics import default_metric
+from distilkit.compress.quantize import headline
+from distilkit.inference import MODEL_INPUTS, TrainedModel, load_trained
+from distilkit.runs import RunFolder
+
+MODELING_FILE = "modeling_distilkit_pruned.py"
+
+
+def importance_batches(trained, rows: list[dict], samples: int, batch_size: int, seed: int, max_length: int):
+    rows = random.Random(seed).sample(rows, min(samples, len(rows)))
+    dataset, _ = encode_rows(rows, trained.task, trained.tokenizer, max_length, trained.label2id, trained.regression)
+    collator = collator_for(trained.task, trained.tokenizer)
+    keep = [*MODEL_INPUTS, "labels"]
+    for start in range(0, len(dataset), batch_size):
+        yield collator([{k: v for k, v in dataset[i].items() if k in keep}
+                        for i in range(start, min(start + batch_size, len(dataset)))])
+
+
+def save_pruned(model, tokenizer, folder: Path, task: str, structural: bool) -> None:
+    """A plain HF folder; pruned shapes go into config.json with the loader code beside it (see pruned_modeling)."""
+    if structural:
+        model.config.distilkit_pruning = pruning.shape_summary(model)
+        base = type(model).__mro__[1] if type(model).__name__.startswith("Pruned") else type(model)
+        auto = "AutoModelForTokenClassification" if task == "token-classification" else "AutoModelForSequenceClassification"
+        model.config.auto_map = {auto: f"{MODELING_FILE[:-3]}.DistilkitPrunedModel"}
+        model.config.architectures = [base.__name__]
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if structural:
+        source = Path(PRUNED_MODELING_SOURCE).read_text()
+        stanza = (f"\n\nfrom transformers import {base.__name__} as _Base  # noqa: E402\n\n"
+                  "DistilkitPrunedModel = pruned_class(_Base)\n")
+        (folder / MODELING_FILE).write_text(source + stanza)
+
+
+def recover(cfg: PruneConfig, opts: DataOptions, pruned_folder: Path, work: Path) -> dict:
+    """Recovery training into work/recovery; returns its metrics. Its model replaces the pruned one."""
+    data = {k: getattr(opts, k) for k in (f.name for f in dataclasses.fields(DataOptions))}
+    train = dict(epochs=cfg.recover_epochs, lr=cfg.recover_lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                 output=str(work / "recovery"), overwrite=True)
+    if cfg.recover == "finetune":
+        from distilkit.finetune import finetune
+
+        run_cfg = FinetuneConfig(**data, **train, model=str(pruned_folder))
+        folder = finetune(run_cfg, dataclasses.asdict(run_cfg))
+    else:
+        from distilkit.distill.command import distill
+
+        run_cfg = DistillConfig(**data, **train, teacher=cfg.model, student=str(pruned_folder), recipe="kd")
+        folder = distill(run_cfg, dataclasses.asdict(run_cfg))
+    return json.loads((Path(folder) / "metrics.json").read_text())
+
+
+def evaluate_model(model, trained, data, rows, cfg) -> dict:
+    view = TrainedModel(trained.path, trained.task, trained.labels, trained.regression, model.eval(), trained.tokenizer)
+    metrics, _ = score_rows(view, data, rows, cfg.max_length, 64)
+    name = default_metric(data.task, trained.regression, data.is_bio)[0]
+    return {name: headline(metrics, name)}
+
+
+def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
+    check_fraction(cfg.ffn, "--ffn", "FFN neurons")
+    check_fraction(cfg.sparsity, "--sparsity", "weights")
+    if not (cfg.heads or cfg.ffn or cfg.sparsity):
+        raise DistilkitError("nothing to prune: pass --heads, --ffn and/or --sparsity")
+    run = RunFolder(cfg.output, cfg.overwrite)
+    run.check()
+    trained = load_trained(cfg.model)
+    if hasattr(trained.model, "peft_config"):
+        raise DistilkitError(f"{cfg.model}: prune a plain model; merge the adapter first (distilkit merge)")
+    model = trained.model
+    pruning.paths_for(model)
+    before_shape = pruning.shape_summary(model)
+    fraction, counts = (None, None)
+    if cfg.heads:
+        fraction, counts = pruning.parse_head_spec(cfg.heads, before_shape["attention_heads"])
+    opts = with_run_data(cfg, cfg.model, "importance scores and evaluation")
+    data, eval_split, eval_rows = split_rows_for(trained, opts, cfg.eval_split, as_in_training=True)
+    _, imp_split, imp_rows = split_rows_for(trained, opts, cfg.importance_split, as_in_training=True)
+    torch.manual_seed(cfg.seed)
+
+    metrics = {"before": {**evaluate_model(model, trained, data, eval_rows, cfg), **before_shape,
+                          "parameters": sum(p.numel() for p in model.parameters()),
+                          "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model)},
+               "evaluated_on": f"{data.name} ({eval_split}, {len(eval_rows)} examples)",
+               "importance_from": f"{data.name} ({imp_split}, {min(cfg.importance_samples, len(imp_rows))} examples)"}
+    want_heads, want_ffn = bool(cfg.heads) and (fraction or counts), cfg.ffn > 0
+    if want_heads or want_ffn:
+        batches = importance_batches(trained, imp_rows, cfg.importance_samples, cfg.batch_size, cfg.seed,
+                                     cfg.max_length)
+        head_scores, ffn_scores = pruning.score_importance(model, batches, want_heads, want_ffn)
+        if want_heads:
+            if counts is not None:
+                remove = [sorted(torch.argsort(s)[: counts.get(i, 0)].tolist()) for i, s in enumerate(head_scores)]
+            else:
+                remove = pruning.choose_lowest(head_scores, fraction, cfg.budget, "heads")
+            pruning.remove_heads(model, remove)
+            metrics["removed_heads"] = {str(i): r for i, r in enumerate(remove) if r}
+        if want_ffn:
+            pruning.remove_neurons(model, pruning.choose_lowest(ffn_scores, cfg.ffn, cfg.budget, "neurons"))
+    masks = pruning.sparsify(model, cfg.sparsity, cfg.budget) if cfg.sparsity else None
+    after = {**pruning.shape_summary(model), "parameters": sum(p.numel() for p in model.parameters()),
+             "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model)}
+    if masks is not None:
+        after.update(pruning.sparsity_report(model))
+    metrics["pruned"] = {**evaluate_model(model, trained, data, eval_rows, cfg), **after}
+    metrics["macs_ratio"] = after["encoder_macs_per_token_seq128"] / metrics["before"]["encoder_macs_per_token_seq128"]
+
+    structural = after["attention_heads"] != before_shape["attention_heads"] or \
+        after["intermediate_sizes"] != before_shape["intermediate_sizes"] or bool(getattr(model.config, "distilkit_pruning", None))
+    work = run.prepare()
+    try:
+        save_pruned(model, trained.tokenizer, work / "model", trained.task, structural)
+        if cfg.recover != "none":
+            metrics["recovery"] = {"method": cfg.recover, "training": recover(cfg, opts, work / "model", work)}
+            recovered = load_trained(str(work / "recovery"))
+            if masks is not None:
+                pruning.reapply_masks(recovered.model, masks)  # one-shot: the zeros come back after training
+            shutil.rmtree(work / "model")
+            save_pruned(recovered.model, trained.tokenizer, work / "model", trained.task, structural)
+            shutil.rmtree(work / "recovery" / "model")
+            metrics["recovered"] = evaluate_model(recovered.model, trained, data, eval_rows, cfg)
+        config = {**(resolved or dataclasses.asdict(cfg)), **{k: getattr(opts, k) for k in ("data", "train_file",
+                                                                                            "dev_file", "test_file")}}
+        run.write_results(metrics, config)
+        final = run.finish()
+    except BaseException:
+        run.abort()
+        raise
+    print_summary(metrics, final)
+    return final
+
+
+def print_summary(metrics: dict, final: Path) -> None:
+    before, pruned = metrics["before"], metrics["pruned"]
+    metric = next(k for k in before if k in pruned and isinstance(before[k], float))
+    print(f"heads per layer: {before['attention_heads']} → {pruned['attention_heads']}")
+    print(f"FFN width per layer: {before['intermediate_sizes']} → {pruned['intermediate_sizes']}")
+    if "encoder_linear_sparsity" in pruned:
+        print(f"encoder Linear sparsity: {100 * pruned['encoder_linear_sparsity']:.1f}% (zeros save no time "
+              "without sparse kernels; they compress well)")
+    print(f"parameters: {before['parameters']:,} → {pruned['parameters']:,}; encoder MACs/token at seq 128: "
+          f"{100 * metrics['macs_ratio']:.1f}% of before")
+    line = f"{metric} on {metrics['evaluated_on']}: {before[metric]:.4f} → pruned {pruned[metric]:.4f}"
+    if "recovered" in metrics:
+        line += f" → after {metrics['recovery']['method']} recovery {metrics['recovered'][metric]:.4f}"
+    print(line)
+    print(f"written: {final}")

@@ -1,0 +1,113 @@
+"""Loading structurally pruned encoders: per-layer head counts and FFN widths recorded in config.json.
+
+transformers 5 removed `prune_heads` and `config.pruned_heads`, and a BERT config can only describe layers that
+all have the same number of heads and the same FFN width. A pruned model saved by `distilkit prune` therefore
+records its real shapes in `config.distilkit_pruning`:
+
+    {"attention_heads": [12, 9, 8, ...], "head_size": 32, "intermediate_sizes": [1536, 1100, ...]}
+
+and `shrink_to_config(model)` resizes the freshly built (full-size, still empty) Linear layers to those shapes
+before the weights are loaded. distilkit's own loader uses it directly. The file is also copied into the
+pruned model folder as `modeling_distilkit_pruned.py`, with `auto_map` in config.json, so plain transformers
+loads the folder with `AutoModelFor...from_pretrained(folder, trust_remote_code=True)`.
+
+This module imports only torch and transformers, so the copy works without distilkit installed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Where each architecture keeps the Linear layers that pruning resizes, relative to one encoder layer.
+# "out" is the attention output projection (its input side shrinks); "ffn_out" likewise for the FFN.
+LAYER_PATHS = {
+    "bert": dict(
+        layers="encoder.layer", attention="attention.self", q="attention.self.query", k="attention.self.key",
+        v="attention.self.value", out="attention.output.dense", ffn_in="intermediate.dense",
+        ffn_out="output.dense", heads_attr="num_attention_heads",
+    ),
+    "distilbert": dict(
+        layers="transformer.layer", attention="attention", q="attention.q_lin", k="attention.k_lin",
+        v="attention.v_lin", out="attention.out_lin", ffn_in="ffn.lin1", ffn_out="ffn.lin2", heads_attr="n_heads",
+    ),
+}
+# Model types whose encoder layers are laid out like BERT's.
+BERT_LIKE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "data2vec-text", "xmod", "ernie")
+
+
+def layer_paths(model_type: str) -> dict | None:
+    if model_type == "distilbert":
+        return LAYER_PATHS["distilbert"]
+    if model_type in BERT_LIKE:
+        return LAYER_PATHS["bert"]
+    return None
+
+
+def get_module(root: nn.Module, dotted: str) -> nn.Module:
+    for part in dotted.split("."):
+        root = getattr(root, part)
+    return root
+
+
+def set_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
+    parent, _, name = dotted.rpartition(".")
+    setattr(get_module(root, parent) if parent else root, name, module)
+
+
+def encoder_layer_list(model: nn.Module, paths: dict) -> nn.ModuleList:
+    return get_module(model.base_model, paths["layers"])
+
+
+def shrink_to_config(model: nn.Module) -> None:
+    """Resize the attention and FFN Linear layers of a freshly built model to `config.distilkit_pruning`."""
+    spec = getattr(model.config, "distilkit_pruning", None)
+    if not spec:
+        return
+    paths = layer_paths(model.config.model_type)
+    if paths is None:
+        raise ValueError(f"distilkit_pruning: model type {model.config.model_type!r} is not supported")
+    head_size = spec["head_size"]
+    for layer, heads, ffn in zip(encoder_layer_list(model, paths), spec["attention_heads"], spec["intermediate_sizes"]):
+        width = heads * head_size
+        for key in ("q", "k", "v"):
+            old = get_module(layer, paths[key])
+            set_module(layer, paths[key], nn.Linear(old.in_features, width, bias=old.bias is not None))
+        old = get_module(layer, paths["out"])
+        set_module(layer, paths["out"], nn.Linear(width, old.out_features, bias=old.bias is not None))
+        set_heads(get_module(layer, paths["attention"]), paths["heads_attr"], heads, head_size)
+        old = get_module(layer, paths["ffn_in"])
+        set_module(layer, paths["ffn_in"], nn.Linear(old.in_features, ffn, bias=old.bias is not None))
+        old = get_module(layer, paths["ffn_out"])
+        set_module(layer, paths["ffn_out"], nn.Linear(ffn, old.out_features, bias=old.bias is not None))
+
+
+def set_heads(attention: nn.Module, heads_attr: str, heads: int, head_size: int) -> None:
+    """Keep the attention module's bookkeeping true (its forward infers the head count from the shapes)."""
+    setattr(attention, heads_attr, heads)
+    if hasattr(attention, "all_head_size"):
+        attention.all_head_size = heads * head_size
+
+
+def pruned_class(base: type) -> type:
+    """A subclass of `base` (e.g. BertForSequenceClassification) that shrinks itself after construction."""
+
+    def __init__(self, config, *args, **kwargs):
+        base.__init__(self, config, *args, **kwargs)
+        shrink_to_config(self)
+
+    return type(f"Pruned{base.__name__}", (base,), {"__init__": __init__})
+
+
+@torch.no_grad()
+def _self_check() -> None:  # pragma: no cover - run by hand: python pruned_modeling.py
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    config.distilkit_pruning = {"attention_heads": [3, 1], "head_size": 8, "intermediate_sizes": [40, 10]}
+    model = pruned_class(BertForSequenceClassification)(config)
+    print(model.bert.encoder.layer[1].attention.self.query)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _self_check()

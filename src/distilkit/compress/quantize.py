@@ -1,0 +1,206 @@
+"""`distilkit quantize`: int8 models, with the accuracy change and logit difference written beside them.
+
+Three methods:
+- dynamic (ONNX Runtime `quantize_dynamic`): weights int8 per channel, activations quantized on the fly per
+  batch. No data needed; the usual choice for transformers on CPU.
+- static (ONNX Runtime `quantize_static`, QDQ format): activation ranges calibrated once on training examples,
+  so no range computation at run time; more sensitive to calibration data.
+- torchao (transformers' `TorchAoConfig`, int8 dynamic activations + int8 weights): stays a PyTorch model, saved
+  as a plain HF folder that `from_pretrained` loads (torchao installed). `torch.ao.quantization` is deprecated.
+
+Every output holds `quantize_report.json`: dev-set metric before/after, max and mean |logit difference| to the
+fp32 model, sizes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from distilkit.compress.common import default_output, with_run_data
+from distilkit.compress.onnx_model import META_FILE, ONNX_FILE, folder_size, graph_is_quantized, is_onnx_folder, read_meta
+from distilkit.compress.options import ExportConfig, QuantizeConfig
+from distilkit.data.encode import encode_rows
+from distilkit.errors import DistilkitError
+from distilkit.evaluate.evaluator import score_rows, split_rows_for
+from distilkit.evaluate.metrics import default_metric, scalar_metrics
+from distilkit.inference import MODEL_INPUTS, load_trained
+from distilkit.models import read_config_dict, resolve_model
+from distilkit.runs import RunFolder, write_json
+
+
+def refuse_quantized(model: str) -> None:
+    """Quantizing twice compounds the error and ONNX Runtime cannot re-quantize int8 operators: refuse."""
+    if is_onnx_folder(model):
+        meta = read_meta(Path(model))
+        onnx_file = Path(model) / ONNX_FILE
+        if meta.get("quantization") or (onnx_file.exists() and graph_is_quantized(onnx_file)):
+            how = (meta.get("quantization") or {}).get("method", "int8")
+            raise DistilkitError(
+                f"{model}: this model is already quantized ({how}); quantize the fp32 export instead"
+                + (f" ({meta['quantized_from']})" if meta.get("quantized_from") else "")
+            )
+        return
+    config = read_config_dict(resolve_model(model))
+    if config.get("quantization_config"):
+        method = config["quantization_config"].get("quant_method", "?")
+        raise DistilkitError(f"{model}: this model is already quantized ({method}); quantize the fp32 model instead")
+
+
+class CalibrationReader:
+    """Feeds ONNX Runtime's static calibration one tokenized training example at a time."""
+
+    def __init__(self, dataset, input_names: list[str]):
+        self.items = iter([{k: np.asarray([row[k]], dtype=np.int64) for k in input_names} for row in dataset])
+
+    def get_next(self):
+        return next(self.items, None)
+
+    def rewind(self):  # part of ORT's CalibrationDataReader protocol; one pass is all MinMax needs
+        pass
+
+
+def calibration_rows(trained, opts, samples: int) -> list[dict]:
+    """Training examples for static calibration; data of another task than the model's is refused."""
+    data, split, rows = split_rows_for(trained, opts, "train", as_in_training=True)
+    if split != "train":
+        raise DistilkitError(f"{data.name}: no training split to calibrate on; pass --data with training rows")
+    import random
+
+    return random.Random(0).sample(rows, min(samples, len(rows)))
+
+
+def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, opts) -> dict:
+    """ONNX Runtime dynamic or static (QDQ) int8 into `work/model.onnx`; returns the settings used."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    src = src_folder / ONNX_FILE
+    # fused graphs carry com.microsoft ops whose output types shape inference cannot give; say they are float
+    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+    logging.getLogger().setLevel(logging.ERROR)  # ORT logs a "consider pre-processing" warning on every call
+    if cfg.method == "dynamic":
+        quantize_dynamic(str(src), str(work / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=cfg.per_channel,
+                         extra_options=extra)
+        return {"method": "dynamic", "weights": "int8", "per_channel": cfg.per_channel}
+    rows = calibration_rows(trained, opts, cfg.calibration_samples)
+    dataset, _ = encode_rows(rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id,
+                             trained.regression)
+    input_names = [i for i in read_meta(src_folder)["inputs"] if i in MODEL_INPUTS]
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(str(src), str(work / ONNX_FILE), CalibrationReader(dataset, input_names),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=cfg.per_channel, calibrate_method=methods[cfg.calibration_method],
+                        extra_options=extra)
+    return {"method": "static", "format": "QDQ", "activations": "uint8", "weights": "int8",
+            "per_channel": cfg.per_channel, "calibration": cfg.calibration_method, "calibration_examples": len(rows)}
+
+
+def quantize_torchao(model_path: str, work: Path, trained) -> dict:
+    """int8 dynamic activations + int8 weights through transformers' torchao integration; a plain HF folder."""
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+        from transformers import TorchAoConfig
+    except ImportError:
+        raise DistilkitError("--method torchao needs torchao: pip install torchao") from None
+    from distilkit.models import load_model
+
+    quant = TorchAoConfig(Int8DynamicActivationInt8WeightConfig())
+    model = load_model(model_path, trained.task, quantization_config=quant)
+    model.save_pretrained(work)
+    trained.tokenizer.save_pretrained(work)
+    return {"method": "torchao", "scheme": "int8 dynamic activations, int8 weights"}
+
+
+def fp32_onnx_folder(cfg: QuantizeConfig, tmp: Path) -> Path:
+    """The fp32 ONNX folder to quantize: the one given, or a fresh (parity-checked) export of a torch model."""
+    if is_onnx_folder(cfg.model):
+        return Path(cfg.model)
+    from distilkit.compress.export import export
+
+    print(f"{cfg.model} is a PyTorch model: exporting it to ONNX first")
+    opts = {k: getattr(cfg, k) for k in ExportConfig.__dataclass_fields__ if hasattr(cfg, k) and k != "output"}
+    return export(ExportConfig(**{**opts, "output": str(tmp / "fp32"), "overwrite": True}))
+
+
+def headline(metrics: dict, metric: str) -> float:
+    """The task's main metric from a metrics dict (entity F1 sits under "entity" for BIO tagging)."""
+    flat = scalar_metrics(metrics)
+    return flat.get(metric, flat.get(f"entity_{metric}"))
+
+
+def compare(reference: dict, candidate: dict, ref_logits: list, cand_logits: list, metric: str) -> dict:
+    """The fp32 → int8 change of the main metric, logit differences and how often the prediction stays."""
+    diffs = [np.abs(a - b) for a, b in zip(ref_logits, cand_logits)]
+    before, after = headline(reference, metric), headline(candidate, metric)
+    return {
+        "metric": metric,
+        "fp32": before,
+        "int8": after,
+        "change": after - before,
+        "max_abs_logit_diff": float(max(d.max() for d in diffs)),
+        "mean_abs_logit_diff": float(np.mean([d.mean() for d in diffs])),
+        "agreement": float(np.mean([np.array_equal(a.argmax(-1), b.argmax(-1)) for a, b in zip(ref_logits, cand_logits)])),
+    }
+
+
+def quantize(cfg: QuantizeConfig) -> Path:
+    refuse_quantized(cfg.model)
+    if cfg.method == "torchao" and is_onnx_folder(cfg.model):
+        raise DistilkitError(f"{cfg.model}: --method torchao quantizes a PyTorch model; pass the model or run folder")
+    output = cfg.output or default_output(cfg.model, f"int8-{cfg.method}")
+    run = RunFolder(output, cfg.overwrite)
+    run.check()
+    opts = with_run_data(cfg, cfg.model, "the accuracy check (and calibration)")
+    reference_model = load_trained(cfg.model)
+    data, split, rows = split_rows_for(reference_model, opts, cfg.eval_split, as_in_training=True)
+    if cfg.method == "static":
+        calibration_rows(reference_model, opts, 1)  # wrong-task or missing calibration data fails before any work
+
+    with tempfile.TemporaryDirectory(prefix="distilkit-quantize-") as tmp:
+        source = Path(cfg.model) if cfg.method == "torchao" else fp32_onnx_folder(cfg, Path(tmp))
+        work = run.prepare()
+        try:
+            if cfg.method == "torchao":
+                settings = quantize_torchao(resolve_model(cfg.model), work, reference_model)
+            else:
+                settings = quantize_onnx(source, work, cfg, reference_model, opts)
+                for name in source.iterdir():  # tokenizer, config and metadata travel with the graph
+                    if name.is_file() and name.name != ONNX_FILE:
+                        shutil.copy2(name, work / name.name)
+            quantized = load_trained(str(work))
+            ref_metrics, ref_logits = score_rows(reference_model, data, rows, cfg.max_length, cfg.batch_size)
+            new_metrics, new_logits = score_rows(quantized, data, rows, cfg.max_length, cfg.batch_size)
+            metric = default_metric(data.task, reference_model.regression, data.is_bio)[0]
+            report = {
+                "quantization": settings,
+                "evaluated_on": f"{data.name} ({split}, {len(rows)} examples)",
+                **compare(ref_metrics, new_metrics, ref_logits, new_logits, metric),
+                "size_bytes": {"fp32": folder_size(Path(resolve_model(cfg.model)) if cfg.method == "torchao" else source),
+                               "int8": folder_size(work)},
+                "quantized_from": str(Path(cfg.model).resolve()),
+            }
+            write_json(work / "quantize_report.json", report)
+            if cfg.method != "torchao":
+                meta = {**read_meta(work), "quantization": settings, "quantized_from": report["quantized_from"],
+                        "size_bytes": (work / ONNX_FILE).stat().st_size}
+                write_json(work / META_FILE, meta)
+            final = run.finish()
+        except BaseException:
+            run.abort()
+            raise
+    sizes = report["size_bytes"]
+    change = report["change"]
+    print(f"quantized ({cfg.method}) → {final}: {sizes['fp32'] / 1e6:.1f} MB → {sizes['int8'] / 1e6:.1f} MB")
+    print(f"{metric} on {report['evaluated_on']}: fp32 {report['fp32']:.4f} → int8 {report['int8']:.4f} "
+          f"({change:+.4f}); max |logit difference| {report['max_abs_logit_diff']:.3f}, "
+          f"mean {report['mean_abs_logit_diff']:.4f}; same prediction on {100 * report['agreement']:.1f}%")
+    return final

@@ -1,0 +1,163 @@
+"""ONNX export (parity asserted), ONNX Runtime and torchao int8, ONNX in predict/evaluate, and their bad inputs."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import FAST, build_tiny_model, ner_sentences, run_cli, write_conll
+
+from distilkit.compress.onnx_model import graph_is_quantized
+from distilkit.inference import load_trained
+
+
+@pytest.fixture(scope="module")
+def topic_onnx(topic_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "topic-onnx"
+    code, _, _ = run_cli(["export", "--model", topic_run, "--output", out])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ner_run(tiny_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ner")
+    data = write_conll(folder / "ner.conll", ner_sentences(150, seed=3))
+    out = folder / "run"
+    code, _, _ = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", out, "--epochs", "4", *FAST])
+    assert code == 0
+    return out
+
+
+def predictions(model, texts, tmp_path, capsys):
+    code, out, err = run_cli(["predict", "--model", model, *texts], capsys)
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_export_passes_parity_and_predicts_like_torch(topic_run, topic_onnx, tmp_path, capsys):
+    meta = json.loads((topic_onnx / "distilkit_onnx.json").read_text())
+    assert meta["task"] == "sequence-classification" and meta["labels"] == ["food", "music", "sport"]
+    assert meta["parity"]["max_abs_logit_diff"] <= 1e-4 and meta["parity"]["examples"] > 2
+    assert "dev" in meta["parity"]["inputs"]  # real examples of the run's own data
+    for name in ("model.onnx", "config.json", "tokenizer.json"):
+        assert (topic_onnx / name).exists()
+    texts = ["pizza music the a", "guitar song with this", "goal team match and some longer filler words here"]
+    torch_out = predictions(topic_run, texts, tmp_path, capsys)
+    onnx_out = predictions(topic_onnx, texts, tmp_path, capsys)
+    assert [r["label"] for r in torch_out] == [r["label"] for r in onnx_out]
+    for a, b in zip(torch_out, onnx_out):
+        assert abs(a["score"] - b["score"]) < 1e-4
+
+
+def test_onnx_runs_on_dynamic_batch_and_length(topic_run, topic_onnx):
+    """Batch sizes and lengths the export never saw give the torch logits."""
+    import torch
+
+    onnx_model, torch_model = load_trained(str(topic_onnx)), load_trained(str(topic_run))
+    for batch, length in ((1, 3), (5, 17), (9, 40)):
+        ids = np.random.default_rng(batch).integers(5, 60, size=(batch, length))
+        mask = np.ones_like(ids)
+        mask[0, length // 2:] = 0  # padding in one row
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        with torch.no_grad():
+            ref = torch_model.model(**{k: torch.tensor(v) for k, v in feed.items()}).logits.numpy()
+        assert np.abs(onnx_model.model.logits(feed) - ref).max() <= 1e-4
+
+
+def test_evaluate_accepts_onnx_with_the_same_metrics(topic_run, topic_onnx, topic_data, capsys):
+    results = {}
+    for model in (topic_run, topic_onnx):
+        code, out, err = run_cli(["evaluate", "--model", model, "--data", topic_data, "--json"], capsys)
+        assert code == 0, err
+        results[str(model)] = json.loads(out)
+    a, b = results.values()
+    assert a["accuracy"] == b["accuracy"] and a["confusion_matrix"] == b["confusion_matrix"]
+
+
+def test_token_classification_export(ner_run, tmp_path, capsys):
+    out = tmp_path / "ner-onnx"
+    code, _, err = run_cli(["export", "--model", ner_run, "--output", out], capsys)
+    assert code == 0, err
+    assert json.loads((out / "distilkit_onnx.json").read_text())["parity"]["max_abs_logit_diff"] <= 1e-4
+    sentence = ["anna visited new york"]
+    assert predictions(ner_run, sentence, tmp_path, capsys)[0]["tags"] == predictions(out, sentence, tmp_path, capsys)[0]["tags"]
+
+
+@pytest.mark.parametrize("method", ["dynamic", "static"])
+def test_ort_quantization_writes_int8_and_a_report(topic_onnx, tmp_path, capsys, method):
+    out = tmp_path / f"int8-{method}"
+    code, stdout, err = run_cli(["quantize", "--model", topic_onnx, "--method", method, "--output", out,
+                                 "--calibration-samples", "32"], capsys)
+    assert code == 0, err
+    assert graph_is_quantized(out / "model.onnx")
+    report = json.loads((out / "quantize_report.json").read_text())
+    assert report["quantization"]["method"] == method and report["metric"] == "accuracy"
+    assert report["change"] == pytest.approx(report["int8"] - report["fp32"])
+    assert 0 < report["max_abs_logit_diff"] < 5 and report["agreement"] >= 0.8
+    assert report["size_bytes"]["int8"] < report["size_bytes"]["fp32"]
+    assert "accuracy on" in stdout
+    # the quantized folder is a model like any other
+    code, out_json, err = run_cli(["predict", "--model", out, "pizza pasta the"], capsys)
+    assert code == 0 and json.loads(out_json)["label"] in ("food", "music", "sport")
+
+
+def test_torchao_quantization_is_a_plain_hf_folder(topic_run, tmp_path, capsys):
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "int8-torchao"
+    code, _, err = run_cli(["quantize", "--model", topic_run, "--method", "torchao", "--output", out], capsys)
+    assert code == 0, err
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert "Int8" in type(model.bert.encoder.layer[0].attention.self.query.weight).__name__
+    report = json.loads((out / "quantize_report.json").read_text())
+    assert report["agreement"] >= 0.8
+    code, _, err = run_cli(["quantize", "--model", out, "--method", "torchao", "--output", tmp_path / "again"], capsys)
+    assert code == 2 and "already quantized" in err and not (tmp_path / "again").exists()
+
+
+def test_quantizing_a_quantized_onnx_model_is_refused(topic_onnx, tmp_path, capsys):
+    first = tmp_path / "q1"
+    assert run_cli(["quantize", "--model", topic_onnx, "--output", first], capsys)[0] == 0
+    code, _, err = run_cli(["quantize", "--model", first, "--output", tmp_path / "q2"], capsys)
+    assert code == 2 and "already quantized" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "q2").exists()
+
+
+def test_calibration_data_of_the_wrong_task_is_refused(topic_onnx, tmp_path, capsys):
+    conll = write_conll(tmp_path / "ner.conll", ner_sentences(20))
+    code, _, err = run_cli(["quantize", "--model", topic_onnx, "--method", "static", "--data", conll,
+                            "--output", tmp_path / "q"], capsys)
+    assert code == 2 and "token-classification data" in err and "sequence-classification model" in err
+    assert not (tmp_path / "q").exists() and not (tmp_path / ".q.partial").exists()
+
+
+def test_corrupt_onnx_file_gives_one_clear_error(topic_onnx, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(topic_onnx, broken)
+    (broken / "model.onnx").write_bytes(b"\x08\x07this is not a protobuf graph" * 10)
+    for args in (["predict", "--model", broken, "pizza"], ["quantize", "--model", broken, "--output", tmp_path / "q"]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and "corrupt or not an ONNX model" in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_unsupported_architecture_export_fails_cleanly(tmp_path, capsys):
+    """Longformer's sliding-window attention has data-dependent shapes that torch.export cannot trace."""
+    from transformers import LongformerConfig, LongformerForSequenceClassification
+
+    folder = build_tiny_model(tmp_path / "tok")  # only its tokenizer is used
+    config = LongformerConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              intermediate_size=64, attention_window=4, max_position_embeddings=130, num_labels=2)
+    LongformerForSequenceClassification(config).save_pretrained(folder)
+    capsys.readouterr()
+    code, _, err = run_cli(["export", "--model", folder, "--output", tmp_path / "out"], capsys)
+    assert code == 2 and "cannot export this architecture" in err and "longformer" in err
+    lines = err.strip().splitlines()  # the model's own two notes may precede it; no traceback or graph dump
+    assert lines[-1].startswith("distilkit: error:") and len(lines) <= 3 and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()
+
+
+def test_export_refuses_a_model_without_a_task_head(tiny_model, tmp_path, capsys):
+    code, _, err = run_cli(["export", "--model", tiny_model, "--output", tmp_path / "out"], capsys)
+    assert code == 2 and "no sequence- or token-classification head" in err
