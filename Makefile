@@ -10,7 +10,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.distilkit-installed
 DEMO_RUN ?= runs/demo-bbc-news
 
-.PHONY: install test demo bench clean
+.PHONY: install browser test demo bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,20 +22,22 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-test: install
+# The report and playground tests drive Debian's headless Chromium; CI (root on Debian) installs it here.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "note: install chromium and chromium-driver (Debian) for the browser tests"; fi; }
+
+test: install browser
 	$(PY) -m pytest -q
 
-# The main job on the offline default: fine-tune the packaged MiniLM-L6 on BBC News, then evaluate it.
+# The main job on the offline default: recipes/bbc-news.yaml — fine-tune MiniLM-L6 on BBC News, distil two
+# students, export + int8, evaluate, benchmark, report. Finished stages are skipped, so a rerun resumes.
 demo: install
-	@if [ -f $(DEMO_RUN)/metrics.json ]; then \
-		echo "$(DEMO_RUN) is already finished: skipping fine-tuning (delete it, or run distilkit with --overwrite, to redo)"; \
-	else \
-		$(VENV)/bin/distilkit finetune --model minilm-l6 --data bbc-news --output $(DEMO_RUN) \
-			--epochs 2 --lr 1e-4 --batch-size 32 --max-length 128 --resume; \
-	fi
-	$(VENV)/bin/distilkit evaluate --model $(DEMO_RUN) --data bbc-news --eval-split test --output $(DEMO_RUN)/eval
-	@echo "$$ distilkit predict --model $(DEMO_RUN) 'Shares rose after the bank reported record profits'"
-	@$(VENV)/bin/distilkit predict --model $(DEMO_RUN) "Shares rose after the bank reported record profits"
+	$(VENV)/bin/distilkit run recipes/bbc-news.yaml --output $(DEMO_RUN)
+	@echo "$$ distilkit predict --model $(DEMO_RUN)/int8/3L-dynamic 'Shares rose after the bank reported record profits'"
+	@$(VENV)/bin/distilkit predict --model $(DEMO_RUN)/int8/3L-dynamic "Shares rose after the bank reported record profits"
 
 # Long benchmark runs (about 2.5 hours on 2 CPU cores); results land in benchmarks/results/*.json.
 bench: install
@@ -45,6 +47,7 @@ bench: install
 	$(PY) benchmarks/augment_speed.py
 	$(PY) benchmarks/peft_methods.py
 	$(PY) benchmarks/continual.py
+	$(PY) benchmarks/compress.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

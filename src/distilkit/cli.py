@@ -19,6 +19,8 @@ from distilkit.config import (AugmentConfig, DistillConfig, EvaluateConfig, Fine
                               PredictConfig, SearchConfig)
 from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig
 from distilkit.errors import DistilkitError
+from distilkit.evaluate.options import BenchConfig, ReportConfig
+from distilkit.pipeline_options import PipelineConfig
 
 
 class UsageError(DistilkitError):
@@ -122,6 +124,16 @@ COMMANDS = {
     "prune": (PruneConfig, "remove attention heads, FFN neurons or weights (writes a run folder)"),
     "export": (ExportConfig, "export a model to ONNX, checked against PyTorch (ONNX folder)"),
     "quantize": (QuantizeConfig, "int8-quantize a model (ONNX Runtime dynamic/static, or torchao)"),
+    "bench": (BenchConfig, "measure size, FLOPs, latency, throughput and memory of models side by side"),
+    "report": (ReportConfig, "write report.html + report.md (plots) for pipeline runs"),
+    "run": (PipelineConfig, "run a recipe: teacher → students → prune → int8 → evaluate → bench → report"),
+}
+# options that are also taken as positional arguments: class → (field, nargs, help)
+POSITIONAL = {
+    PredictConfig: ("texts", "*", "texts to classify (a tab separates the two texts of a pair)"),
+    BenchConfig: ("models", "*", "models to measure (the first is the baseline)"),
+    ReportConfig: ("runs", "*", "pipeline run folders"),
+    PipelineConfig: ("recipe", "?", "recipe YAML file (see recipes/)"),
 }
 
 
@@ -132,9 +144,11 @@ def build_parser() -> ArgumentParser:
     for name, (cls, help_text) in COMMANDS.items():
         sub = Parser(prog=f"distilkit {name}", description=cls.__doc__.split("\n")[0])
         sub.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
-        skip = {"texts"} if cls is PredictConfig else set()
-        if skip:
-            sub.add_argument("texts", nargs="*", help="texts to classify (a tab separates the two texts of a pair)")
+        skip = set()
+        if cls in POSITIONAL:  # e.g. `distilkit predict "some text"`, `distilkit bench runs/a runs/b`
+            field_name, nargs, help_line = POSITIONAL[cls]
+            skip = {field_name}
+            sub.add_argument(field_name, nargs=nargs, help=help_line)
         sub.add_class_arguments(cls, nested_key=None, skip=skip, fail_untyped=True, sub_configs=False)
         subcommands.add_subcommand(name, sub, help=help_text)
     return parser
@@ -170,6 +184,9 @@ RUNNERS = {
     "prune": ("distilkit.compress.prune", "prune"),
     "export": ("distilkit.compress.export", "export"),
     "quantize": ("distilkit.compress.quantize", "quantize"),
+    "bench": ("distilkit.evaluate.bench", "bench"),
+    "report": ("distilkit.evaluate.report", "report"),
+    "run": ("distilkit.pipeline", "run_pipeline"),
 }
 WITH_RESOLVED = ("finetune", "distill", "prune")
 

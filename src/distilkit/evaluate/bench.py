@@ -1,0 +1,236 @@
+"""`distilkit bench`: models measured side by side, interleaved in one process, so the ratios are fair.
+
+Every timed round runs each model once at batch 1 (latency) and, every few rounds, once at `--batch-size`
+(throughput); slow drift of the machine (thermal, other processes) then hits all models alike. ONNX Runtime's
+thread spinning is off (see onnx_model.session_options), or it steals the cores torch needs in the next call.
+Peak memory comes from a separate process per model (load + one batch), since one process's peak mixes all.
+FLOPs per example come from the config (pruned shapes included), for comparing measured and theoretical speed-up.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distilkit.compress.onnx_model import OnnxClassifier, folder_size, is_onnx_folder, read_meta
+from distilkit.errors import DistilkitError
+from distilkit.evaluate.options import BenchConfig
+from distilkit.models import read_config_dict, resolve_model
+from distilkit.runs import write_json
+
+
+@dataclass
+class Variant:
+    label: str
+    path: str  # what load_trained takes
+    backend: str  # torch, torch-bf16, onnx
+
+
+def bf16_helps() -> bool:
+    """bf16 is faster than fp32 only with native support: a recent GPU, or a CPU with AMX / AVX512-BF16."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def variants_for(models: list[str], backend: str) -> list[Variant]:
+    if backend in ("auto", "onnx") and importlib.util.find_spec("onnxruntime") is None and (
+            backend == "onnx" or any(is_onnx_folder(m) for m in models)):
+        raise DistilkitError("the onnx backend needs ONNX Runtime, which is not installed: pip install onnxruntime")
+    if backend == "torch-bf16" and not bf16_helps():
+        raise DistilkitError("--backend torch-bf16: this machine has no native bf16 (no CUDA bf16, no AMX or "
+                             "AVX512-BF16 CPU), where bf16 is slower than fp32; use --backend torch or onnx")
+    out = []
+    for m in models:
+        name = Path(m).name if Path(m).name != "model" else Path(m).parent.name
+        if is_onnx_folder(m):
+            out.append(Variant(name, m, "onnx"))
+            continue
+        if backend == "onnx":
+            onnx_dir = Path(m) / "onnx"
+            if not is_onnx_folder(onnx_dir):
+                raise DistilkitError(f"{m}: no ONNX export at {onnx_dir}; run distilkit export --model {m} first")
+            out.append(Variant(name, str(onnx_dir), "onnx"))
+            continue
+        out.append(Variant(name, m, "torch"))
+        if backend == "torch-bf16":
+            out.append(Variant(f"{name} bf16", m, "torch-bf16"))
+    return out
+
+
+def model_folder(path: str) -> Path:
+    return Path(path) if is_onnx_folder(path) else Path(resolve_model(path))
+
+
+def weights_bytes(path: str) -> int:
+    """Bytes of the weight files a deployment ships (ONNX graph or safetensors), tokenizer excluded."""
+    folder = model_folder(path)
+    files = [f for f in folder.iterdir() if f.suffix in (".onnx", ".safetensors", ".bin", ".data")]
+    return sum(f.stat().st_size for f in files) if files else folder_size(folder)
+
+
+def flops_per_example(path: str, seq_len: int) -> float | None:
+    """2 × multiply-adds of the encoder (projections, FFN, attention scores) and the head, from config.json."""
+    c = read_config_dict(str(model_folder(path)))
+    hidden = c.get("hidden_size") or c.get("dim")
+    layers = c.get("num_hidden_layers") or c.get("n_layers")
+    heads = c.get("num_attention_heads") or c.get("n_heads")
+    ffn = c.get("intermediate_size") or c.get("hidden_dim")
+    if not all((hidden, layers, heads, ffn)):
+        return None
+    pruned = c.get("distilkit_pruning") or {}
+    head_size = pruned.get("head_size", hidden // heads)
+    per_layer_heads = pruned.get("attention_heads", [heads] * layers)
+    per_layer_ffn = pruned.get("intermediate_sizes", [ffn] * layers)
+    macs = 0
+    for h, f in zip(per_layer_heads, per_layer_ffn):
+        width = h * head_size
+        macs += seq_len * (4 * hidden * width + 2 * hidden * f) + 2 * seq_len * seq_len * width
+    return 2.0 * macs
+
+
+def parameter_count(trained) -> int:
+    if isinstance(trained.model, OnnxClassifier):
+        import onnx
+
+        graph = onnx.load(str(trained.model.path), load_external_data=False).graph
+        return int(sum(np.prod(t.dims) for t in graph.initializer if len(t.dims) >= 1))
+    return sum(p.numel() for p in trained.model.parameters())
+
+
+def input_batches(tokenizer, cfg: BenchConfig) -> tuple[list[dict], dict]:
+    """Batch-1 inputs (cycled through rounds) and one throughput batch: real texts or synthetic ids."""
+    if cfg.data:
+        from distilkit.config import DataOptions
+        from distilkit.data.dataset import load_task_data
+
+        data = load_task_data(DataOptions(data=cfg.data, max_length=cfg.max_length), for_training=False)
+        rows = data.splits.get("test") or next(iter(data.splits.values()))
+        texts = [r.get("text") or " ".join(r["tokens"]) for r in rows[: max(cfg.batch_size, 64)]]
+        enc = lambda batch: dict(tokenizer(batch, truncation=True, max_length=cfg.max_length, padding=True,  # noqa
+                                           return_tensors="pt"))
+        return [enc([t]) for t in texts], enc(texts[: cfg.batch_size])
+    vocab = len(tokenizer)
+    ids = torch.randint(min(1000, vocab // 2), min(vocab, 20000), (cfg.batch_size, cfg.seq_len))  # skip specials
+    full = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    return [{k: v[i : i + 1] for k, v in full.items()} for i in range(cfg.batch_size)], full
+
+
+def caller(trained, backend: str):
+    """A function batch → logits for one backend; inputs the model does not take are dropped."""
+    if isinstance(trained.model, OnnxClassifier):
+        return lambda batch: trained.model.logits({k: v.numpy() for k, v in batch.items()})
+    model = trained.model.eval()
+    device = next(model.parameters()).device
+    accepted = set(trained.tokenizer.model_input_names)
+
+    def run(batch):
+        batch = {k: v.to(device) for k, v in batch.items() if k in accepted}
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                     enabled=backend == "torch-bf16"):
+            return model(**batch).logits
+    return run
+
+
+def peak_memory_mb(path: str, backend: str, batch_size: int, seq_len: int) -> float | None:
+    """Peak RSS of a fresh process that loads the model and runs one batch (interpreter and libraries included)."""
+    code = (
+        "import resource, sys, torch; from distilkit.inference import load_trained; "
+        "from distilkit.evaluate.bench import caller; t = load_trained(sys.argv[1]); "
+        f"v = len(t.tokenizer); ids = torch.randint(min(1000, v // 2), v, ({batch_size}, {seq_len})); "
+        "caller(t, sys.argv[2])({'input_ids': ids, 'attention_mask': torch.ones_like(ids), "
+        "'token_type_ids': torch.zeros_like(ids)}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, path, backend], capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    return round(int(lines[-1]) / 1024, 1) if done.returncode == 0 and lines else None
+
+
+def bench(cfg: BenchConfig) -> dict:
+    from distilkit.inference import load_trained
+
+    if not cfg.models:
+        raise DistilkitError("no models given: distilkit bench MODEL [MODEL ...]")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+        os.environ["DISTILKIT_ORT_THREADS"] = str(cfg.threads)
+    variants = variants_for(cfg.models, cfg.backend)
+    loaded = [load_trained(v.path) for v in variants]
+    singles, many = input_batches(loaded[0].tokenizer, cfg)
+    seq_len = int(np.mean([b["input_ids"].shape[1] for b in singles]))
+    calls = [caller(t, v.backend) for t, v in zip(loaded, variants)]
+    for call in calls:
+        for i in range(cfg.warmup):
+            call(singles[i % len(singles)])
+        call(many)
+    latency = [[] for _ in calls]
+    throughput = [[] for _ in calls]
+    every = max(1, cfg.rounds // 8)
+    for r in range(cfg.rounds):
+        batch = singles[r % len(singles)]
+        for i, call in enumerate(calls):
+            start = time.perf_counter()
+            call(batch)
+            latency[i].append(time.perf_counter() - start)
+            if r % every == 0:
+                start = time.perf_counter()
+                call(many)
+                throughput[i].append(time.perf_counter() - start)
+    rows = []
+    for v, t, lat, thr in zip(variants, loaded, latency, throughput):
+        flops = flops_per_example(v.path, seq_len)
+        meta = read_meta(Path(v.path)) if v.backend == "onnx" else {}
+        rows.append({
+            "model": v.label, "path": v.path, "backend": v.backend,
+            "precision": (meta.get("quantization") or {}).get("method", "fp32") if meta else
+            ("bf16" if v.backend == "torch-bf16" else "fp32"),
+            "parameters": parameter_count(t), "size_mb": round(weights_bytes(v.path) / 1e6, 2),
+            "gflops_per_example": None if flops is None else round(flops / 1e9, 3),
+            "latency_p50_ms": round(1000 * statistics.median(lat), 2),
+            "latency_p95_ms": round(1000 * float(np.percentile(lat, 95)), 2),
+            "throughput_per_s": round(len(many["input_ids"]) / statistics.median(thr), 1),
+            "peak_memory_mb": peak_memory_mb(v.path, v.backend, cfg.batch_size, seq_len) if cfg.memory else None,
+        })
+    base = rows[0]
+    for row in rows:
+        row["speedup"] = round(base["latency_p50_ms"] / row["latency_p50_ms"], 2)
+        if base["gflops_per_example"] and row["gflops_per_example"]:
+            row["speedup_flops"] = round(base["gflops_per_example"] / row["gflops_per_example"], 2)
+    result = {"seq_len": seq_len, "inputs": cfg.data or "synthetic", "batch_size": cfg.batch_size,
+              "rounds": cfg.rounds, "threads": torch.get_num_threads(), "models": rows}
+    print(format_bench(result))
+    if cfg.output:
+        write_json(Path(cfg.output), result)
+    return result
+
+
+def format_bench(result: dict) -> str:
+    head = (f"{'model':28s} {'backend':10s} {'prec':8s} {'params':>11s} {'MB':>7s} {'GFLOPs':>7s} {'p50 ms':>8s} "
+            f"{'p95 ms':>8s} {'ex/s':>7s} {'peak MB':>8s} {'speed-up':>8s} {'(FLOPs)':>8s}")
+    lines = [f"batch 1 latency and batch {result['batch_size']} throughput, {result['inputs']} inputs, mean length "
+             f"{result['seq_len']}, {result['threads']} threads, {result['rounds']} interleaved rounds", head]
+    for r in result["models"]:
+        lines.append(
+            f"{r['model'][:28]:28s} {r['backend']:10s} {r['precision']:8s} {r['parameters']:>11,d} {r['size_mb']:>7.1f} "
+            f"{(r['gflops_per_example'] or 0):>7.2f} {r['latency_p50_ms']:>8.2f} {r['latency_p95_ms']:>8.2f} "
+            f"{r['throughput_per_s']:>7.1f} {(r['peak_memory_mb'] or 0):>8.0f} {r['speedup']:>7.2f}x "
+            f"{r.get('speedup_flops', 0):>7.2f}x")
+    return "\n".join(lines)
+
+
+def bench_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

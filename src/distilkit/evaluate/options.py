@@ -1,0 +1,56 @@
+"""Options of `distilkit bench` and `distilkit report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+Backend = Literal["auto", "torch", "torch-bf16", "onnx"]
+
+
+@dataclass
+class BenchConfig:
+    """Measure models side by side: parameters, size, FLOPs, latency p50/p95 (batch 1), throughput, peak memory.
+
+    Args:
+        models: Models to compare (run folders, model folders, ONNX folders); the first is the baseline of the
+            speed-up columns.
+        backend: auto runs PyTorch folders with torch fp32 and ONNX folders with ONNX Runtime; torch-bf16 adds
+            bf16 autocast where the hardware supports it; onnx uses each run's onnx/ export.
+        seq_len: Sequence length of the synthetic inputs (ignored with --data).
+        data: Take real texts (and so real lengths) from this dataset's test split instead.
+        max_length: Truncate real texts to this many tokens.
+        batch_size: Batch size of the throughput measurement.
+        rounds: Timed rounds; every model runs once per round (interleaved), medians and p95 over rounds.
+        warmup: Untimed calls per model first.
+        threads: CPU threads for torch and ONNX Runtime (default: torch's default).
+        memory: Measure peak memory (a subprocess per model loads it and runs one batch).
+        output: Write the results as JSON here.
+    """
+
+    models: list[str] = field(default_factory=list)
+    backend: Backend = "auto"
+    seq_len: int = 128
+    data: Optional[str] = None
+    max_length: int = 128
+    batch_size: int = 32
+    rounds: int = 30
+    warmup: int = 3
+    threads: Optional[int] = None
+    memory: bool = True
+    output: Optional[str] = None
+
+
+@dataclass
+class ReportConfig:
+    """Write report.html (plots embedded) and report.md for pipeline runs: teacher vs every student and variant.
+
+    Args:
+        runs: Pipeline run folders (written by distilkit run).
+        output: Folder for report.html, report.md and the plots (default: the first run folder).
+        min_retention: Share of the teacher's score a model must keep to be recommended.
+    """
+
+    runs: list[str] = field(default_factory=list)
+    output: Optional[str] = None
+    min_retention: float = 0.98

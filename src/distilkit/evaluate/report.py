@@ -1,0 +1,239 @@
+"""`distilkit report`: one page that says which model to ship, as self-contained HTML and as Markdown.
+
+Inputs are what a pipeline run folder holds: eval/<model>.json (test metrics), bench.json (size, latency,
+FLOPs), and the TensorBoard logs of the training runs. The recommendation is the fastest model (batch-1 p50)
+that keeps at least --min-retention of the teacher's score.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from distilkit.errors import DistilkitError
+from distilkit.evaluate.metrics import plot_confusion_matrix, scalar_metrics
+from distilkit.evaluate.options import ReportConfig
+from distilkit.runs import write_atomic
+
+COLUMNS = ["model", "score", "retention", "params", "size MB", "p50 ms", "p95 ms", "ex/s", "speed-up", "FLOPs speed-up"]
+
+
+def _metric_name(evaluation: dict) -> str:
+    if "mse" in evaluation:
+        return "mse"
+    return "f1" if "entity" in evaluation else "accuracy"
+
+
+def collect(run: Path) -> tuple[list[dict], str]:
+    """One row per model, in the bench order (teacher first), with score, retention and speed columns."""
+    bench_file, eval_dir = run / "bench.json", run / "eval"
+    if not bench_file.exists() or not eval_dir.is_dir():
+        raise DistilkitError(f"{run}: not a finished pipeline run (needs bench.json and eval/); run distilkit run "
+                             "RECIPE.yaml first")
+    bench = json.loads(bench_file.read_text())
+    rows, metric = [], None
+    for b in bench["models"]:
+        eval_file = eval_dir / f"{b['model']}.json"
+        if not eval_file.exists():
+            raise DistilkitError(f"{eval_file}: missing; rerun the pipeline's evaluate stage")
+        evaluation = json.loads(eval_file.read_text())
+        metric = metric or _metric_name(evaluation)
+        flat = scalar_metrics(evaluation)
+        score = flat.get(metric, flat.get(f"entity_{metric}"))
+        rows.append({**b, "score": score, "evaluation": evaluation, "run": str(run)})
+    teacher = rows[0]["score"]
+    for r in rows:
+        r["retention"] = (teacher / r["score"] if metric == "mse" else r["score"] / teacher) if teacher else None
+    return rows, metric
+
+
+def recommend(rows: list[dict], min_retention: float) -> dict:
+    good = [r for r in rows if r["retention"] is not None and r["retention"] >= min_retention]
+    return min(good, key=lambda r: r["latency_p50_ms"]) if good else max(rows, key=lambda r: r["retention"] or 0)
+
+
+def table_rows(rows: list[dict]) -> list[list[str]]:
+    return [[r["model"], f"{r['score']:.4f}", f"{100 * r['retention']:.1f}%", f"{r['parameters'] / 1e6:.1f}M",
+             f"{r['size_mb']:.1f}", f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}",
+             f"{r['throughput_per_s']:.0f}", f"{r['speedup']:.2f}x", f"{r.get('speedup_flops', 0):.2f}x"] for r in rows]
+
+
+def markdown_table(rows: list[dict], metric: str) -> str:
+    header = [c if c != "score" else metric for c in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
+    return "\n".join(lines)
+
+
+def final_table(run: Path) -> str:
+    rows, metric = collect(Path(run))
+    return markdown_table(rows, metric)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pareto_plot(rows: list[dict], metric: str, best: dict, path: Path) -> None:
+    """Score against batch-1 latency; the Pareto front (nothing both faster and better) is joined by a line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    xs, ys = [r["latency_p50_ms"] for r in rows], [r["score"] for r in rows]
+    higher = metric != "mse"
+    front = [r for r in rows if not any(o["latency_p50_ms"] <= r["latency_p50_ms"] and
+                                        (o["score"] > r["score"] if higher else o["score"] < r["score"]) for o in rows)]
+    front.sort(key=lambda r: r["latency_p50_ms"])
+    ax.plot([r["latency_p50_ms"] for r in front], [r["score"] for r in front], "-", color="#9ecae1", zorder=1,
+            label="Pareto front")
+    colors = ["#d62728" if r is best else ("#1f77b4" if r in front else "#7f7f7f") for r in rows]
+    ax.scatter(xs, ys, c=colors, s=[90 if r is best else 45 for r in rows], zorder=2)
+    for r in rows:
+        ax.annotate(r["model"], (r["latency_p50_ms"], r["score"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, batch 1, p50 (ms, log scale)")
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(f"{metric} against latency (red: recommended)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def size_speed_plot(rows: list[dict], path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.6))
+    names = [r["model"] for r in rows][::-1]
+    axes[0].barh(names, [r["size_mb"] for r in rows][::-1], color="#6baed6")
+    axes[0].set_xlabel("weights on disk (MB)")
+    axes[1].barh(names, [r["speedup"] for r in rows][::-1], color="#74c476", label="measured")
+    axes[1].scatter([r.get("speedup_flops", np.nan) for r in rows][::-1], names, color="black", marker="|", s=200,
+                    label="from FLOPs", zorder=3)
+    axes[1].set_xlabel("speed-up over the teacher, batch 1")
+    axes[1].legend(fontsize=8, loc="lower right")
+    axes[1].set_yticklabels([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def training_curves(run: Path, path: Path) -> bool:
+    """Training loss and dev score over steps for every training run in the folder (TensorBoard logs)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves = []
+    for log in sorted(run.glob("**/logs/**/events.out.tfevents.*")):
+        acc = EventAccumulator(str(log))
+        acc.Reload()
+        tags = acc.Tags().get("scalars", [])
+        name = str(log.parent.relative_to(run)).replace("/logs", "")
+        loss = [(e.step, e.value) for e in acc.Scalars("train/loss")] if "train/loss" in tags else []
+        dev_tag = next((t for t in ("eval/accuracy", "eval/entity_f1", "eval/f1", "eval/mse") if t in tags), None)
+        dev = [(e.step, e.value) for e in acc.Scalars(dev_tag)] if dev_tag else []
+        if loss:
+            curves.append((name, loss, dev, dev_tag))
+    if not curves:
+        return False
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, loss, dev, tag in curves:
+        axes[0].plot(*zip(*loss), label=name)
+        if dev:
+            axes[1].plot(*zip(*dev), marker="o", label=f"{name} ({tag.split('/')[-1]})")
+    axes[0].set(title="training loss", xlabel="step")
+    axes[1].set(title="dev score per evaluation", xlabel="step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def report(cfg: ReportConfig, quiet: bool = False) -> Path:
+    if not cfg.runs:
+        raise DistilkitError("no run folders given: distilkit report RUN [RUN ...]")
+    rows, metric = [], None
+    for run in cfg.runs:
+        more, metric = collect(Path(run))
+        rows += more if not rows else more[1:]  # one teacher: the first run's
+    if len(cfg.runs) > 1:  # retention against the first run's teacher
+        for r in rows:
+            r["retention"] = r["score"] / rows[0]["score"] if metric != "mse" else rows[0]["score"] / r["score"]
+    out = Path(cfg.output or cfg.runs[0])
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    best = recommend(rows, cfg.min_retention)
+    pareto_plot(rows, metric, best, plots / "pareto.png")
+    size_speed_plot(rows, plots / "size_speed.png")
+    figures = [("Accuracy against latency", plots / "pareto.png"), ("Size and speed-up", plots / "size_speed.png")]
+    if training_curves(Path(cfg.runs[0]), plots / "training.png"):
+        figures.append(("Training curves", plots / "training.png"))
+    for r in (rows[0], best):
+        if "confusion_matrix" in r["evaluation"] and len(r["evaluation"]["confusion_matrix"]["labels"]) <= 30:
+            target = plots / f"confusion_{r['model'].replace(' ', '_')}.png"
+            plot_confusion_matrix(r["evaluation"], target, title=f"{r['model']} (test)")
+            if (f"Confusion matrix: {r['model']}", target) not in figures:
+                figures.append((f"Confusion matrix: {r['model']}", target))
+    verdict = (f"Ship **{best['model']}**: {metric} {best['score']:.4f} ({100 * best['retention']:.1f}% of the teacher), "
+               f"{best['latency_p50_ms']:.1f} ms at batch 1 ({best['speedup']:.1f}x faster), {best['size_mb']:.1f} MB.")
+    if best["retention"] < cfg.min_retention:
+        verdict = f"No model keeps {100 * cfg.min_retention:.0f}% of the teacher's {metric}; the best is {best['model']}."
+    bench = json.loads((Path(cfg.runs[0]) / "bench.json").read_text())
+    setup = (f"Test split of the run's data; latency at batch 1 and throughput at batch {bench['batch_size']} on "
+             f"{bench['inputs']} inputs (mean length {bench['seq_len']}), {bench['threads']} threads, "
+             f"{bench['rounds']} interleaved rounds, medians.")
+    md = [f"# distilkit report: {', '.join(Path(r).name for r in cfg.runs)}", "", verdict, "", setup, "",
+          markdown_table(rows, metric), ""]
+    md += [f"## {title}\n\n![{title}](plots/{p.name})\n" for title, p in figures]
+    write_atomic(out / "report.md", "\n".join(md))
+    write_atomic(out / "report.html", render_html(rows, metric, verdict, setup, figures, cfg.runs, best))
+    if not quiet:
+        print(markdown_table(rows, metric))
+        print(f"\n{verdict.replace('**', '')}\nwritten: {out / 'report.html'}, {out / 'report.md'}")
+    return out
+
+
+def render_html(rows, metric, verdict, setup, figures, runs, best) -> str:
+    head = "".join(f"<th>{html.escape(c if c != 'score' else metric)}</th>" for c in COLUMNS)
+    body = ""
+    for r, cells in zip(rows, table_rows(rows)):
+        cls = ' class="best"' if r is best else ""
+        body += f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>\n"
+    verdict_html = html.escape(verdict).replace("**", "")
+    figs = "".join(f"<section><h2>{html.escape(t)}</h2>{_img(p)}</section>" for t, p in figures)
+    title = html.escape(", ".join(Path(r).name for r in runs))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>distilkit report: {title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+.verdict {{ background: #eef6ee; border-left: 6px solid #2ca02c; padding: .8rem 1rem; font-size: 1.15rem; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-size: .92rem; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+tr.best td {{ background: #fff3e0; font-weight: 600; }}
+img {{ max-width: 100%; }} .setup {{ color: #555; }}
+</style></head><body>
+<h1>distilkit report: {title}</h1>
+<p class="verdict" id="verdict">{verdict_html}</p>
+<p class="setup">{html.escape(setup)}</p>
+<table id="models"><thead><tr>{head}</tr></thead><tbody>
+{body}</tbody></table>
+{figs}
+</body></html>
+"""

@@ -1,0 +1,266 @@
+"""`distilkit run RECIPE.yaml`: the whole path from teacher to small fast model, in one run folder.
+
+A recipe (see recipes/bbc-news.yaml) has these sections; each stage's options are exactly those of the command
+that runs it, so `distilkit finetune --help` documents `teacher:` and so on:
+
+    data:      DataOptions shared by every stage (data, max_length, ...)
+    teacher:   finetune options, or {run: FOLDER} to reuse a fine-tuned teacher
+    students:  {name: distill options}            (teacher and output are set by the pipeline)
+    prune:     {name: prune options + from: MODEL} (MODEL: teacher or a student name)
+    quantize:  {models: [...], methods: [dynamic, static, torchao]}   ONNX export + int8 of those models
+    bench:     bench options;  report: report options;  threads: CPU threads for everything
+    stages:    the stages to run (default: all): teacher, distill, prune, export, evaluate, bench, report
+
+Layout: teacher/, students/<name>/, pruned/<name>/, onnx/<model>/, int8/<model>-<method>/, eval/<model>.json,
+bench.json, report.html, report.md, plots/. A stage whose outputs are complete is skipped, so rerunning after
+a crash or Ctrl-C resumes (training stages also resume from their last checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig
+from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
+from distilkit.errors import DistilkitError
+from distilkit.evaluate.options import BenchConfig, ReportConfig
+from distilkit.pipeline_options import PipelineConfig
+from distilkit.runs import write_json, write_yaml
+
+STAGES = ["teacher", "distill", "prune", "export", "evaluate", "bench", "report"]
+TOP_KEYS = ["name", "output", "data", "teacher", "students", "prune", "quantize", "bench", "report", "stages", "threads"]
+DATA_KEYS = [f.name for f in dataclasses.fields(DataOptions)]
+METHODS = ("dynamic", "static", "torchao")
+
+
+def _fields(cls, drop=()) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.name not in drop]
+
+
+def _check_keys(where: str, given: dict, valid: list[str], source: str) -> None:
+    if not isinstance(given, dict):
+        raise DistilkitError(f"{source}: {where} must be a mapping of options, got {type(given).__name__}")
+    for key in given:
+        if key not in valid:
+            near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
+            raise DistilkitError(f"{source}: unknown key {key!r} in {where}{hint}")
+
+
+def load_recipe(path: str) -> dict:
+    """Read and validate a recipe: every key must be an option of the stage that uses it."""
+    source = Path(path)
+    if not source.is_file():
+        raise DistilkitError(f"{path}: recipe file not found (see recipes/ for examples)")
+    try:
+        recipe = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise DistilkitError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    _check_keys("the recipe", recipe, TOP_KEYS, path)
+    _check_keys("data", recipe.get("data") or {}, DATA_KEYS, path)
+    _check_keys("teacher", recipe.get("teacher") or {}, ["run", *_fields(FinetuneConfig, ["output"])], path)
+    for name, opts in (recipe.get("students") or {}).items():
+        _check_keys(f"students.{name}", opts or {}, _fields(DistillConfig, ["teacher", "output"]), path)
+    for name, opts in (recipe.get("prune") or {}).items():
+        _check_keys(f"prune.{name}", opts or {}, ["from", *_fields(PruneConfig, ["model", "output"])], path)
+    quant = recipe.get("quantize") or {}
+    _check_keys("quantize", quant, ["models", "methods", "calibration_samples"], path)
+    for method in quant.get("methods") or []:
+        if method not in METHODS:
+            raise DistilkitError(f"{path}: quantize.methods: unknown method {method!r}; use {', '.join(METHODS)}")
+    _check_keys("bench", recipe.get("bench") or {}, _fields(BenchConfig, ["models", "output"]), path)
+    _check_keys("report", recipe.get("report") or {}, _fields(ReportConfig, ["runs", "output"]), path)
+    for stage in recipe.get("stages") or []:
+        if stage not in STAGES:
+            near = difflib.get_close_matches(str(stage), STAGES, n=1)
+            raise DistilkitError(f"{path}: unknown stage {stage!r} in stages" + (f"; did you mean {near[0]!r}?" if near
+                                                                               else f"; stages: {', '.join(STAGES)}"))
+    return recipe
+
+
+class Pipeline:
+    """One recipe in one run folder; `models` maps a display name to the folder evaluate/bench/report use."""
+
+    def __init__(self, recipe: dict, folder: Path, recipe_path: str):
+        self.recipe, self.folder, self.recipe_path = recipe, folder, recipe_path
+        self.stages = recipe.get("stages") or STAGES
+        self.data = dict(recipe.get("data") or {})
+        self.threads = recipe.get("threads")
+        teacher = recipe.get("teacher") or {}
+        self.teacher = Path(teacher["run"]) if teacher.get("run") else folder / "teacher"
+        self.students = {n: folder / "students" / n for n in recipe.get("students") or {}}
+        self.pruned = {n: folder / "pruned" / n for n in recipe.get("prune") or {}}
+        quant = recipe.get("quantize") or {}
+        self.methods = list(quant.get("methods") or [])
+        trained = {"teacher": self.teacher, **self.students, **self.pruned}
+        self.to_quantize = list(quant.get("models") or (trained if self.methods else []))
+        for m in self.to_quantize:
+            if m not in trained:
+                raise DistilkitError(f"{recipe_path}: quantize.models: {m!r} is not the teacher, a student or a pruned "
+                                     f"model of this recipe ({', '.join(trained)})")
+        self.models = dict(trained)
+        for m in self.to_quantize:
+            for method in self.methods:
+                self.models[f"{m} int8-{method}"] = folder / "int8" / f"{m}-{method}"
+        self.check_dependencies()
+
+    def producer(self, name: str) -> str:
+        if name == "teacher":
+            return "teacher"
+        return "distill" if name in self.students else "prune" if name in self.pruned else "export"
+
+    def check_dependencies(self) -> None:
+        """A stage may be skipped only if what the stages that run need from it already exists."""
+        def needs(name: str, by: str) -> None:
+            stage, output = self.producer(name), self.models[name]
+            if stage not in self.stages and not output.exists():
+                hint = " (or give teacher.run)" if stage == "teacher" else ""
+                raise DistilkitError(f"{self.recipe_path}: stage {by} needs {output} ({name}) from stage {stage}, "
+                                     f"which this recipe skips; add {stage} to stages{hint}")
+        for name, opts in (self.recipe.get("prune") or {}).items():
+            source = (opts or {}).get("from", "teacher")
+            if source != "teacher" and source not in self.students:
+                raise DistilkitError(f"{self.recipe_path}: prune.{name}.from: {source!r} is not teacher or a student")
+            if "prune" in self.stages:
+                needs(source, f"prune ({name})")
+        if self.students and "distill" in self.stages:
+            needs("teacher", "distill")
+        if "export" in self.stages:
+            for m in self.to_quantize:
+                needs(m, "export")
+        for stage in ("evaluate", "bench"):
+            if stage in self.stages:
+                for m in self.models:
+                    needs(m, stage)
+        if "report" in self.stages:
+            for stage, output in (("evaluate", self.folder / "eval"), ("bench", self.folder / "bench.json")):
+                if stage not in self.stages and not output.exists():
+                    raise DistilkitError(f"{self.recipe_path}: stage report needs {output} from stage {stage}, which "
+                                         f"this recipe skips; add {stage} to stages")
+
+    # --- the stages -------------------------------------------------------------------------------------------
+    def common_training(self) -> dict:
+        return {**self.data, "resume": True, **({"threads": self.threads} if self.threads else {})}
+
+    def stage_teacher(self) -> None:
+        from distilkit.finetune import finetune
+
+        if (self.teacher / "metrics.json").exists():
+            return
+        if (self.recipe.get("teacher") or {}).get("run"):
+            raise DistilkitError(f"{self.recipe_path}: teacher.run {self.teacher} is not a finished run folder "
+                                 "(no metrics.json); fine-tune it first or drop run: to train one here")
+        opts = {**self.common_training(), **(self.recipe.get("teacher") or {}), "output": str(self.teacher)}
+        cfg = FinetuneConfig(**opts)
+        finetune(cfg, dataclasses.asdict(cfg))
+
+    def stage_distill(self) -> None:
+        from distilkit.distill.command import distill
+
+        for name, folder in self.students.items():
+            if (folder / "metrics.json").exists():
+                continue
+            print(f"  student {name}")
+            opts = {**self.common_training(), **(self.recipe["students"][name] or {}), "teacher": str(self.teacher),
+                    "output": str(folder)}
+            cfg = DistillConfig(**opts)
+            distill(cfg, dataclasses.asdict(cfg))
+
+    def stage_prune(self) -> None:
+        from distilkit.compress.prune import prune
+
+        for name, folder in self.pruned.items():
+            if (folder / "metrics.json").exists():
+                continue
+            opts = dict(self.recipe["prune"][name] or {})
+            source = self.models[opts.pop("from", "teacher")]
+            cfg = PruneConfig(**{**self.data, **opts, "model": str(source), "output": str(folder), "overwrite": True})
+            prune(cfg, dataclasses.asdict(cfg))
+
+    def stage_export(self) -> None:
+        from distilkit.compress.export import export
+        from distilkit.compress.quantize import quantize
+
+        quant = self.recipe.get("quantize") or {}
+        for m in self.to_quantize:
+            onnx_dir = self.folder / "onnx" / m
+            if any(x != "torchao" for x in self.methods) and not (onnx_dir / "distilkit_onnx.json").exists():
+                export(ExportConfig(**self.data, model=str(self.models[m]), output=str(onnx_dir), overwrite=True))
+            for method in self.methods:
+                out = self.models[f"{m} int8-{method}"]
+                if (out / "quantize_report.json").exists():
+                    continue
+                source = self.models[m] if method == "torchao" else onnx_dir
+                extra = {"calibration_samples": quant["calibration_samples"]} if "calibration_samples" in quant else {}
+                quantize(QuantizeConfig(**self.data, **extra, model=str(source), method=method, output=str(out),
+                                        overwrite=True))
+
+    def stage_evaluate(self) -> None:
+        from distilkit.evaluate.evaluator import score_rows, split_rows_for
+        from distilkit.inference import load_trained
+
+        for name, path in self.models.items():
+            target = self.folder / "eval" / f"{name}.json"
+            if target.exists():
+                continue
+            trained = load_trained(str(path))
+            data, split, rows = split_rows_for(trained, DataOptions(**self.data), "test", as_in_training=True)
+            metrics, _ = score_rows(trained, data, rows, self.data.get("max_length", 128), 64)
+            write_json(target, {**metrics, "split": split, "name": name, "path": str(path)})
+
+    def stage_bench(self) -> None:
+        from distilkit.evaluate.bench import bench
+
+        target = self.folder / "bench.json"
+        names = list(self.models)
+        if target.exists() and [r["model"] for r in json.loads(target.read_text())["models"]] == names:
+            return
+        opts = {"threads": self.threads, **(self.recipe.get("bench") or {})}
+        result = bench(BenchConfig(**opts, models=[str(self.models[n]) for n in names]))
+        for row, name in zip(result["models"], names):
+            row["model"] = name
+        write_json(target, result)
+
+    def stage_report(self) -> None:
+        from distilkit.evaluate.report import report
+
+        report(ReportConfig(**(self.recipe.get("report") or {}), runs=[str(self.folder)]), quiet=True)
+
+
+def run_pipeline(cfg: PipelineConfig) -> Path:
+    if not cfg.recipe:
+        raise DistilkitError("no recipe given: distilkit run RECIPE.yaml (see recipes/)")
+    recipe = load_recipe(cfg.recipe)
+    folder = Path(cfg.output or recipe.get("output") or f"runs/{Path(cfg.recipe).stem}")
+    if cfg.overwrite and folder.exists():
+        shutil.rmtree(folder)
+    pipeline = Pipeline(recipe, folder, cfg.recipe)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_yaml(folder / "recipe.yaml", recipe)
+    timings_file = folder / "stages.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    started_all = time.perf_counter()
+    todo = [s for s in STAGES if s in pipeline.stages]
+    for i, stage in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] {stage} ...", flush=True)
+        started = time.perf_counter()
+        getattr(pipeline, f"stage_{stage}")()
+        seconds = time.perf_counter() - started
+        if seconds >= 1 or stage not in timings:  # a skipped (finished) stage keeps the time it took
+            timings[stage] = round(seconds, 1)
+        write_json(timings_file, timings)
+        print(f"[{i}/{len(todo)}] {stage} done in {seconds:.0f} s (total {time.perf_counter() - started_all:.0f} s)",
+              flush=True)
+    if (folder / "report.md").exists():
+        from distilkit.evaluate.report import final_table
+
+        print("\n" + final_table(folder))
+        print(f"\nreport: {folder / 'report.html'} and {folder / 'report.md'}")
+    return folder

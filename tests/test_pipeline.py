@@ -1,0 +1,161 @@
+"""`distilkit run` end to end on a tiny recipe, resume by skipping, the report (rendered in Chromium), bench,
+recipe validation, and the shipped recipes."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import run_cli, topic_rows, write_csv
+
+from distilkit.cli import parse
+from distilkit.errors import DistilkitError
+from distilkit.pipeline import Pipeline, load_recipe
+
+RECIPES = Path(__file__).parent.parent / "recipes"
+
+
+def tiny_recipe(tmp_path, tiny_model, **changes) -> Path:
+    data = write_csv(tmp_path / "topics.csv", topic_rows(240, seed=1))
+    recipe = {
+        "name": "tiny", "output": str(tmp_path / "run"),
+        "data": {"data": str(data), "max_length": 32},
+        "teacher": {"model": str(tiny_model), "epochs": 8, "lr": 1e-3, "batch_size": 16, "warmup": 0},
+        "students": {"s1": {"student": "1", "recipe": "kd", "epochs": 6, "lr": 1e-3, "batch_size": 16, "warmup": 0}},
+        "quantize": {"models": ["teacher", "s1"], "methods": ["dynamic"]},
+        "bench": {"rounds": 4, "warmup": 1, "memory": False, "batch_size": 8},
+        "report": {"min_retention": 0.9},
+        **changes,
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tiny_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    recipe = tiny_recipe(tmp, tiny_model)
+    code, _, _ = run_cli(["run", recipe])
+    assert code == 0
+    return recipe, tmp / "run"
+
+
+def test_pipeline_writes_every_stage(tiny_pipeline):
+    _, run = tiny_pipeline
+    names = ["teacher", "s1", "teacher int8-dynamic", "s1 int8-dynamic"]
+    for name in names:
+        evaluation = json.loads((run / "eval" / f"{name}.json").read_text())
+        assert evaluation["split"] == "test" and 0 <= evaluation["accuracy"] <= 1
+    bench = json.loads((run / "bench.json").read_text())
+    assert [m["model"] for m in bench["models"]] == names
+    assert bench["models"][0]["speedup"] == 1.0
+    assert bench["models"][1]["gflops_per_example"] < bench["models"][0]["gflops_per_example"]  # 1 layer of 2
+    assert json.loads((run / "eval" / "teacher.json").read_text())["accuracy"] >= 0.8
+    md = (run / "report.md").read_text()
+    assert "| teacher |" in md and "Ship **" in md or "No model keeps" in md
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3  # pareto, size/speed, training curves (+ confusion)
+    stages = json.loads((run / "stages.json").read_text())
+    assert list(stages) == ["teacher", "distill", "prune", "export", "evaluate", "bench", "report"]
+
+
+def test_rerun_skips_finished_stages(tiny_pipeline, capsys):
+    recipe, run = tiny_pipeline
+    before = (run / "teacher" / "model" / "model.safetensors").stat().st_mtime
+    code, out, err = run_cli(["run", recipe], capsys)
+    assert code == 0, err
+    assert (run / "teacher" / "model" / "model.safetensors").stat().st_mtime == before
+    assert "[1/7] teacher done in 0 s" in out and "[2/7] distill done in 0 s" in out
+    assert "| s1 int8-dynamic |" in out  # the final table
+
+
+def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (the Makefile's test target does)")
+        pytest.skip("Debian chromium is not installed here (apt-get install chromium)")
+    _, run = tiny_pipeline
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1200,1800", (run / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
+    colours = np.unique((pixels.reshape(-1, 3) * 255).astype(int), axis=0)
+    assert len(colours) > 200  # text, table and plots, not a blank or error page
+    green = np.all(np.abs(pixels - np.array([0.933, 0.965, 0.933])) < 0.02, axis=-1)  # the verdict box
+    assert green.sum() > 5000
+
+
+def test_bench_torch_and_onnx(tiny_pipeline, tmp_path, capsys):
+    _, run = tiny_pipeline
+    out = tmp_path / "bench.json"
+    code, stdout, err = run_cli(["bench", run / "students" / "s1", run / "int8" / "s1-dynamic", "--rounds", "3",
+                                 "--seq-len", "16", "--batch-size", "4", "--output", out], capsys)
+    assert code == 0, err
+    rows = json.loads(out.read_text())["models"]
+    assert [r["backend"] for r in rows] == ["torch", "onnx"] and rows[1]["precision"] == "dynamic"
+    assert rows[0]["peak_memory_mb"] > 50 and rows[0]["latency_p95_ms"] >= rows[0]["latency_p50_ms"]
+    assert "speed-up" in stdout
+
+
+def test_bench_backend_not_installed(tiny_pipeline, monkeypatch, capsys):
+    import importlib.util
+
+    _, run = tiny_pipeline
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    code, _, err = run_cli(["bench", run / "int8" / "s1-dynamic", "--rounds", "2"], capsys)
+    assert code == 2 and "needs ONNX Runtime, which is not installed" in err
+    code, _, err = run_cli(["bench", run / "teacher", "--backend", "onnx"], capsys)
+    assert code == 2 and "not installed" in err
+
+
+def test_bench_onnx_backend_needs_an_export(tiny_pipeline, capsys):
+    _, run = tiny_pipeline
+    code, _, err = run_cli(["bench", run / "teacher", "--backend", "onnx", "--rounds", "2"], capsys)
+    assert code == 2 and "run distilkit export --model" in err
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"studnets": {}}, "unknown key 'studnets' in the recipe; did you mean 'students'?"),
+    ({"students": {"s1": {"student": "1", "epocs": 2}}}, "unknown key 'epocs' in students.s1; did you mean 'epochs'?"),
+    ({"stages": ["distill", "evaluate"]}, "stage distill needs"),
+    ({"stages": ["teacher", "distill", "export", "evaluate", "report"]}, "stage report needs"),
+    ({"quantize": {"methods": ["int4"]}}, "unknown method 'int4'"),
+    ({"quantize": {"models": ["s9"], "methods": ["dynamic"]}}, "'s9' is not the teacher, a student or a pruned model"),
+])
+def test_bad_recipes_fail_with_one_line(tiny_model, tmp_path, capsys, change, message):
+    recipe = tiny_recipe(tmp_path, tiny_model, **change)
+    code, _, err = run_cli(["run", recipe], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_recipes_parse_and_every_option_exists(recipe, tmp_path):
+    """Each section goes through the same parser as its command, so names and value types are checked."""
+    content = load_recipe(str(recipe))
+    Pipeline(content, tmp_path / "run", str(recipe))  # references between sections resolve
+    data = content.get("data") or {}
+    sections = [("finetune", {**data, **{k: v for k, v in content["teacher"].items() if k != "run"}})]
+    sections += [("distill", {**data, **opts, "teacher": "x"}) for opts in (content.get("students") or {}).values()]
+    sections += [("bench", content.get("bench") or {}), ("report", content.get("report") or {})]
+    for command, options in sections:
+        config = tmp_path / f"{command}.yaml"
+        config.write_text(yaml.safe_dump(options))
+        parse([command, "--config", str(config)])  # raises UsageError on a bad name or type
+    assert {"bbc-news", "brown-pos", "sst2-tinybert4", "conll03-ner-tinybert4"} <= {p.stem for p in RECIPES.glob("*.yaml")}
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(DistilkitError, match="recipe file not found"):
+        load_recipe(str(tmp_path / "nope.yaml"))
