@@ -24,7 +24,7 @@ install: $(STAMP)
 
 # The report and playground tests drive Debian's headless Chromium; CI (root on Debian) installs it here.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
 		else echo "note: install chromium and chromium-driver (Debian) for the browser tests"; fi; }
@@ -48,6 +48,7 @@ bench: install
 	$(PY) benchmarks/peft_methods.py
 	$(PY) benchmarks/continual.py
 	$(PY) benchmarks/compress.py
+	$(PY) benchmarks/serve_load.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

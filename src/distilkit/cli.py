@@ -19,6 +19,7 @@ from distilkit.config import (AugmentConfig, DistillConfig, EvaluateConfig, Fine
                               PredictConfig, SearchConfig)
 from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig
 from distilkit.errors import DistilkitError
+from distilkit.serve.options import ServeConfig
 from distilkit.evaluate.options import BenchConfig, ReportConfig
 from distilkit.pipeline_options import PipelineConfig
 
@@ -127,6 +128,7 @@ COMMANDS = {
     "bench": (BenchConfig, "measure size, FLOPs, latency, throughput and memory of models side by side"),
     "report": (ReportConfig, "write report.html + report.md (plots) for pipeline runs"),
     "run": (PipelineConfig, "run a recipe: teacher → students → prune → int8 → evaluate → bench → report"),
+    "serve": (ServeConfig, "serve a model over HTTP: /predict (micro-batched), /health, /metrics, a playground"),
 }
 # options that are also taken as positional arguments: class → (field, nargs, help)
 POSITIONAL = {
@@ -159,6 +161,8 @@ def parse(argv: list[str]) -> tuple[str, object, dict]:
     parser = build_parser()
     if argv and argv[0] in COMMANDS:
         cls = COMMANDS[argv[0]][0]
+        if argv[0] == "serve" and len(argv) > 1 and not argv[1].startswith("-"):
+            argv = [argv[0], "--model", *argv[1:]]  # distilkit serve RUN_OR_MODEL [options]
         argv = [argv[0]] + _normalise_argv(argv[1:], cls)
         for i, arg in enumerate(argv[:-1]):
             if arg == "--config":
@@ -187,6 +191,7 @@ RUNNERS = {
     "bench": ("distilkit.evaluate.bench", "bench"),
     "report": ("distilkit.evaluate.report", "report"),
     "run": ("distilkit.pipeline", "run_pipeline"),
+    "serve": ("distilkit.serve.command", "serve"),
 }
 WITH_RESOLVED = ("finetune", "distill", "prune")
 

@@ -1,0 +1,1 @@
+"""`distilkit serve`: a FastAPI app on uvicorn that answers predictions of one model, micro-batched."""
