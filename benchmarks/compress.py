@@ -19,6 +19,7 @@ import argparse
 import json
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,8 @@ import torch
 
 from common import RUNS, run_distilkit, save
 
-from distilkit.compress.onnx_model import OnnxClassifier, folder_size
 from distilkit.config import EvaluateConfig
+from distilkit.evaluate.bench import caller, weights_bytes
 from distilkit.evaluate.evaluator import score_rows, split_rows_for
 from distilkit.inference import load_trained
 
@@ -69,25 +70,6 @@ def variants() -> dict[str, Path]:
     return out
 
 
-def weights_bytes(folder: Path) -> int:
-    """Bytes of the weights file(s) a deployment ships (ONNX graph or safetensors), tokenizer excluded."""
-    folder = folder / "model" if (folder / "model").is_dir() else folder
-    files = [f for f in folder.iterdir() if f.suffix in (".onnx", ".safetensors", ".data")]
-    return sum(f.stat().st_size for f in files) if files else folder_size(folder)
-
-
-def forward_fn(trained, batch: dict):
-    if isinstance(trained.model, OnnxClassifier):
-        feed = {k: v.numpy() for k, v in batch.items()}
-        return lambda: trained.model.logits(feed)
-    model = trained.model
-
-    def call():
-        with torch.inference_mode():
-            return model(**batch).logits
-    return call
-
-
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -112,7 +94,7 @@ def main() -> None:
                                            return_tensors="pt"))
     b1, b32 = enc(1), enc(32)
     assert int(b32["attention_mask"].sum()) == 32 * 128  # real articles fill all 128 positions
-    calls = {name: (forward_fn(t, b1), forward_fn(t, b32)) for name, t in loaded.items()}
+    calls = {name: (partial(caller(t, "torch"), b1), partial(caller(t, "torch"), b32)) for name, t in loaded.items()}
     for one, many in calls.values():  # warm-up: first calls allocate and pick kernels
         one(), many()
     lat = {name: [] for name in calls}
@@ -131,7 +113,7 @@ def main() -> None:
         latency = statistics.median(lat[name])
         row = {
             "path": str(variants()[name].relative_to(RUNS.parent.parent)),
-            "weights_mb": round(weights_bytes(variants()[name]) / 1e6, 1),
+            "weights_mb": round(weights_bytes(str(variants()[name])) / 1e6, 1),
             "latency_b1_ms": round(1000 * latency, 2),
             "throughput_b32_per_s": round(32 / statistics.median(thr[name]), 1),
             "speedup_vs_fp32_torch_b1": round(base_lat[owner] / latency, 2),

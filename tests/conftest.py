@@ -140,6 +140,18 @@ def topic_run(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def ner_run(tiny_model, tmp_path_factory):
+    """A tiny model fine-tuned on BIO-tagged sentences (PER, LOC): the token-classification run of the tests."""
+    from distilkit.cli import main
+
+    folder = tmp_path_factory.mktemp("ner")
+    data = write_conll(folder / "ner.conll", ner_sentences(150, seed=3))
+    out = folder / "run"
+    main(["finetune", "--model", str(tiny_model), "--data", str(data), "--output", str(out), "--epochs", "4", *FAST])
+    return out
+
+
+@pytest.fixture(scope="session")
 def topic_data(topic_run) -> Path:
     return topic_run.parent.parent / "topics.csv"
 

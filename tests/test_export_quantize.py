@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import FAST, build_tiny_model, ner_sentences, run_cli, write_conll
+from conftest import build_tiny_model, ner_sentences, run_cli, write_conll
 
 from distilkit.compress.onnx_model import graph_is_quantized
 from distilkit.inference import load_trained
@@ -15,16 +15,6 @@ from distilkit.inference import load_trained
 def topic_onnx(topic_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "topic-onnx"
     code, _, _ = run_cli(["export", "--model", topic_run, "--output", out])
-    assert code == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def ner_run(tiny_model, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ner")
-    data = write_conll(folder / "ner.conll", ner_sentences(150, seed=3))
-    out = folder / "run"
-    code, _, _ = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", out, "--epochs", "4", *FAST])
     assert code == 0
     return out
 

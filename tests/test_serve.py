@@ -7,7 +7,7 @@ import shutil
 
 import httpx
 import pytest
-from conftest import FAST, ner_sentences, run_cli, write_conll
+from conftest import run_cli
 from fastapi.testclient import TestClient
 
 from distilkit.errors import DistilkitError
@@ -29,16 +29,6 @@ def engine(topic_run):
 def client(topic_run, engine):
     with TestClient(create_app(ServeConfig(model=str(topic_run), max_texts=4, max_chars=200), engine)) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def ner_run(tiny_model, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve-ner")
-    data = write_conll(folder / "ner.conll", ner_sentences(150, seed=3))
-    out = folder / "run"
-    code, _, _ = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", out, "--epochs", "4", *FAST])
-    assert code == 0
-    return out
 
 
 def metric(text: str, name: str) -> float:

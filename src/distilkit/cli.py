@@ -206,14 +206,23 @@ def run(argv: list[str]) -> object:
     return runner(config, resolved) if command in WITH_RESOLVED else runner(config)
 
 
+def _errors_only(record) -> bool:
+    import logging
+
+    return record.levelno >= logging.ERROR
+
+
 def quiet_library_logs() -> None:
     """Silence import-time noise that says nothing to a distilkit user: transformers imports torchao when it is
     installed, and torchao logs its missing CUDA kernels and a torch deprecation at import."""
     import logging
 
     for name in ("torchao", "torch.utils._pytree"):
-        # a filter, not setLevel: torch's logging setup resets the levels of its loggers later
-        logging.getLogger(name).addFilter(lambda record: record.levelno >= logging.ERROR)
+        # a filter, not setLevel: torch's logging setup resets the levels of its loggers later;
+        # one shared function, so calling main() many times (tests) does not pile up filters
+        logger = logging.getLogger(name)
+        if _errors_only not in logger.filters:
+            logger.addFilter(_errors_only)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
 from distilkit.models import ALIASES, freeze, load_model, load_tokenizer, resolve_model
-from distilkit.runs import RunFolder
+from distilkit.runs import RunFolder, folder_bytes
 from distilkit.trainer_setup import (
     compute_metrics_fn,
     count_parameters,
@@ -51,10 +51,6 @@ def describe_data(data, truncated: dict, max_length: int) -> str:
 def base_pointer(given: str, resolved_path: str) -> str:
     """How an adapter refers to its base: aliases and hub ids as given, folders as absolute paths."""
     return str(Path(resolved_path).resolve()) if Path(resolved_path).is_dir() and given not in ALIASES else given
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
 
 
 def continual_before(cfg: FinetuneConfig, previous, data) -> dict:

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from distilkit.compress.common import default_output, with_run_data
-from distilkit.compress.onnx_model import META_FILE, ONNX_FILE, OnnxClassifier, folder_size, is_onnx_folder
+from distilkit.compress.onnx_model import META_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distilkit.compress.options import ExportConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.inference import MODEL_INPUTS, load_trained, run_batches
-from distilkit.runs import RunFolder, write_json
+from distilkit.runs import RunFolder, folder_bytes, write_json
 
 # Real sentences for the parity check when the model's data is unknown (a model folder without its run).
 SAMPLE_TEXTS = [
@@ -197,7 +197,7 @@ def export(cfg: ExportConfig) -> Path:
     except BaseException:
         run.abort()
         raise
-    print(f"exported {trained.path} → {final / ONNX_FILE} ({folder_size(final) / 1e6:.1f} MB folder)")
+    print(f"exported {trained.path} → {final / ONNX_FILE} ({folder_bytes(final) / 1e6:.1f} MB folder)")
     print(f"parity on {len(rows)} examples of {rows_from}: max |logit difference| {diff:.2e} (tolerance "
           f"{cfg.tolerance})" + (f"; after fusions {parity['max_abs_logit_diff_optimized']:.2e}"
                                  if "max_abs_logit_diff_optimized" in parity else ""))

@@ -96,7 +96,3 @@ def graph_is_quantized(onnx_file: Path) -> bool:
     quant_ops = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul",
                  "QAttention", "QGemm"}
     return any(node.op_type in quant_ops for node in model.graph.node)
-
-
-def folder_size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())

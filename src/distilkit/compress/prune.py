@@ -23,8 +23,7 @@ from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import score_rows, split_rows_for
-from distilkit.evaluate.metrics import default_metric
-from distilkit.compress.quantize import headline
+from distilkit.evaluate.metrics import default_metric, headline
 from distilkit.inference import MODEL_INPUTS, TrainedModel, load_trained
 from distilkit.runs import RunFolder
 

@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.compress.common import default_output, with_run_data
-from distilkit.compress.onnx_model import META_FILE, ONNX_FILE, folder_size, graph_is_quantized, is_onnx_folder, read_meta
+from distilkit.compress.onnx_model import META_FILE, ONNX_FILE, graph_is_quantized, is_onnx_folder, read_meta
 from distilkit.compress.options import ExportConfig, QuantizeConfig
 from distilkit.data.encode import encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import score_rows, split_rows_for
-from distilkit.evaluate.metrics import default_metric, scalar_metrics
+from distilkit.evaluate.metrics import default_metric, headline
 from distilkit.inference import MODEL_INPUTS, load_trained
 from distilkit.models import read_config_dict, resolve_model
-from distilkit.runs import RunFolder, write_json
+from distilkit.runs import RunFolder, folder_bytes, write_json
 
 
 def refuse_quantized(model: str) -> None:
@@ -76,26 +76,37 @@ def calibration_rows(trained, opts, samples: int) -> list[dict]:
     return random.Random(0).sample(rows, min(samples, len(rows)))
 
 
-def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, opts) -> dict:
-    """ONNX Runtime dynamic or static (QDQ) int8 into `work/model.onnx`; returns the settings used."""
+@contextlib.contextmanager
+def quiet_root_logger():
+    """ORT's quantizer logs a "consider pre-processing" warning through the root logger on every call."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, rows: list[dict] | None) -> dict:
+    """ONNX Runtime dynamic or static (QDQ, calibrated on `rows`) int8 into `work/model.onnx`; returns the settings."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     src = src_folder / ONNX_FILE
     # fused graphs carry com.microsoft ops whose output types shape inference cannot give; say they are float
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    logging.getLogger().setLevel(logging.ERROR)  # ORT logs a "consider pre-processing" warning on every call
     if cfg.method == "dynamic":
-        quantize_dynamic(str(src), str(work / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=cfg.per_channel,
-                         extra_options=extra)
+        with quiet_root_logger():
+            quantize_dynamic(str(src), str(work / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=cfg.per_channel,
+                             extra_options=extra)
         return {"method": "dynamic", "weights": "int8", "per_channel": cfg.per_channel}
-    rows = calibration_rows(trained, opts, cfg.calibration_samples)
     dataset, _ = encode_rows(rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id,
                              trained.regression)
     input_names = [i for i in read_meta(src_folder)["inputs"] if i in MODEL_INPUTS]
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), quiet_root_logger():
         quantize_static(str(src), str(work / ONNX_FILE), CalibrationReader(dataset, input_names),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         per_channel=cfg.per_channel, calibrate_method=methods[cfg.calibration_method],
@@ -131,12 +142,6 @@ def fp32_onnx_folder(cfg: QuantizeConfig, tmp: Path) -> Path:
     return export(ExportConfig(**{**opts, "output": str(tmp / "fp32"), "overwrite": True}))
 
 
-def headline(metrics: dict, metric: str) -> float:
-    """The task's main metric from a metrics dict (entity F1 sits under "entity" for BIO tagging)."""
-    flat = scalar_metrics(metrics)
-    return flat.get(metric, flat.get(f"entity_{metric}"))
-
-
 def compare(reference: dict, candidate: dict, ref_logits: list, cand_logits: list, metric: str) -> dict:
     """The fp32 → int8 change of the main metric, logit differences and how often the prediction stays."""
     diffs = [np.abs(a - b) for a, b in zip(ref_logits, cand_logits)]
@@ -163,7 +168,10 @@ def quantize(cfg: QuantizeConfig) -> Path:
     reference_model = load_trained(cfg.model)
     data, split, rows = split_rows_for(reference_model, opts, cfg.eval_split, as_in_training=True)
     if cfg.method == "static":
-        calibration_rows(reference_model, opts, 1)  # wrong-task or missing calibration data fails before any work
+        # read before any work, so wrong-task or missing calibration data fails with nothing written
+        calibration = calibration_rows(reference_model, opts, cfg.calibration_samples)
+    else:
+        calibration = None
 
     with tempfile.TemporaryDirectory(prefix="distilkit-quantize-") as tmp:
         source = Path(cfg.model) if cfg.method == "torchao" else fp32_onnx_folder(cfg, Path(tmp))
@@ -172,7 +180,7 @@ def quantize(cfg: QuantizeConfig) -> Path:
             if cfg.method == "torchao":
                 settings = quantize_torchao(resolve_model(cfg.model), work, reference_model)
             else:
-                settings = quantize_onnx(source, work, cfg, reference_model, opts)
+                settings = quantize_onnx(source, work, cfg, reference_model, calibration)
                 for name in source.iterdir():  # tokenizer, config and metadata travel with the graph
                     if name.is_file() and name.name != ONNX_FILE:
                         shutil.copy2(name, work / name.name)
@@ -184,8 +192,8 @@ def quantize(cfg: QuantizeConfig) -> Path:
                 "quantization": settings,
                 "evaluated_on": f"{data.name} ({split}, {len(rows)} examples)",
                 **compare(ref_metrics, new_metrics, ref_logits, new_logits, metric),
-                "size_bytes": {"fp32": folder_size(Path(resolve_model(cfg.model)) if cfg.method == "torchao" else source),
-                               "int8": folder_size(work)},
+                "size_bytes": {"fp32": folder_bytes(Path(resolve_model(cfg.model)) if cfg.method == "torchao" else source),
+                               "int8": folder_bytes(work)},
                 "quantized_from": str(Path(cfg.model).resolve()),
             }
             write_json(work / "quantize_report.json", report)

@@ -10,7 +10,6 @@ FLOPs per example come from the config (pruned shapes included), for comparing m
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -22,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.compress.onnx_model import OnnxClassifier, folder_size, is_onnx_folder, read_meta
+from distilkit.compress.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig
 from distilkit.models import read_config_dict, resolve_model
-from distilkit.runs import write_json
+from distilkit.runs import folder_bytes, write_json
 
 
 @dataclass
@@ -80,7 +79,7 @@ def weights_bytes(path: str) -> int:
     """Bytes of the weight files a deployment ships (ONNX graph or safetensors), tokenizer excluded."""
     folder = model_folder(path)
     files = [f for f in folder.iterdir() if f.suffix in (".onnx", ".safetensors", ".bin", ".data")]
-    return sum(f.stat().st_size for f in files) if files else folder_size(folder)
+    return sum(f.stat().st_size for f in files) if files else folder_bytes(folder)
 
 
 def flops_per_example(path: str, seq_len: int) -> float | None:
@@ -230,7 +229,3 @@ def format_bench(result: dict) -> str:
             f"{r['throughput_per_s']:>7.1f} {(r['peak_memory_mb'] or 0):>8.0f} {r['speedup']:>7.2f}x "
             f"{r.get('speedup_flops', 0):>7.2f}x")
     return "\n".join(lines)
-
-
-def bench_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -98,6 +98,12 @@ def scalar_metrics(full: dict) -> dict:
     return out
 
 
+def headline(metrics: dict, metric: str) -> float:
+    """The task's main metric from a full metrics dict (entity F1 sits under "entity" for BIO tagging)."""
+    flat = scalar_metrics(metrics)
+    return flat.get(metric, flat.get(f"entity_{metric}"))
+
+
 def default_metric(task: str, regression: bool, bio: bool) -> tuple[str, bool]:
     """The dev metric that picks the best checkpoint, and whether greater is better."""
     if regression:

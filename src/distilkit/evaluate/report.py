@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.metrics import plot_confusion_matrix, scalar_metrics
+from distilkit.evaluate.metrics import headline, plot_confusion_matrix
 from distilkit.evaluate.options import ReportConfig
 from distilkit.runs import write_atomic
 
@@ -42,8 +42,7 @@ def collect(run: Path) -> tuple[list[dict], str]:
             raise DistilkitError(f"{eval_file}: missing; rerun the pipeline's evaluate stage")
         evaluation = json.loads(eval_file.read_text())
         metric = metric or _metric_name(evaluation)
-        flat = scalar_metrics(evaluation)
-        score = flat.get(metric, flat.get(f"entity_{metric}"))
+        score = headline(evaluation, metric)
         rows.append({**b, "score": score, "evaluation": evaluation, "run": str(run)})
     teacher = rows[0]["score"]
     for r in rows:
