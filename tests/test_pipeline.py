@@ -14,7 +14,7 @@ from conftest import run_cli, topic_rows, write_csv
 
 from distilkit.cli import parse
 from distilkit.errors import DistilkitError
-from distilkit.pipeline import Pipeline, load_recipe
+from distilkit.pipeline import Pipeline, changed_sections, load_recipe
 
 RECIPES = Path(__file__).parent.parent / "recipes"
 
@@ -72,6 +72,25 @@ def test_rerun_skips_finished_stages(tiny_pipeline, capsys):
     assert (run / "teacher" / "model" / "model.safetensors").stat().st_mtime == before
     assert "[1/7] teacher done in 0 s" in out and "[2/7] distill done in 0 s" in out
     assert "| s1 int8-dynamic |" in out  # the final table
+
+
+def test_rerun_with_a_changed_recipe_refuses(tiny_pipeline, tmp_path, capsys):
+    recipe, run = tiny_pipeline
+    changed = yaml.safe_load(recipe.read_text())
+    changed["students"]["s1"]["epochs"] = 1
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    code, _, err = run_cli(["run", str(path)], capsys)
+    assert code == 2 and "students.s1 changed since" in err and "--overwrite" in err
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["students"]["s1"]["epochs"] == 6  # untouched
+
+
+def test_changed_sections_allows_additions():
+    old = {"data": {"data": "x"}, "students": {"a": {"epochs": 1}}, "prune": {}}
+    assert changed_sections(old, {**old, "students": {"a": {"epochs": 1}, "b": {"epochs": 2}}}) == []
+    assert changed_sections(old, {**old, "quantize": {"methods": ["static"]}, "bench": {"rounds": 3}}) == []
+    assert changed_sections(old, {**old, "data": {"data": "y"}}) == ["data"]
+    assert changed_sections(old, {**old, "students": {"a": {"epochs": 2}}}) == ["students.a"]
 
 
 def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):

@@ -85,6 +85,19 @@ def load_recipe(path: str) -> dict:
     return recipe
 
 
+def changed_sections(old: dict, new: dict) -> list[str]:
+    """The recipe sections whose finished outputs a resumed run would wrongly reuse after the recipe changed.
+
+    Adding a student, pruned model or quantization method is fine (its outputs do not exist yet); changing the data
+    or the teacher, or the options of a student or pruned model that already has outputs, is not.
+    """
+    changed = [key for key in ("data", "teacher") if (old.get(key) or {}) != (new.get(key) or {})]
+    for section in ("students", "prune"):
+        before, after = old.get(section) or {}, new.get(section) or {}
+        changed += [f"{section}.{name}" for name in after if name in before and before[name] != after[name]]
+    return changed
+
+
 class Pipeline:
     """One recipe in one run folder; `models` maps a display name to the folder evaluate/bench/report use."""
 
@@ -242,6 +255,11 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     if cfg.overwrite and folder.exists():
         shutil.rmtree(folder)
     pipeline = Pipeline(recipe, folder, cfg.recipe)
+    if (folder / "recipe.yaml").exists():
+        changed = changed_sections(yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}, recipe)
+        if changed:
+            raise DistilkitError(f"{cfg.recipe}: {', '.join(changed)} changed since {folder} was run, so its finished "
+                                 f"outputs no longer match; rerun with --overwrite, or give a new --output")
     folder.mkdir(parents=True, exist_ok=True)
     write_yaml(folder / "recipe.yaml", recipe)
     timings_file = folder / "stages.json"
