@@ -8,7 +8,10 @@ student-int8-dynamic, from benchmarks/compress.py; ONNX Runtime backend) twice: 
 keeps 1, 4 and 16 requests in flight until 1,000 requests (one text each) are answered or the time limit
 passes, in 5 rounds that alternate between the two servers (so drift in the machine's speed hits both alike).
 Texts are the first sentences of real BBC News test articles, at most 64 tokens. The load generator shares the
-machine's cores with the server, as a sidecar would. Writes benchmarks/results/serve_load.json.
+machine's cores with the server, as a sidecar would. Before the servers start, the model alone (the server's
+Engine.predict in this process, no HTTP) is timed at batch 1, 16 and 32 on the same texts: how much a forward
+pass over many texts saves on this machine, the ceiling for what micro-batching can gain.
+Writes benchmarks/results/serve_load.json.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from common import ROOT, RUNS, save
 
 from distilkit.data.builtin import load_bbc_news
 from distilkit.models import load_tokenizer
+from distilkit.serve.engine import Engine
 
 MODEL = RUNS / "compress" / "student-int8-dynamic"
 MODES = {"micro-batched": ["--max-batch", "32", "--max-wait-ms", "5"],
@@ -47,6 +51,22 @@ def sentences(model: Path) -> list[str]:
         if len(tokenizer(first)["input_ids"]) <= MAX_TOKENS:
             out.append(first)
     return out
+
+
+def model_alone(model: Path, texts: list[str], rounds: int) -> dict:
+    """Milliseconds per text of Engine.predict at batch 1, 16 and 32 (interleaved rounds, medians) and the gain."""
+    engine = Engine.load(str(model), None)
+    engine.warm_up()
+    rows = [{"text": t} for t in texts[:256]]
+    times: dict[int, list[float]] = {1: [], 16: [], 32: []}
+    for _ in range(rounds):
+        for size in times:
+            started = time.perf_counter()
+            for i in range(0, len(rows), size):
+                engine.predict(rows[i:i + size])
+            times[size].append(1000 * (time.perf_counter() - started) / len(rows))
+    ms = {str(size): round(statistics.median(t), 3) for size, t in times.items()}
+    return {"ms_per_text": ms, "gain": {size: round(ms["1"] / ms[size], 2) for size in ("16", "32")}}
 
 
 def start(model: Path, options: list[str]) -> tuple[subprocess.Popen, str]:
@@ -130,6 +150,8 @@ def main() -> None:
     args = parser.parse_args()
     texts = sentences(args.model)
     print(f"{len(texts)} BBC test sentences of at most {MAX_TOKENS} tokens; model {args.model}")
+    alone = model_alone(args.model, texts, args.rounds)
+    print(f"model alone, no HTTP: {alone}", flush=True)
     servers = {mode: start(args.model, options) for mode, options in MODES.items()}
     results: dict = {}
     try:
@@ -155,7 +177,7 @@ def main() -> None:
     path = save("serve_load", args.model.name, {
         "model": str(args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model),
         "texts": len(texts), "max_tokens": MAX_TOKENS, "modes": {m: " ".join(o) for m, o in MODES.items()},
-        "cpu_cores": os.cpu_count(), "results": results, "throughput_speedup": speedup, "command": command})
+        "cpu_cores": os.cpu_count(), "model_alone": alone, "results": results, "throughput_speedup": speedup, "command": command})
     print("\n| concurrency | micro-batched req/s | p50 / p99 ms | mean batch | batch size 1 req/s | p50 / p99 ms "
           "| speed-up |")
     print("|---|---|---|---|---|---|---|")
@@ -163,6 +185,9 @@ def main() -> None:
         m, b = results["micro-batched"][c], results["batch size 1"][c]
         print(f"| {c} | {m['throughput_rps']} | {m['p50_ms']} / {m['p99_ms']} | {m['mean_batch']} | "
               f"{b['throughput_rps']} | {b['p50_ms']} / {b['p99_ms']} | {speedup[c]}x |")
+    ms = " / ".join(map(str, alone["ms_per_text"].values()))
+    print(f"\nmodel alone (no HTTP), ms per text at batch 1 / 16 / 32: {ms} → batching gains at most "
+          f"{max(alone['gain'].values())}x on this machine")
     print(f"\nwrote {path}")
 
 

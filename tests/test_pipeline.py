@@ -126,6 +126,19 @@ def test_bench_torch_and_onnx(tiny_pipeline, tmp_path, capsys):
     assert "speed-up" in stdout
 
 
+def test_peak_memory_is_the_models_own_not_its_parents(tiny_pipeline):
+    from distilkit.evaluate.bench import peak_memory_mb
+
+    _, run = tiny_pipeline
+    model = str(run / "students" / "s1")
+    alone = peak_memory_mb(model, "torch", 4, 16)
+    ballast = np.ones(96 * 2**20)  # 768 MiB touched in this (parent) process
+    assert ballast.sum() > 0
+    beside_a_big_parent = peak_memory_mb(model, "torch", 4, 16)
+    del ballast
+    assert alone > 50 and beside_a_big_parent < alone + 300  # getrusage's ru_maxrss would add the 768 MiB
+
+
 def test_bench_backend_not_installed(tiny_pipeline, monkeypatch, capsys):
     import importlib.util
 

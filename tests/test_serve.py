@@ -11,8 +11,9 @@ from conftest import run_cli
 from fastapi.testclient import TestClient
 
 from distilkit.errors import DistilkitError
-from distilkit.inference import load_trained
+from distilkit.inference import length_groups, load_trained
 from distilkit.predict import predict_rows
+from distilkit.serve import engine as serve_engine
 from distilkit.serve.app import create_app
 from distilkit.serve.engine import Engine, entity_spans, resolve_backend
 from distilkit.serve.options import ServeConfig
@@ -62,6 +63,27 @@ def test_predict_matches_distilkit_predict(client, engine):
     for got, want in zip(body["predictions"], expected):
         assert got["text"] == want["text"] and got["truncated"] is False and "text_pair" not in got
         assert abs(got["score"] - want["score"]) < 1e-5 and set(got["scores"]) == {"food", "music", "sport"}
+
+
+def test_length_groups_bound_padding():
+    lengths = [5, 6, 7, 100, 6, 50, 5]
+    groups = length_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert [3] in groups and [5] in groups  # the long texts do not pad the short ones
+    for g in groups:
+        assert len(g) * max(lengths[i] for i in g) <= 1.25 * sum(lengths[i] for i in g)
+
+
+def test_mixed_lengths_in_one_batch_match_one_by_one(engine, monkeypatch):
+    rows = [{"text": t} for t in ["goal", "song album band new " * 20, "bread cheese", "goal match team today " * 5]]
+    shapes = []
+    real = serve_engine.model_logits
+    monkeypatch.setattr(serve_engine, "model_logits", lambda m, b: shapes.append(tuple(b["input_ids"].shape)) or real(m, b))
+    batched = engine.predict(rows)
+    assert len(shapes) == 3 and sum(s[0] for s in shapes) == 4  # short pair, medium, long: three passes
+    for got, row in zip(batched, rows):
+        alone = engine.predict([row])[0]
+        assert got["label"] == alone["label"] and abs(got["score"] - alone["score"]) < 1e-5
 
 
 def test_pairs_and_single_texts_in_one_request(client, engine):
@@ -174,7 +196,7 @@ def test_entity_spans_group_bio_tags_with_character_offsets():
 
 def test_token_classification_tags_and_entities(ner_run):
     with TestClient(create_app(ServeConfig(model=str(ner_run)))) as c:
-        texts = ["alice  visited new york", "bob met   paris"]
+        texts = ["alice  visited new york", "bob met   paris", "paris met bob in new york " * 8]  # 2 length groups
         body = c.post("/predict", json={"texts": texts}).json()
         pair = c.post("/predict", json={"texts": [["alice", "bob"]]})
         assert c.get("/metadata").json()["task"] == "token-classification"

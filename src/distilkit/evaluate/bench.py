@@ -145,14 +145,31 @@ def caller(trained, backend: str):
     return run
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident memory in KiB.
+
+    Linux's VmHWM, not getrusage's ru_maxrss: ru_maxrss survives exec, so a child started by a big process (the
+    pipeline after training: 6 GB) would report its parent's peak instead of its own.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB elsewhere
+
+
 def peak_memory_mb(path: str, backend: str, batch_size: int, seq_len: int) -> float | None:
     """Peak RSS of a fresh process that loads the model and runs one batch (interpreter and libraries included)."""
     code = (
-        "import resource, sys, torch; from distilkit.inference import load_trained; "
-        "from distilkit.evaluate.bench import caller; t = load_trained(sys.argv[1]); "
+        "import sys, torch; from distilkit.inference import load_trained; "
+        "from distilkit.evaluate.bench import caller, peak_rss_kb; t = load_trained(sys.argv[1]); "
         f"v = len(t.tokenizer); ids = torch.randint(min(1000, v // 2), v, ({batch_size}, {seq_len})); "
         "caller(t, sys.argv[2])({'input_ids': ids, 'attention_mask': torch.ones_like(ids), "
-        "'token_type_ids': torch.zeros_like(ids)}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "'token_type_ids': torch.zeros_like(ids)}); print(peak_rss_kb())"
     )
     done = subprocess.run([sys.executable, "-c", code, path, backend], capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()

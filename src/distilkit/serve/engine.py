@@ -18,7 +18,8 @@ import torch
 from distilkit.compress.onnx_model import is_onnx_folder, read_meta
 from distilkit.data.dataset import TOK
 from distilkit.errors import DistilkitError
-from distilkit.inference import MODEL_INPUTS, TrainedModel, load_trained, model_logits, softmax
+from distilkit.inference import (MODEL_INPUTS, TrainedModel, length_groups, load_trained, model_logits, pad_rows,
+                                 softmax)
 
 WEIGHT_SUFFIXES = (".onnx", ".data", ".onnx_data", ".safetensors", ".bin")
 WORD = re.compile(r"\S+")  # the words of `str.split()`, with their positions
@@ -130,17 +131,27 @@ class Engine:
                     out[i] = result
         return out
 
-    def _forward(self, enc) -> np.ndarray:
-        with torch.inference_mode():
-            return model_logits(self.trained.model, {k: enc[k] for k in MODEL_INPUTS if k in enc})
-
     def _encode(self, first, second=None, words: bool = False):
-        return self.trained.tokenizer(first, second, truncation=True, max_length=self.max_length, padding=True,
-                                      is_split_into_words=words, return_tensors="pt")
+        """Unpadded encodings: `_logits` pads each length group on its own."""
+        return self.trained.tokenizer(first, second, truncation=True, max_length=self.max_length,
+                                      is_split_into_words=words)
+
+    def _logits(self, enc) -> list[np.ndarray]:
+        """Each row's logits (token logits trimmed to the row's length), one forward pass per length group."""
+        ids = enc["input_ids"]
+        keys = [k for k in MODEL_INPUTS if k in enc]
+        out: list = [None] * len(ids)
+        for group in length_groups([len(x) for x in ids]):
+            batch = pad_rows([{k: enc[k][i] for k in keys} for i in group], self.trained.tokenizer.pad_token_id or 0)
+            with torch.inference_mode():
+                logits = model_logits(self.trained.model, batch)
+            for j, i in enumerate(group):
+                out[i] = logits[j, : len(ids[i])] if logits.ndim == 3 else logits[j]
+        return out
 
     def _classify(self, rows: list[dict], pair: bool) -> list[dict]:
         enc = self._encode([r["text"] for r in rows], [r["text_pair"] for r in rows] if pair else None)
-        logits = self._forward(enc)
+        logits = self._logits(enc)
         labels, out = self.trained.labels, []
         for row, lg, encoding in zip(rows, logits, enc.encodings):
             result = {"text": row["text"], **({"text_pair": row["text_pair"]} if pair else {})}
@@ -159,7 +170,7 @@ class Engine:
         spans = [[m.span() for m in WORD.finditer(r["text"])] for r in rows]
         words = [[r["text"][a:b] for a, b in s] for r, s in zip(rows, spans)]
         enc = self._encode(words, words=True)
-        probs = softmax(self._forward(enc))
+        probs = [softmax(x) for x in self._logits(enc)]
         out = []
         for i, row in enumerate(rows):
             tags: list = [None] * len(words[i])
@@ -168,8 +179,8 @@ class Engine:
             for pos, w in enumerate(enc.word_ids(i)):
                 if w is not None and w not in seen:  # a word's tag is its first word-piece's
                     seen.add(w)
-                    best = int(probs[i, pos].argmax())
-                    tags[w], confidence[w] = self.trained.labels[best], float(probs[i, pos, best])
+                    best = int(probs[i][pos].argmax())
+                    tags[w], confidence[w] = self.trained.labels[best], float(probs[i][pos, best])
             out.append({"text": row["text"], "tokens": words[i], "tags": tags, "truncated": None in tags,
                         "entities": entity_spans(row["text"], spans[i], tags, confidence)})
         return out
