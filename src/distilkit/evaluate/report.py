@@ -98,6 +98,10 @@ def pareto_plot(rows: list[dict], metric: str, best: dict, path: Path) -> None:
     for r in rows:
         ax.annotate(r["model"], (r["latency_p50_ms"], r["score"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # "4", "6", "10", not "4×10⁰"
+        axis_format(FormatStrFormatter("%g"))
     ax.set_xlabel("latency, batch 1, p50 (ms, log scale)")
     ax.set_ylabel(f"test {metric}")
     ax.set_title(f"{metric} against latency (red: recommended)")
