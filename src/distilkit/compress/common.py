@@ -15,15 +15,24 @@ DATA_FIELDS = [f.name for f in dataclasses.fields(DataOptions)]
 SOURCES = ("data", "train_file", "dev_file", "test_file")
 
 
+def training_run_of(p: Path) -> Path | None:
+    """`runs/x` for a training run folder `runs/x` or its model folder `runs/x/model`, else None."""
+    if (p / "config.yaml").exists() and (p / "model").is_dir():
+        return p
+    if p.name == "model" and (p.parent / "config.yaml").exists():
+        return p.parent
+    return None
+
+
 def run_folder_of(path: str) -> Path | None:
     """The distilkit run folder a model belongs to: `runs/x` for `runs/x` or `runs/x/model`, else None.
 
     ONNX folders point back to the model they were exported from (their `source`)."""
     p = Path(path)
-    if (p / "config.yaml").exists() and ((p / "model").is_dir() or (p / "distilkit_onnx.json").exists()):
+    if (p / "config.yaml").exists() and (p / "distilkit_onnx.json").exists():
         return p
-    if p.name == "model" and (p.parent / "config.yaml").exists():
-        return p.parent
+    if (run := training_run_of(p)) is not None:
+        return run
     meta = p / "distilkit_onnx.json"
     if meta.exists():
         source = json.loads(meta.read_text()).get("source")
@@ -58,14 +67,10 @@ def with_run_data(opts, model: str, needed_for: str):
 
 
 def default_output(model: str, suffix: str) -> str:
-    """`runs/x` → `runs/x/<suffix>`; any other folder `f` → `f-<suffix>`."""
+    """`runs/x` (or `runs/x/model`) → `runs/x/<suffix>`; any other folder `f` → `f-<suffix>`."""
     p = Path(model)
-    run = p if (p / "config.yaml").exists() and (p / "model").is_dir() else None
-    if run is None and p.name == "model" and (p.parent / "config.yaml").exists():
-        run = p.parent
-    if run is not None:
-        return str(run / suffix)
-    return str(p.parent / f"{p.name}-{suffix}")
+    run = training_run_of(p)
+    return str(run / suffix) if run is not None else str(p.parent / f"{p.name}-{suffix}")
 
 
 def check_fraction(value: float, option: str, what: str) -> None:

@@ -22,7 +22,7 @@ from distilkit.compress.pruned_modeling import __file__ as PRUNED_MODELING_SOURC
 from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.evaluator import score_rows, split_rows_for
+from distilkit.evaluate.evaluator import score_rows, splits_rows_for
 from distilkit.evaluate.metrics import default_metric, headline
 from distilkit.inference import MODEL_INPUTS, TrainedModel, load_trained
 from distilkit.runs import RunFolder
@@ -99,8 +99,8 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     if cfg.heads:
         fraction, counts = pruning.parse_head_spec(cfg.heads, before_shape["attention_heads"])
     opts = with_run_data(cfg, cfg.model, "importance scores and evaluation")
-    data, eval_split, eval_rows = split_rows_for(trained, opts, cfg.eval_split, as_in_training=True)
-    _, imp_split, imp_rows = split_rows_for(trained, opts, cfg.importance_split, as_in_training=True)
+    data, [(eval_split, eval_rows), (imp_split, imp_rows)] = splits_rows_for(
+        trained, opts, [cfg.eval_split, cfg.importance_split], as_in_training=True)
     torch.manual_seed(cfg.seed)
 
     metrics = {"before": {**evaluate_model(model, trained, data, eval_rows, cfg), **before_shape,

@@ -38,6 +38,12 @@ def split_rows_for(trained, opts, split_name: str, as_in_training: bool = False)
     A single data file without splits is used whole, unless `as_in_training`: then dev/test are carved from it
     with --split and the default seed exactly as `finetune` did (so "dev" means the run's own dev split).
     Returns (TaskData, split actually used, rows)."""
+    data, [(split, rows)] = splits_rows_for(trained, opts, [split_name], as_in_training)
+    return data, split, rows
+
+
+def splits_rows_for(trained, opts, split_names: list[str], as_in_training: bool = False):
+    """`split_rows_for` for several splits with one read of the data: (TaskData, [(split used, rows), ...])."""
     if as_in_training:
         data = load_task_data(opts, for_training=True, known_labels=trained.labels or None)
     else:
@@ -47,18 +53,21 @@ def split_rows_for(trained, opts, split_name: str, as_in_training: bool = False)
             f"{data.name}: this is {data.task} data but {trained.path} is a {trained.task} model; "
             f"use {trained.task} data (or pass --task if the data was misdetected)"
         )
-    split = split_name if split_name in data.splits else None
-    if split is None:
-        if len(data.splits) == 1:
-            split = next(iter(data.splits))
-        else:
-            raise DistilkitError(f"{data.name}: no {split_name!r} split; it has {', '.join(data.splits)}")
-    rows = data.splits[split]
     data.regression, data.labels = trained.regression, trained.labels
-    finalise_labels(data.task, trained.regression, rows)
-    if not trained.regression:
-        check_known_labels(data.task, rows, trained.labels, split)
-    return data, split, rows
+    out = []
+    for split_name in split_names:
+        split = split_name if split_name in data.splits else None
+        if split is None:
+            if len(data.splits) == 1:
+                split = next(iter(data.splits))
+            else:
+                raise DistilkitError(f"{data.name}: no {split_name!r} split; it has {', '.join(data.splits)}")
+        rows = data.splits[split]
+        finalise_labels(data.task, trained.regression, rows)
+        if not trained.regression:
+            check_known_labels(data.task, rows, trained.labels, split)
+        out.append((split, rows))
+    return data, out
 
 
 def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int):
