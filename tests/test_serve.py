@@ -122,7 +122,7 @@ def test_pairs_and_single_texts_in_one_request(client, engine):
 
 def test_long_texts_are_truncated_and_say_so(topic_run, engine):
     cfg = ServeConfig(model=str(topic_run), max_length=8, top_k=2)
-    with TestClient(create_app(cfg, Engine(engine.trained, max_length=8, top_k=2, backend="torch"))) as c:
+    with TestClient(create_app(cfg, Engine(engine.trained, max_length=8, top_k=2))) as c:
         body = c.post("/predict", json={"texts": ["goal match", "goal match team coach league score a b c"]}).json()
         assert c.get("/metadata").json()["max_length"] == 8
     assert [p["truncated"] for p in body["predictions"]] == [False, True]

@@ -5,10 +5,9 @@ Predictions themselves come from `distilkit.predict.Predictor`, the same code as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from distilkit.compress.onnx_model import is_onnx_folder, read_meta
+from distilkit.compress.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.errors import DistilkitError
 from distilkit.inference import load_trained
 from distilkit.predict import Predictor
@@ -58,17 +57,19 @@ def weights_size(folder: str) -> int:
         if path.is_dir() else 0
 
 
-@dataclass
 class Engine(Predictor):
     """The served model: a `Predictor` (its `predict` is called from the batcher's worker thread) that knows its
     backend and describes itself for /metadata."""
 
-    backend: str = "torch"
-
     @classmethod
     def load(cls, model: str, backend: str | None, max_length: int = 128, top_k: int = 0) -> "Engine":
-        folder, backend = resolve_backend(model, backend)
-        return cls(load_trained(folder), max_length=max_length, top_k=top_k, backend=backend)
+        folder, _ = resolve_backend(model, backend)
+        return cls(load_trained(folder), max_length, top_k)
+
+    @property
+    def backend(self) -> str:
+        """Which runtime runs the loaded model: read from the model itself, so it cannot disagree with it."""
+        return "onnx" if isinstance(self.trained.model, OnnxClassifier) else "torch"
 
     def warm_up(self) -> None:
         """One forward pass, so the first real request does not pay for lazy allocations and kernel selection."""
