@@ -47,6 +47,25 @@ def test_save_reload_gives_the_same_logits(tiny_model, tmp_path, method):
     assert torch.allclose(reloaded(**batch).logits, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("task", ["sequence-classification", "token-classification"])
+def test_prefix_reaches_the_attention(tiny_model, task):
+    """The learned prefix must change the outputs: transformers >= 5.24 calls the argument `cache`, and a
+    prefix that is accepted but never attended would train nothing (see adapters.peft_methods)."""
+    from distilkit.models import load_model
+
+    torch.manual_seed(0)
+    base = load_model(str(tiny_model), task, ["a", "b", "c"])
+    model = adapters.apply(base, options(peft="prefix"), task).eval()
+    batch = {"input_ids": torch.tensor([[2, 10, 11, 12, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    with torch.no_grad():
+        before = model(**batch).logits.clone()
+        for p in model.prompt_encoder.parameters():
+            p.add_(1.0)
+        after = model(**batch).logits
+    assert before.shape == after.shape
+    assert not torch.allclose(before, after, atol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["lora", "bitfit", "adapter"])
 def test_cli_finetune_evaluate_predict_with_peft(tiny_model, tmp_path, capsys, method):
     train = write_csv(tmp_path / "train.csv", topic_rows(90, seed=1))

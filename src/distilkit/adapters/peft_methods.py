@@ -7,7 +7,10 @@ LoRA); names the user gives are checked against the model's Linear layers.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
+from transformers import PreTrainedModel
 
 from distilkit.adapters import AdapterMethod, register_method
 from distilkit.errors import DistilkitError
@@ -54,10 +57,38 @@ def _config(method: str, options, task: str, model):
     return peft.PromptTuningConfig(num_virtual_tokens=options.virtual_tokens, **common)
 
 
+def accept_past_key_values(model) -> None:
+    """Let peft's prefix tuning find `past_key_values` in encoders that renamed it to `cache`.
+
+    transformers 5.24 renamed the encoders' `past_key_values` argument to `cache` (the old name stays a
+    deprecated keyword until 5.40). peft (0.21.2) still looks for `past_key_values` in the backbone's forward
+    *signature* before it passes the prefix as past key values, and refuses the model when it is absent. This
+    gives the backbone (the model's one `PreTrainedModel` child, e.g. `model.bert`) an instance-level
+    forward that takes `past_key_values` and hands it on as `cache`. A no-op on transformers < 5.24, where the
+    signature still has `past_key_values`, and on models without a cache argument (DistilBERT), which peft then
+    refuses with its own message.
+    """
+    for module in [model, *(m for _, m in model.named_children() if isinstance(m, PreTrainedModel))]:
+        params = inspect.signature(module.forward).parameters
+        if "past_key_values" in params or "cache" not in params:
+            continue
+        original = module.forward
+
+        # Not functools.wraps: inspect.signature would follow __wrapped__ back to the signature peft rejects.
+        def forward(*args, past_key_values=None, _original=original, **kwargs):
+            if past_key_values is not None:
+                kwargs["cache"] = past_key_values
+            return _original(*args, **kwargs)
+
+        module.forward = forward
+
+
 def _make(method: str) -> AdapterMethod:
     def apply(model, options, task):
         from peft import get_peft_model
 
+        if method == "prefix":
+            accept_past_key_values(model)
         if options.lora_r <= 0 or options.virtual_tokens <= 0:
             raise DistilkitError("--lora-r and --virtual-tokens must be positive")
         try:
@@ -71,6 +102,8 @@ def _make(method: str) -> AdapterMethod:
     def load(base, folder):
         from peft import PeftModel
 
+        if method == "prefix":
+            accept_past_key_values(base)
         return PeftModel.from_pretrained(base, str(folder))
 
     def merge(model):
