@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from distilkit.option_rules import (AT_LEAST_1, COUNT, FRACTION, FRACTION_BELOW_1, MAX_LENGTH, NON_NEGATIVE, POSITIVE,
+                                     SEED, Checked, opt)
+
 Task = Literal["auto", "sequence-classification", "token-classification"]
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "disk"]
 SplitName = Literal["train", "dev", "test"]
 
 
 @dataclass
-class DataOptions:
+class DataOptions(Checked):
     """Where the data is and how to read it.
 
     Args:
@@ -54,13 +57,13 @@ class DataOptions:
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     split: str = "0.8,0.1,0.1"
-    max_length: int = 128
-    max_train_samples: Optional[int] = None
-    max_eval_samples: Optional[int] = None
+    max_length: int = opt(128, MAX_LENGTH)
+    max_train_samples: Optional[int] = opt(None, AT_LEAST_1)
+    max_eval_samples: Optional[int] = opt(None, AT_LEAST_1)
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(Checked):
     """How to train (passed on to the Hugging Face Trainer).
 
     Args:
@@ -89,33 +92,33 @@ class TrainOptions:
         overwrite: Replace an existing finished run folder.
     """
 
-    epochs: float = 3.0
-    lr: float = 5e-5
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    grad_accum: int = 1
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    dropout: Optional[float] = None
-    early_stopping: Optional[int] = None
+    epochs: float = opt(3.0, POSITIVE)
+    lr: float = opt(5e-5, POSITIVE)
+    batch_size: int = opt(32, AT_LEAST_1)
+    eval_batch_size: int = opt(64, AT_LEAST_1)
+    grad_accum: int = opt(1, AT_LEAST_1)
+    warmup: float = opt(0.1, NON_NEGATIVE)
+    weight_decay: float = opt(0.01, NON_NEGATIVE)
+    max_grad_norm: float = opt(1.0, NON_NEGATIVE)
+    dropout: Optional[float] = opt(None, FRACTION_BELOW_1)
+    early_stopping: Optional[int] = opt(None, AT_LEAST_1)
     metric: Optional[str] = None
     freeze_embeddings: bool = False
-    freeze_layers: int = 0
+    freeze_layers: int = opt(0, COUNT)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    seed: int = 42
-    logging_steps: int = 10
-    threads: Optional[int] = None
+    seed: int = opt(42, SEED)
+    logging_steps: int = opt(10, AT_LEAST_1)
+    threads: Optional[int] = opt(None, AT_LEAST_1)
     adversarial: Optional[Literal["fgm", "pgd"]] = None
-    adversarial_epsilon: float = 1.0
-    pgd_steps: int = 3
-    pgd_alpha: float = 0.3
+    adversarial_epsilon: float = opt(1.0, POSITIVE)
+    pgd_steps: int = opt(3, AT_LEAST_1)
+    pgd_alpha: float = opt(0.3, POSITIVE)
     resume: bool = False
     overwrite: bool = False
 
 
 @dataclass
-class PeftOptions:
+class PeftOptions(Checked):
     """Parameter-efficient training (the saved model is then the adapter alone, with a pointer to its base).
 
     Args:
@@ -131,17 +134,17 @@ class PeftOptions:
     """
 
     peft: Optional[Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]] = None
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
+    lora_r: int = opt(8, AT_LEAST_1)
+    lora_alpha: int = opt(16, AT_LEAST_1)
+    lora_dropout: float = opt(0.1, FRACTION_BELOW_1)
     target_modules: Optional[list[str]] = None
-    virtual_tokens: int = 20
-    adapter_size: int = 64
+    virtual_tokens: int = opt(20, AT_LEAST_1)
+    adapter_size: int = opt(64, AT_LEAST_1)
     adapter_placement: Literal["pfeiffer", "houlsby"] = "pfeiffer"
 
 
 @dataclass
-class ContinualOptions:
+class ContinualOptions(Checked):
     """Continual learning: continue a finished run on new data without forgetting the old task.
 
     Args:
@@ -153,12 +156,12 @@ class ContinualOptions:
 
     continue_from: Optional[str] = None
     preserve: Optional[Literal["kd"]] = None
-    preserve_weight: float = 1.0
-    replay: int = 0
+    preserve_weight: float = opt(1.0, NON_NEGATIVE)
+    replay: int = opt(0, COUNT)
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(Checked):
     """Hyper-parameter search over finetune or distill options (Optuna TPE); writes best.yaml and trials.csv.
 
     Args:
@@ -177,15 +180,15 @@ class SearchConfig:
     base: Optional[str] = None
     options: Optional[dict] = None
     space: Optional[dict] = None
-    trials: int = 10
+    trials: int = opt(10, AT_LEAST_1)
     metric: Optional[str] = None
-    seed: int = 42
+    seed: int = opt(42, SEED)
     output: str = "runs/search"
     overwrite: bool = False
 
 
 @dataclass
-class MergeConfig:
+class MergeConfig(Checked):
     """Fold a LoRA (or BitFit) adapter into its base model and save a plain model folder for deployment.
 
     Args:
@@ -251,18 +254,18 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     student: str = "half"
     recipe: Literal["kd", "tinybert", "distilbert", "minilm"] = "kd"
     losses: Optional[dict[str, float]] = None
-    alpha: Optional[float] = None
-    temperature: Optional[float] = None
+    alpha: Optional[float] = opt(None, FRACTION)
+    temperature: Optional[float] = opt(None, POSITIVE)
     layer_map: Optional[str] = None
-    relation_heads: Optional[int] = None
+    relation_heads: Optional[int] = opt(None, AT_LEAST_1)
     attention_probabilities: bool = False
-    intermediate_epochs: Optional[float] = None
-    intermediate_lr: Optional[float] = None
+    intermediate_epochs: Optional[float] = opt(None, POSITIVE)
+    intermediate_lr: Optional[float] = opt(None, POSITIVE)
     cache: bool = True
     cache_dir: Optional[str] = None
-    cache_max_gb: float = 4.0
-    augment: int = 0
-    augment_p: float = 0.4
+    cache_max_gb: float = opt(4.0, NON_NEGATIVE)
+    augment: int = opt(0, COUNT)
+    augment_p: float = opt(0.4, FRACTION)
     general: bool = False
     separate_tokenization: bool = False
     force: bool = False
@@ -270,7 +273,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(Checked):
     """Write an augmented copy of a data file (TinyBERT-style word replacement), in the format it was read.
 
     Args:
@@ -291,10 +294,10 @@ class AugmentConfig:
     data: str = ""
     output: str = ""
     model: str = "minilm-l6"
-    copies: int = 4
-    p: float = 0.4
-    top_k: int = 15
-    seed: int = 42
+    copies: int = opt(4, AT_LEAST_1)
+    p: float = opt(0.4, FRACTION)
+    top_k: int = opt(15, AT_LEAST_1)
+    seed: int = opt(42, SEED)
     format: DataFormat = "auto"
     text_column: str = "text"
     text_pair_column: Optional[str] = None
@@ -312,17 +315,19 @@ class EvaluateConfig(DataOptions):
         output: Folder for metrics.json, report.md and confusion_matrix.png (default: print only).
         batch_size: Evaluation batch size.
         json: Print the metrics as JSON instead of a table.
+        overwrite: Replace the files of an earlier evaluation in --output.
     """
 
     model: str = ""
     eval_split: SplitName = "test"
     output: Optional[str] = None
-    batch_size: int = 64
+    batch_size: int = opt(64, AT_LEAST_1)
     json: bool = False
+    overwrite: bool = False
 
 
 @dataclass
-class PredictConfig:
+class PredictConfig(Checked):
     """Predict labels (or tags) for texts given as arguments, in a file, or on stdin; writes JSONL.
 
     Args:
@@ -335,6 +340,7 @@ class PredictConfig:
         batch_size: Prediction batch size.
         max_length: Maximum tokens per text (longer texts are truncated and flagged).
         top_k: Scores to report per text (0 = all labels).
+        overwrite: Replace an existing --output file.
     """
 
     model: str = ""
@@ -343,9 +349,10 @@ class PredictConfig:
     text_column: str = "text"
     text_pair_column: Optional[str] = None
     output: Optional[str] = None
-    batch_size: int = 64
-    max_length: int = 128
-    top_k: int = 0
+    batch_size: int = opt(64, AT_LEAST_1)
+    max_length: int = opt(128, MAX_LENGTH)
+    top_k: int = opt(0, COUNT)
+    overwrite: bool = False
 
 
 def parse_split_fractions(split: str) -> tuple[float, float, float]:

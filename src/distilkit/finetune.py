@@ -20,7 +20,7 @@ from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
-from distilkit.models import ALIASES, freeze, load_model, load_tokenizer, resolve_model
+from distilkit.models import ALIASES, check_max_length, freeze, load_model, load_tokenizer, resolve_model
 from distilkit.runs import RunFolder, folder_bytes
 from distilkit.trainer_setup import (
     compute_metrics_fn,
@@ -105,6 +105,7 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
         print(f"continuing from {cfg.continue_from} ({len(previous.labels)} labels)", flush=True)
     else:
         model_path = resolve_model(cfg.model)
+    check_max_length(cfg.max_length, model_path)
     data = load_task_data(cfg, seed=cfg.seed, for_training=True,
                           known_labels=previous.labels if previous is not None else None)
     if previous is not None:
@@ -129,7 +130,7 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
 
     metric, greater = metric_choice(data, cfg)
     has_dev = "dev" in encoded
-    work = run.prepare()
+    work = run.prepare(resolved if resolved is not None else dataclasses.asdict(cfg))
     try:
         args = training_arguments(cfg, work / "checkpoints", metric, greater, has_dev)
         timer = EpochTimer()

@@ -15,7 +15,7 @@ import torch
 
 from distilkit.compress.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.errors import DistilkitError
-from distilkit.models import load_model, load_tokenizer, model_task, read_config_dict, resolve_model
+from distilkit.models import check_max_length, load_model, load_tokenizer, model_task, read_config_dict, resolve_model
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -35,8 +35,10 @@ class TrainedModel:
         return {name: i for i, name in enumerate(self.labels)}
 
 
-def load_trained(name_or_path: str) -> TrainedModel:
-    """Load a fine-tuned model (folder or run folder) with its label map; refuse a model with no task head."""
+def load_trained(name_or_path: str, max_length: int | None = None) -> TrainedModel:
+    """Load a fine-tuned model (folder or run folder) with its label map; refuse a model with no task head.
+
+    With `max_length`, first refuse a length the model cannot read (see models.check_max_length)."""
     from transformers.utils import logging as hf_logging
 
     from distilkit import adapters
@@ -46,6 +48,8 @@ def load_trained(name_or_path: str) -> TrainedModel:
     if is_onnx_folder(name_or_path):
         return _load_onnx(Path(name_or_path))
     path = resolve_model(name_or_path)
+    if max_length is not None:
+        check_max_length(max_length, path)
 
     meta = adapters.read_meta(path)
     if meta is not None:

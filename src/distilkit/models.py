@@ -7,9 +7,14 @@ with a hub keep the usual Hugging Face behaviour.
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import json
+import os
+import socket
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 from distilkit.errors import DistilkitError
 
@@ -46,12 +51,55 @@ def resolve_model(name_or_path: str) -> str:
                 "save the tokenizer into it with tokenizer.save_pretrained(folder)"
             )
         return str(path)
-    if path.suffix or name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
+    if looks_local(name_or_path):
         raise DistilkitError(f"{name_or_path}: model folder not found")
+    check_hub_reachable(name_or_path)
     return name_or_path  # a hub id: from_pretrained reports what goes wrong
 
 
+def looks_local(name: str) -> bool:
+    """A path, not a hub id (`org/name` or `name`): starts with . / ~, has a suffix or a backslash, more than one
+    slash, or a first part that is a local folder (`runs/x` when runs/ exists)."""
+    first, slash, _ = name.partition("/")
+    return bool(name.startswith((".", "/", "~")) or "\\" in name or Path(name).suffix or name.count("/") > 1
+                or (slash and Path(first).is_dir()))
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_hub_reachable(repo_id: str, timeout: float = 3.0) -> None:
+    """Fail at once, instead of after ~25 s of download retries, when a hub id is neither cached nor reachable.
+
+    With HF_HUB_OFFLINE=1 transformers itself looks only in the cache (and fails fast), so nothing is checked."""
+    if _hub_offline():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    host = urlparse(constants.ENDPOINT).hostname or constants.ENDPOINT
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # getaddrinfo has no timeout of its own
+        lookup = pool.submit(socket.getaddrinfo, host, 443)
+        try:
+            lookup.result(timeout=timeout)
+            return
+        except (OSError, concurrent.futures.TimeoutError):
+            pass
+    raise DistilkitError(
+        f"{repo_id}: not a local folder, and the model hub ({host}) cannot be reached to download it; pass a "
+        "local model or run folder, or set HF_HUB_OFFLINE=1 to use models already in the Hugging Face cache"
+    )
+
+
 def read_config_dict(path: str) -> dict:
+    """config.json of a local folder, or of a hub id (through the hub cache); {} when there is none."""
+    if not Path(path).is_dir() and not looks_local(path):
+        from transformers import AutoConfig
+
+        with loading(path, "the model config"):
+            return AutoConfig.from_pretrained(path).to_dict()
     config_file = Path(path) / "config.json"
     if not config_file.exists():
         return {}
@@ -59,6 +107,29 @@ def read_config_dict(path: str) -> dict:
         return json.loads(config_file.read_text())
     except json.JSONDecodeError as err:
         raise DistilkitError(f"{config_file}: invalid JSON ({err.msg})") from None
+
+
+# Models whose position ids start after the padding index: max_position_embeddings counts two extra slots.
+_POSITION_OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "data2vec-text")
+
+
+def max_positions(path: str) -> int | None:
+    """The most tokens the model can read (from its config.json), or None when it has no absolute limit."""
+    config = read_config_dict(path)
+    if config.get("position_biased_input") is False:  # DeBERTa-v2/v3: relative positions only
+        return None
+    limit = config.get("max_position_embeddings")
+    if not isinstance(limit, int):
+        return None
+    return limit - 2 if config.get("model_type") in _POSITION_OFFSET_MODELS else limit
+
+
+def check_max_length(max_length: int, path: str) -> None:
+    """Refuse a --max-length the model cannot read (positions beyond its table fail deep inside the forward)."""
+    limit = max_positions(path)
+    if limit is not None and max_length > limit:
+        raise DistilkitError(f"--max-length {max_length}: {path} reads at most {limit} tokens "
+                             f"(max_position_embeddings in its config.json); use --max-length {limit} or less")
 
 
 def model_task(path: str) -> str | None:
@@ -74,10 +145,33 @@ def model_task(path: str) -> str | None:
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
-    try:
+    # the tokenizers library raises a bare Exception for a damaged tokenizer.json, so every failure is caught here
+    with loading(path, "the tokenizer", Exception):
         return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise DistilkitError(f"{path}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
+
+
+def _damage_hint(path: str, err: BaseException) -> str:
+    """Name the weights file when the error is about one (truncated or damaged files)."""
+    kind = type(err).__name__
+    if "Safetensor" in kind or "deserializ" in str(err) or "unpickl" in str(err).lower():
+        files = sorted(Path(path).glob("*.safetensors")) or sorted(Path(path).glob("*.bin"))
+        where = str(files[0]) if files else path
+        return f"; {where} looks truncated or damaged: copy or save the model again"
+    return ""
+
+
+@contextmanager
+def loading(path: str, what: str, *catch: type[BaseException]):
+    """Turn a failure to load `what` from `path` (missing, truncated or damaged files) into one DistilkitError line."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except DistilkitError:
+        raise
+    except (OSError, ValueError, RuntimeError, SafetensorError, *catch) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DistilkitError(f"{path}: cannot load {what} ({first}){_damage_hint(path, err)}") from None
 
 
 def load_model(path: str, task: str, labels: list[str] | None = None, regression: bool = False, dropout=None,
@@ -97,10 +191,8 @@ def load_model(path: str, task: str, labels: list[str] | None = None, regression
         )
         if task != "token-classification":
             kwargs["problem_type"] = "regression" if regression else "single_label_classification"
-    try:
+    with loading(path, "the model config"):
         config = AutoConfig.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as err:
-        raise DistilkitError(f"{path}: cannot load the model config ({str(err).splitlines()[0]})") from None
     if dropout is not None:
         set_dropout(config, dropout)
     auto = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
@@ -108,11 +200,9 @@ def load_model(path: str, task: str, labels: list[str] | None = None, regression
         from distilkit.compress.pruned_modeling import pruned_class
 
         auto = pruned_class(auto._model_mapping[type(config)])
-    try:
+    with loading(path, "the model"):
         # a head whose size differs from a saved one (another label set) is re-initialised, not an error
         return auto.from_pretrained(path, config=config, ignore_mismatched_sizes=labels is not None, **load_options)
-    except (OSError, ValueError) as err:
-        raise DistilkitError(f"{path}: cannot load the model ({str(err).splitlines()[0]})") from None
 
 
 def set_dropout(config, p: float) -> list[str]:

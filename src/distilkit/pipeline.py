@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, ReportConfig
 from distilkit.pipeline_options import PipelineConfig
-from distilkit.runs import write_json, write_yaml
+from distilkit.runs import make_folder, mark, remove_output, write_json, write_yaml
 
 STAGES = ["teacher", "distill", "prune", "export", "evaluate", "bench", "report"]
 TOP_KEYS = ["name", "output", "data", "teacher", "students", "prune", "quantize", "bench", "report", "stages", "threads"]
@@ -52,6 +51,16 @@ def _check_keys(where: str, given: dict, valid: list[str], source: str) -> None:
             near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
             hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
             raise DistilkitError(f"{source}: unknown key {key!r} in {where}{hint}")
+
+
+def _check_values(where: str, cls, options: dict, source: str) -> None:
+    """Build the stage's config from its section, so types and ranges are checked before any stage runs."""
+    try:
+        cls(**options)
+    except DistilkitError as err:
+        raise DistilkitError(f"{source}: {where}: {err}") from None
+    except TypeError as err:  # a section that is not a mapping of known keys was caught above; this is a bad value
+        raise DistilkitError(f"{source}: {where}: {err}") from None
 
 
 def load_recipe(path: str) -> dict:
@@ -77,6 +86,17 @@ def load_recipe(path: str) -> dict:
             raise DistilkitError(f"{path}: quantize.methods: unknown method {method!r}; use {', '.join(METHODS)}")
     _check_keys("bench", recipe.get("bench") or {}, _fields(BenchConfig, ["models", "output"]), path)
     _check_keys("report", recipe.get("report") or {}, _fields(ReportConfig, ["runs", "output"]), path)
+    data = recipe.get("data") or {}
+    _check_values("data", DataOptions, data, path)
+    teacher = {k: v for k, v in (recipe.get("teacher") or {}).items() if k != "run"}
+    _check_values("teacher", FinetuneConfig, {**data, **teacher}, path)
+    for name, opts in (recipe.get("students") or {}).items():
+        _check_values(f"students.{name}", DistillConfig, {**data, **(opts or {})}, path)
+    for name, opts in (recipe.get("prune") or {}).items():
+        _check_values(f"prune.{name}", PruneConfig, {**data, **{k: v for k, v in (opts or {}).items() if k != "from"}},
+                      path)
+    _check_values("bench", BenchConfig, recipe.get("bench") or {}, path)
+    _check_values("report", ReportConfig, recipe.get("report") or {}, path)
     for stage in recipe.get("stages") or []:
         if stage not in STAGES:
             near = difflib.get_close_matches(str(stage), STAGES, n=1)
@@ -253,14 +273,15 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     recipe = load_recipe(cfg.recipe)
     folder = Path(cfg.output or recipe.get("output") or f"runs/{Path(cfg.recipe).stem}")
     if cfg.overwrite and folder.exists():
-        shutil.rmtree(folder)
+        remove_output(folder)
     pipeline = Pipeline(recipe, folder, cfg.recipe)
     if (folder / "recipe.yaml").exists():
         changed = changed_sections(yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}, recipe)
         if changed:
             raise DistilkitError(f"{cfg.recipe}: {', '.join(changed)} changed since {folder} was run, so its finished "
                                  f"outputs no longer match; rerun with --overwrite, or give a new --output")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
+    mark(folder, "pipeline")
     write_yaml(folder / "recipe.yaml", recipe)
     timings_file = folder / "stages.json"
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from distilkit.option_rules import Checked
+
 
 @dataclass
-class PipelineConfig:
+class PipelineConfig(Checked):
     """Run a recipe end to end into one run folder: teacher → students → prune → ONNX + int8 → evaluate → bench → report.
 
     Args:

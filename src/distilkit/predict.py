@@ -19,7 +19,7 @@ from distilkit.data.dataset import TOK
 from distilkit.data.readers import read_text
 from distilkit.errors import DistilkitError
 from distilkit.inference import MODEL_INPUTS, TrainedModel, length_groups, load_trained, model_logits, pad_rows, softmax
-from distilkit.runs import write_atomic
+from distilkit.runs import check_new_file, write_atomic
 
 WORD = re.compile(r"\S+")  # the words of `str.split()`, with their positions
 
@@ -175,7 +175,9 @@ def predict_rows(trained, rows: list[dict], batch_size: int = 64, max_length: in
 
 
 def predict(cfg: PredictConfig) -> list[dict]:
-    trained = load_trained(cfg.model)
+    if cfg.output:
+        check_new_file(Path(cfg.output), cfg.overwrite, inputs=(cfg.file,))
+    trained = load_trained(cfg.model, cfg.max_length)
     rows = read_inputs(cfg)
     results = predict_rows(trained, rows, cfg.batch_size, cfg.max_length, cfg.top_k)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)

@@ -5,10 +5,16 @@ A run is built in a hidden sibling `.<name>.partial/` (Trainer checkpoints live 
 - a finished `runs/x/` is replaced only with `--overwrite`;
 - an interrupted `.x.partial/` is continued with `--resume` (from its last checkpoint) or discarded with
   `--overwrite`; a run that fails on bad input removes its partial folder.
+
+Every folder distilkit writes holds a marker file (`.distilkit`). `--overwrite` replaces only such folders (or
+runs written before the marker existed, recognised by their config.yaml + metrics.json): a folder distilkit did
+not write is never deleted. `--resume` continues only with the options the run was started with (see
+`RESUME_FREE` for the ones that may change).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -43,6 +49,94 @@ def write_yaml(path: Path, obj) -> None:
     write_atomic(path, yaml.safe_dump(obj, sort_keys=False))
 
 
+MARKER = ".distilkit"
+# Options that may differ when a run is resumed: they change how it is run or logged, not what it computes.
+RESUME_FREE = {"resume", "overwrite", "threads", "logging_steps", "eval_batch_size", "cache", "cache_dir",
+               "cache_max_gb", "force"}
+DATA_FILE_KEYS = ("data", "train_file", "dev_file", "test_file", "unlabeled")
+
+
+def mark(folder: Path, kind: str) -> None:
+    """Label `folder` as distilkit's own output, so a later --overwrite may replace it."""
+    from distilkit import __version__
+
+    write_json(Path(folder) / MARKER, {"written_by": "distilkit", "version": __version__, "kind": kind})
+
+
+def marker_kind(folder: Path) -> str | None:
+    """What distilkit wrote into `folder` ("run", "pipeline", "evaluation", ...), or None."""
+    try:
+        return json.loads((Path(folder) / MARKER).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_new_file(path: Path, overwrite: bool, option: str = "--output", inputs: tuple = ()) -> None:
+    """An output file may replace an existing file only with --overwrite, and never one of the command's inputs."""
+    path = Path(path)
+    for source in inputs:
+        if source and Path(source).exists() and path.exists() and path.resolve() == Path(source).resolve():
+            raise DistilkitError(f"{option} {path}: that is the input file; write the output somewhere else")
+    if path.is_dir():
+        raise DistilkitError(f"{option} {path}: a folder is there; give a file name")
+    if path.exists() and not overwrite:
+        raise DistilkitError(f"{option} {path}: the file exists; pass --overwrite to replace it or choose another "
+                             f"{option}")
+
+
+def written_by_distilkit(folder: Path) -> bool:
+    """A distilkit output: the marker, or the layout of a run written before markers existed."""
+    folder = Path(folder)
+    legacy = ((folder / "config.yaml").is_file() and (folder / "metrics.json").is_file()) or \
+        (folder / "distilkit_onnx.json").is_file() or (folder / "stages.json").is_file()
+    return folder.is_dir() and ((folder / MARKER).is_file() or legacy)
+
+
+def check_replaceable(path: Path, option: str = "--output") -> None:
+    """Refuse to replace anything distilkit did not write: a file, or a non-empty folder without the marker."""
+    path = Path(path)
+    if path.is_file() or path.is_symlink():
+        raise DistilkitError(f"{option} {path}: a file is there, not a folder distilkit wrote; move it away or choose "
+                             f"another {option}")
+    if path.is_dir() and any(path.iterdir()) and not written_by_distilkit(path):
+        raise DistilkitError(f"{option} {path}: this folder was not written by distilkit (no {MARKER} marker), so "
+                             f"--overwrite will not delete it; move it away or choose another {option}")
+
+
+def remove_output(path: Path, option: str = "--output") -> None:
+    """Delete a previous distilkit output (after checking it is one)."""
+    check_replaceable(path, option)
+    if Path(path).exists():
+        shutil.rmtree(path)
+
+
+def make_folder(folder: Path, option: str = "--output") -> None:
+    """mkdir -p with one clear line when the place cannot be written (permissions, a file in the way)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DistilkitError(f"{option}: cannot create {folder} ({err.strerror or err}); choose a folder you can "
+                             "write") from None
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resume_fingerprint(options: dict) -> dict:
+    """The options a checkpoint depends on, plus the contents (sha256) of the data files they name."""
+    kept = {k: v for k, v in options.items() if k not in RESUME_FREE}
+    for key in DATA_FILE_KEYS:
+        value = options.get(key)
+        if isinstance(value, str) and Path(value).is_file():
+            kept[f"{key} (contents)"] = _file_digest(Path(value))
+    return json.loads(json.dumps(kept, default=str))
+
+
 class RunFolder:
     """The life cycle of one run folder: prepare → (train in `work`) → finish, or abort on bad input."""
 
@@ -53,24 +147,51 @@ class RunFolder:
 
     def check(self) -> None:
         """Refuse to clobber a finished run, or to silently restart an interrupted one. Creates nothing."""
-        if self.final.exists() and not self.overwrite:
-            if self.final.is_dir() and not any(self.final.iterdir()):
-                return
-            raise DistilkitError(
-                f"{self.final}: a run folder is already there; pass --overwrite to replace it or choose another --output"
-            )
+        if self.final.exists() and not self.final.is_dir():
+            raise DistilkitError(f"--output {self.final}: a file is there, not a folder; choose another --output")
+        if self.final.exists() and any(self.final.iterdir()):
+            if not self.overwrite:
+                raise DistilkitError(f"{self.final}: a run folder is already there; pass --overwrite to replace it or "
+                                     "choose another --output")
+            check_replaceable(self.final)
         if self.work.exists() and not (self.resume or self.overwrite):
             raise DistilkitError(
                 f"{self.work}: an interrupted run of {self.final} is there; pass --resume to continue it "
                 "or --overwrite to start again"
             )
 
-    def prepare(self) -> Path:
+    def prepare(self, options: dict | None = None) -> Path:
+        """Create (or, with --resume, reopen) the partial folder. With `options`, a resumed run must have been
+        started with the same ones (see `check_resume`)."""
         self.check()
         if self.work.exists() and self.overwrite and not self.resume:
             shutil.rmtree(self.work)
-        self.work.mkdir(parents=True, exist_ok=True)
+        resuming = self.resume and self.work.exists()
+        make_folder(self.work)
+        mark(self.work, "run")
+        if options is not None and resuming:
+            self.check_resume(options)
+        elif options is not None:
+            write_json(self.work / "resume-options.json", resume_fingerprint(options))
         return self.work
+
+    def check_resume(self, options: dict) -> None:
+        """Refuse to continue a checkpoint with other data, model or training options: its weights would not be
+        what the run folder says."""
+        saved_file = self.work / "resume-options.json"
+        if not saved_file.exists():
+            return  # interrupted before options were recorded (or by an older distilkit): nothing to compare
+        saved, now = json.loads(saved_file.read_text()), resume_fingerprint(options)
+        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        if changed:
+            first = changed[0]
+            detail = (f"--{first.replace('_', '-')} was {saved.get(first)!r}, now {now.get(first)!r}"
+                      if "(contents)" not in first else f"the file of --{first.split()[0].replace('_', '-')} changed")
+            raise DistilkitError(
+                f"--resume {self.final}: the interrupted run was started with other options ({detail}"
+                f"{f'; also changed: ' + ', '.join(changed[1:]) if changed[1:] else ''}); resume with the same "
+                "options, or pass --overwrite to start again"
+            )
 
     def write_results(self, metrics: dict, config: dict) -> None:
         """metrics.json and the resolved config.yaml: the last files written before `finish`."""

@@ -11,6 +11,7 @@ from distilkit.config import MergeConfig
 from distilkit.errors import DistilkitError
 from distilkit.inference import load_trained
 from distilkit.models import resolve_model
+from distilkit.runs import check_replaceable, mark, remove_output
 
 
 def merge(cfg: MergeConfig) -> Path:
@@ -19,6 +20,7 @@ def merge(cfg: MergeConfig) -> Path:
         raise DistilkitError("no --output given: pass the folder for the merged model")
     if output.exists() and not cfg.overwrite:
         raise DistilkitError(f"{output}: already exists; pass --overwrite to replace it")
+    check_replaceable(output)
     meta = adapters.read_meta(resolve_model(cfg.model))
     if meta is None:
         raise DistilkitError(f"{cfg.model}: not an adapter folder (no {adapters.META_FILE}); it is already a plain model")
@@ -34,8 +36,9 @@ def merge(cfg: MergeConfig) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(str(tmp))
     trained.tokenizer.save_pretrained(str(tmp))
+    mark(tmp, "merged model")
     if output.exists():
-        shutil.rmtree(output)
+        remove_output(output)
     os.replace(tmp, output)
     print(f"merged {meta['method']} adapter into {meta['base']} → {output} (a plain model folder)")
     return output

@@ -146,7 +146,7 @@ def export(cfg: ExportConfig) -> Path:
     output = cfg.output or default_output(cfg.model, "onnx")
     run = RunFolder(output, cfg.overwrite)
     run.check()
-    trained = load_trained(cfg.model)
+    trained = load_trained(cfg.model, cfg.max_length)
     model = plain_torch_model(trained)
     rows, rows_from = parity_rows(cfg, trained)
     dataset, _ = encode_rows(rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from distilkit.config import DataOptions
+from distilkit.option_rules import AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, SEED, Rule, opt
 
 
 @dataclass
@@ -26,9 +27,9 @@ class ExportConfig(DataOptions):
     model: str = ""
     output: Optional[str] = None
     parity_split: str = "dev"
-    parity_samples: int = 64
-    tolerance: float = 1e-4
-    opset: int = 18
+    parity_samples: int = opt(64, AT_LEAST_1)
+    tolerance: float = opt(1e-4, POSITIVE)
+    opset: int = opt(18, Rule(low=14, integer=True))  # torch.onnx's dynamo exporter needs ≥ 14
     optimize: bool = True
     overwrite: bool = False
 
@@ -54,11 +55,11 @@ class QuantizeConfig(DataOptions):
     model: str = ""
     method: Literal["dynamic", "static", "torchao"] = "dynamic"
     output: Optional[str] = None
-    calibration_samples: int = 200
+    calibration_samples: int = opt(200, AT_LEAST_1)
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     per_channel: bool = True
     eval_split: str = "dev"
-    batch_size: int = 32
+    batch_size: int = opt(32, AT_LEAST_1)
     overwrite: bool = False
 
 
@@ -89,15 +90,15 @@ class PruneConfig(DataOptions):
     model: str = ""
     output: str = "runs/prune"
     heads: Optional[str] = None
-    ffn: float = 0.0
-    sparsity: float = 0.0
+    ffn: float = opt(0.0, FRACTION_BELOW_1)
+    sparsity: float = opt(0.0, FRACTION_BELOW_1)
     budget: Literal["global", "layer"] = "global"
     importance_split: str = "dev"
-    importance_samples: int = 512
+    importance_samples: int = opt(512, AT_LEAST_1)
     recover: Literal["none", "finetune", "distill"] = "none"
-    recover_epochs: float = 1.0
-    recover_lr: float = 5e-5
-    batch_size: int = 32
+    recover_epochs: float = opt(1.0, POSITIVE)
+    recover_lr: float = opt(5e-5, POSITIVE)
+    batch_size: int = opt(32, AT_LEAST_1)
     eval_split: str = "test"
-    seed: int = 42
+    seed: int = opt(42, SEED)
     overwrite: bool = False

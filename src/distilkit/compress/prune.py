@@ -89,7 +89,7 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         raise DistilkitError("nothing to prune: pass --heads, --ffn and/or --sparsity")
     run = RunFolder(cfg.output, cfg.overwrite)
     run.check()
-    trained = load_trained(cfg.model)
+    trained = load_trained(cfg.model, cfg.max_length)
     if hasattr(trained.model, "peft_config"):
         raise DistilkitError(f"{cfg.model}: prune a plain model; merge the adapter first (distilkit merge)")
     model = trained.model

@@ -165,7 +165,7 @@ def quantize(cfg: QuantizeConfig) -> Path:
     run = RunFolder(output, cfg.overwrite)
     run.check()
     opts = with_run_data(cfg, cfg.model, "the accuracy check (and calibration)")
-    reference_model = load_trained(cfg.model)
+    reference_model = load_trained(cfg.model, cfg.max_length)
     data, split, rows = split_rows_for(reference_model, opts, cfg.eval_split, as_in_training=True)
     if cfg.method == "static":
         # read before any work, so wrong-task or missing calibration data fails with nothing written

@@ -16,7 +16,7 @@ from distilkit.distill.augment import augment_rows
 from distilkit.distill.general import has_mlm_head
 from distilkit.errors import DistilkitError
 from distilkit.models import load_tokenizer, resolve_model
-from distilkit.runs import write_atomic
+from distilkit.runs import check_new_file, write_atomic
 
 
 def load_augment_model(name: str):
@@ -50,8 +50,7 @@ def _render(rows: list[dict], fmt: str, columns: list[str]) -> str:
 
 def augment(cfg: AugmentConfig) -> Path:
     source, output = Path(cfg.data), Path(cfg.output)
-    if output.exists() and not cfg.overwrite:
-        raise DistilkitError(f"{output}: already exists; pass --overwrite to replace it")
+    check_new_file(output, cfg.overwrite, inputs=(cfg.data,))
     fmt = detect_format(source, cfg.format)
     if fmt == "disk":
         raise DistilkitError(f"{source}: augment reads and writes files (CSV, TSV, JSONL, CoNLL), not save_to_disk folders")

@@ -30,7 +30,7 @@ from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
 from distilkit.inference import load_trained, run_batches
-from distilkit.models import encoder_layers, load_tokenizer, resolve_model
+from distilkit.models import check_max_length, encoder_layers, load_tokenizer, resolve_model
 from distilkit.runs import RunFolder
 from distilkit.trainer_setup import (EpochTimer, compute_metrics_fn, count_parameters, metric_choice,
                                      preprocess_logits, tensorboard_callback, training_arguments)
@@ -56,9 +56,10 @@ def _load_teachers(cfg: DistillConfig):
         if len(names) > 1:
             raise DistilkitError("general distillation takes one teacher")
         model, tokenizer, uses_mlm, path = load_general_teacher(names[0])
+        check_max_length(cfg.max_length, path)
         return [dataclasses.make_dataclass("T", ["path", "model", "tokenizer", "task", "labels", "regression"])(
             path, model, tokenizer, "general", [], False)], uses_mlm
-    teachers = [load_trained(n) for n in names]
+    teachers = [load_trained(n, cfg.max_length) for n in names]
     checks.check_same_labels(teachers)
     for other in teachers[1:]:
         if not checks.same_tokenizer(teachers[0].tokenizer, other.tokenizer):
@@ -227,7 +228,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         if warning:
             print(f"WARNING: {warning}")
 
-    plan_common = dict(layer_map=layer_map, temperature=cfg.temperature or recipe.temperature,
+    plan_common = dict(layer_map=layer_map, temperature=recipe.temperature if cfg.temperature is None else cfg.temperature,
                        attention_probabilities=cfg.attention_probabilities,
                        token_level=data.task == TOK or uses_mlm, regression=data.regression,
                        teacher_weights=_parse_weights(cfg.teacher_weights, len(teachers)),
@@ -245,7 +246,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     dims = {"task": data.task, "token_level": data.task == TOK or uses_mlm, "hidden": lead.model.config.hidden_size,
             "heads": lead.model.config.num_attention_heads,
             "labels": lead.model.config.vocab_size if uses_mlm else len(data.labels) or int(data.regression)}
-    work = run.prepare()
+    work = run.prepare(resolved if resolved is not None else dataclasses.asdict(cfg))
     try:
         metric, greater = metric_choice(data, cfg) if not cfg.general else ("loss", False)
         started, timings, caches = time.perf_counter(), {}, None

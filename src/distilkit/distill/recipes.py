@@ -14,6 +14,7 @@ stage, which gives any custom weighted combination.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import inf
 
 from distilkit.distill.losses import LOSSES
 from distilkit.errors import DistilkitError
@@ -70,8 +71,10 @@ def resolve_stages(recipe_name: str, alpha: float | None, losses: dict | None, g
         for name, weight in losses.items():
             if name not in VALID_WEIGHT_NAMES:
                 raise DistilkitError(f"--losses: unknown loss {name!r}; valid names: {', '.join(sorted(VALID_WEIGHT_NAMES))}")
-            if not isinstance(weight, (int, float)) or weight < 0:
-                raise DistilkitError(f"--losses: weight of {name!r} must be a number ≥ 0, got {weight!r}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0 or weight == inf:
+                raise DistilkitError(f"--losses: weight of {name!r} must be a finite number ≥ 0, got {weight!r}")
+        if not any(losses.values()):
+            raise DistilkitError("--losses: every weight is 0, so nothing would be trained; give one weight > 0")
         last = stages[-1]
         stages[-1] = Stage(last.name, {k: float(v) for k, v in losses.items() if v > 0}, last.epochs_option)
     if general and any(k in ("ce", "kd") for k in stages[-1].weights):

@@ -13,7 +13,7 @@ from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
 from distilkit.inference import load_trained, run_batches
-from distilkit.runs import write_atomic, write_json
+from distilkit.runs import make_folder, mark, marker_kind, write_atomic, write_json, written_by_distilkit
 
 
 def predictions_and_labels(logits: list, dataset, task: str, regression: bool):
@@ -81,9 +81,28 @@ def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int
     return metrics, logits
 
 
+EVALUATION_FILES = ("metrics.json", "report.md", "confusion_matrix.png")
+
+
+def check_evaluation_output(out: Path, overwrite: bool) -> None:
+    """evaluate writes three files into --output: never into a training run, never over files without --overwrite."""
+    if out.exists() and not out.is_dir():
+        raise DistilkitError(f"--output {out}: a file is there; evaluate writes a folder (metrics.json, report.md)")
+    kind = marker_kind(out)
+    if (kind not in (None, "evaluation")) or (kind is None and written_by_distilkit(out)):
+        raise DistilkitError(f"--output {out}: a distilkit {kind or 'run'} folder; evaluate would replace its own "
+                             f"files: write the evaluation elsewhere, e.g. --output {out / 'eval'}")
+    existing = [name for name in EVALUATION_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise DistilkitError(f"--output {out}: {', '.join(existing)} already there; pass --overwrite to replace them "
+                             "or choose another --output")
+
+
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files."""
-    trained = load_trained(cfg.model)
+    if cfg.output:
+        check_evaluation_output(Path(cfg.output), cfg.overwrite)
+    trained = load_trained(cfg.model, cfg.max_length)
     data, split, rows = split_rows_for(trained, cfg, cfg.eval_split)
     metrics, _ = score_rows(trained, data, rows, cfg.max_length, cfg.batch_size)
     metrics["split"] = split
@@ -94,6 +113,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     print(json.dumps(metrics, indent=2) if cfg.json else table)
     if cfg.output:
         out = Path(cfg.output)
+        make_folder(out)
+        mark(out, "evaluation")
         write_json(out / "metrics.json", metrics)
         write_atomic(out / "report.md", f"# Evaluation\n\n```\n{table}\n```\n")
         if not trained.regression:

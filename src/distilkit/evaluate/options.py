@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from distilkit.option_rules import AT_LEAST_1, COUNT, FRACTION, MAX_LENGTH, Checked, opt
+
 Backend = Literal["auto", "torch", "torch-bf16", "onnx"]
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(Checked):
     """Measure models side by side: parameters, size, FLOPs, latency p50/p95 (batch 1), throughput, peak memory.
 
     Args:
@@ -30,19 +32,19 @@ class BenchConfig:
 
     models: list[str] = field(default_factory=list)
     backend: Backend = "auto"
-    seq_len: int = 128
+    seq_len: int = opt(128, AT_LEAST_1)
     data: Optional[str] = None
-    max_length: int = 128
-    batch_size: int = 32
-    rounds: int = 30
-    warmup: int = 3
-    threads: Optional[int] = None
+    max_length: int = opt(128, MAX_LENGTH)
+    batch_size: int = opt(32, AT_LEAST_1)
+    rounds: int = opt(30, AT_LEAST_1)
+    warmup: int = opt(3, COUNT)
+    threads: Optional[int] = opt(None, AT_LEAST_1)
     memory: bool = True
     output: Optional[str] = None
 
 
 @dataclass
-class ReportConfig:
+class ReportConfig(Checked):
     """Write report.html (plots embedded) and report.md for pipeline runs: teacher vs every student and variant.
 
     Args:
@@ -53,4 +55,4 @@ class ReportConfig:
 
     runs: list[str] = field(default_factory=list)
     output: Optional[str] = None
-    min_retention: float = 0.98
+    min_retention: float = opt(0.98, FRACTION)
