@@ -257,8 +257,12 @@ class Pipeline:
             return
         opts = {"threads": self.threads, **(self.recipe.get("bench") or {})}
         result = bench(BenchConfig(**opts, models=[str(self.models[n]) for n in names]))
+        renamed = {f"{row['model']}: ": f"{name}: " for row, name in zip(result["models"], names)}
         for row, name in zip(result["models"], names):
             row["model"] = name
+        # the summary names models as bench labelled them; use the recipe's names there too
+        result["warnings"] = [next((new + w[len(old):] for old, new in renamed.items() if w.startswith(old)), w)
+                              for w in result.get("warnings", [])]
         write_json(target, result)
 
     def stage_report(self) -> None:

@@ -10,6 +10,11 @@ The search space maps option names to ranges or choices (YAML or JSON):
 
 Each trial is an ordinary run folder under OUTPUT/trial-NNN, scored by its dev metric. The best trial's
 options are written to OUTPUT/best.yaml (usable as `--config`), all trials to OUTPUT/trials.csv.
+
+A trial that fails (a value of the space the model cannot train with, running out of memory, a bug) is
+recorded as Optuna's FAIL with a one-line error, the folders it created are removed, and the search goes on;
+only when every trial fails does the search end with an error. Fixed options that would fail every trial
+alike (an option out of range, a missing data file) are refused before the first trial.
 """
 
 from __future__ import annotations
@@ -17,17 +22,22 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
+import shutil
+import sys
+import traceback
 from pathlib import Path
 
 import yaml
 
 from distilkit.config import DistillConfig, FinetuneConfig, SearchConfig
 from distilkit.errors import DistilkitError
-from distilkit.runs import write_atomic, write_yaml
+from distilkit.runs import RunFolder, write_atomic, write_yaml
 
 LOG_SCALE = {"lr", "intermediate_lr", "weight_decay", "adversarial_epsilon"}
 COMMANDS = {"finetune": FinetuneConfig, "distill": DistillConfig}
 NOT_SEARCHABLE = {"output", "resume", "overwrite", "config"}
+DATA_FILES = ("train_file", "dev_file", "test_file")
 
 
 def parse_space(space: dict, cls) -> dict:
@@ -93,9 +103,87 @@ def _score(metrics: dict, command: str, metric: str) -> float:
     return float(value)
 
 
-def search(cfg: SearchConfig) -> Path:
-    import json
+def check_fixed_options(base: dict, space: dict, cls, output: Path) -> None:
+    """Refuse, before any trial runs, fixed options that would make every trial fail the same way.
 
+    Building the config checks each option's range; the data paths are checked for existence only (reading
+    and tokenizing the data is each trial's work). Options the space varies are left to the trials.
+    """
+    fixed = {k: v for k, v in base.items() if k not in space}
+    cls(**{**fixed, "output": str(output / "trial-000")})
+    from distilkit.data import builtin
+
+    data = fixed.get("data")
+    if data and not builtin.is_builtin(str(data)) and not Path(data).exists():
+        raise DistilkitError(f"data {data}: no such file or folder, and not a built-in dataset "
+                             f"({', '.join(builtin.NAMES)}); every trial would fail")
+    for key in DATA_FILES:
+        if fixed.get(key) and not Path(fixed[key]).is_file():
+            raise DistilkitError(f"{key} {fixed[key]}: data file not found; every trial would fail")
+
+
+class TrialFailed(Exception):
+    """Raised by the objective once a trial's failure is recorded and cleaned up.
+
+    The study catches this type only, so an error of the search itself (the dev metric to score with is
+    missing: the same for every trial) and Ctrl-C still stop the search at once.
+    """
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line for trials.csv: a DistilkitError's message, else the exception type and its first line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    line = text if isinstance(exc, DistilkitError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def run_trial(trial, run, cls, options: dict, folder: Path) -> None:
+    """Run one trial into `folder`; on failure remove what it created, record the error and raise TrialFailed.
+
+    Only paths that did not exist when the trial started are removed: a folder an earlier search left under the
+    same name is not this trial's to delete.
+    """
+    created = [p for p in (folder, RunFolder(str(folder)).work) if not p.exists()]
+    try:
+        run(cls(**options), {**options})
+    except Exception as exc:  # noqa: BLE001 — any failure of one trial, bug or bad value, must not end the search
+        error = one_line(exc)
+        trial.set_user_attr("error", error)
+        if not isinstance(exc, DistilkitError):  # not a user error: the traceback is what finds the bug
+            traceback.print_exception(exc, file=sys.stderr)
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        left = f"; {folder.name} from an earlier search is left as it was" if folder not in created else ""
+        print(f"trial {trial.number} failed: {error}{left}; the search goes on", flush=True)
+        raise TrialFailed(error) from exc
+
+
+def trial_rows(trials, space: dict, metric: str) -> list[dict]:
+    """One row per trial for trials.csv and the printed table: number, state, options, score, error."""
+    rows = []
+    for t in trials:
+        row = {"trial": t.number, "state": t.state.name, **{name: t.params.get(name, "") for name in space}}
+        row[metric] = t.value if t.value is not None else ""
+        row["error"] = t.user_attrs.get("error", "")
+        rows.append(row)
+    return rows
+
+
+def write_trials(rows: list[dict], output: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(output / "trials.csv", buffer.getvalue())
+    columns = [k for k in rows[0] if k not in ("trial", "error")]
+    print(f"\n{'trial':>5}  " + "  ".join(f"{k:>12}" for k in columns))
+    for r in rows:
+        cells = [f"{r[k]:>12.4g}" if isinstance(r[k], float) else f"{r[k]!s:>12}" if r[k] != "" else f"{'-':>12}"
+                 for k in columns]
+        print(f"{r['trial']:>5}  " + "  ".join(cells) + (f"  {r['error']}" if r["error"] else ""))
+
+
+def search(cfg: SearchConfig) -> Path:
     import optuna
 
     cls = COMMANDS[cfg.command]
@@ -106,39 +194,38 @@ def search(cfg: SearchConfig) -> Path:
     output = Path(cfg.output)
     if (output / "best.yaml").exists() and not cfg.overwrite:
         raise DistilkitError(f"{output}: a finished search is there; pass --overwrite or choose another --output")
+    check_fixed_options(base, space, cls, output)
     metric = cfg.metric or ("mse" if base.get("regression") else "accuracy")
     greater = metric not in ("mse", "mae", "loss")
     from distilkit.distill.command import distill
     from distilkit.finetune import finetune
 
     run = {"finetune": finetune, "distill": distill}[cfg.command]
-    rows = []
+    output_existed = output.exists()
 
     def objective(trial):
         params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         folder = output / f"trial-{trial.number:03d}"
-        options = {**base, **params, "output": str(folder), "overwrite": True}
         print(f"\ntrial {trial.number}: {params}", flush=True)
-        run(cls(**options), {**options})
-        score = _score(json.loads((folder / "metrics.json").read_text()), cfg.command, metric)
-        rows.append({"trial": trial.number, **params, metric: score})
-        return score
+        run_trial(trial, run, cls, {**base, **params, "output": str(folder), "overwrite": True}, folder)
+        return _score(json.loads((folder / "metrics.json").read_text()), cfg.command, metric)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR, not WARNING: Optuna logs each caught failure with a traceback; run_trial already said it in one line
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="maximize" if greater else "minimize",
                                 sampler=optuna.samplers.TPESampler(seed=cfg.seed))
-    study.optimize(objective, n_trials=cfg.trials)
-    best = {**base, **study.best_params}
-    write_yaml(output / "best.yaml", best)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(output / "trials.csv", buffer.getvalue())
-    print(f"\n{'trial':>5}  " + "  ".join(f"{k:>12}" for k in rows[0] if k != "trial"))
-    for r in rows:
-        print(f"{r['trial']:>5}  " + "  ".join(f"{v:>12.4g}" if isinstance(v, float) else f"{v!s:>12}"
-                                              for k, v in r.items() if k != "trial"))
-    print(f"\nbest dev {metric}: {study.best_value:.4f} (trial {study.best_trial.number}) → {output / 'best.yaml'}; "
+    study.optimize(objective, n_trials=cfg.trials, catch=(TrialFailed,))
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        if not output_existed and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # the failed trials' folders are gone; leave no empty search folder behind
+        first = study.trials[0]
+        raise DistilkitError(f"all {len(study.trials)} trials failed, so there is no best option set; "
+                             f"trial {first.number}: {first.user_attrs.get('error', 'no error recorded')}")
+    write_trials(trial_rows(study.trials, space, metric), output)
+    write_yaml(output / "best.yaml", {**base, **study.best_params})
+    failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    print(f"\nbest dev {metric}: {study.best_value:.4f} (trial {study.best_trial.number}"
+          + (f"; {failed} of {len(study.trials)} trials failed, see trials.csv" if failed else "")
+          + f") → {output / 'best.yaml'}; "
           f"run it with distilkit {cfg.command} --config {output / 'best.yaml'} --output ...")
     return output

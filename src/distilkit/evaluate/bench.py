@@ -5,6 +5,12 @@ Every timed round runs each model once at batch 1 (latency) and, every few round
 thread spinning is off (see onnx_model.session_options), or it steals the cores torch needs in the next call.
 Peak memory comes from a separate process per model (load + one batch), since one process's peak mixes all.
 FLOPs per example come from the config (pruned shapes included), for comparing measured and theoretical speed-up.
+
+Interleaving cannot make numbers taken on a busy machine true, so the timings are judged (`judge_timings`):
+they are flagged as untrustworthy when other processes were running (the 1-minute load average, sampled just
+before and just after the timed rounds, above the cores available plus a margin) or when the spread is wide
+(p95 more than SPREAD_LIMIT times p50: some calls were held up). The flags go into the printed table, the JSON
+and the report, which then claims no speed-up.
 """
 
 from __future__ import annotations
@@ -176,6 +182,117 @@ def peak_memory_mb(path: str, backend: str, batch_size: int, seq_len: int) -> fl
     return round(int(lines[-1]) / 1024, 1) if done.returncode == 0 and lines else None
 
 
+# p95 above twice p50 means a twentieth of the calls took more than double the typical time: stalls (another
+# process, swapping, throttling), not the model. Undisturbed runs here stay near 1.1x (README's demo table).
+SPREAD_LIMIT = 2.0
+# The load average counts our own threads too, and a quiet machine hovers a little above them; half a task
+# of margin keeps that from raising the flag, while a second busy job on the same cores (load +1 or more) does.
+LOAD_MARGIN = 0.5
+
+
+def machine_load() -> float | None:
+    """The 1-minute load average (/proc/loadavg on Linux); None where the OS has none.
+
+    A function of its own so that tests can pretend the machine is busy without burning CPU. In a container it
+    is the host's load, so a busy neighbour on other cores can raise the flag too: it errs towards caution.
+    """
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def spread_warning(p50_ms: float, p95_ms: float) -> str | None:
+    if p50_ms > 0 and p95_ms > SPREAD_LIMIT * p50_ms:
+        return (f"p95 {p95_ms:.1f} ms is {p95_ms / p50_ms:.1f}x p50 {p50_ms:.1f} ms "
+                f"(limit {SPREAD_LIMIT:g}x): some calls were held up")
+    return None
+
+
+def load_warning(before: float | None, after: float | None, cores: int, threads: int) -> str | None:
+    """Other processes competed for the cores when the load exceeded what the benchmark itself runs.
+
+    The limit is max(cores, threads) + LOAD_MARGIN: with fewer threads than cores, other tasks may use the
+    spare cores without slowing the models; beyond that, someone waits for a core.
+    """
+    limit = max(cores, threads) + LOAD_MARGIN
+    seen = [x for x in (before, after) if x is not None]
+    if not seen or max(seen) <= limit:
+        return None
+    shown = lambda x: "n/a" if x is None else f"{x:.1f}"  # noqa: E731
+    return (f"machine busy: 1-minute load average {shown(before)} before and {shown(after)} after measuring, "
+            f"above {limit:g} ({cores} cores, {threads} threads): other processes took CPU time")
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def judge_timings(rows: list[dict], load_before: float | None, load_after: float | None, cores: int,
+                  threads: int) -> dict:
+    """Add `trustworthy` and `warnings` to each row; return the summary for the top of the JSON.
+
+    A row's flag covers its own timings; a speed-up also depends on the baseline's (the first row).
+    """
+    machine = load_warning(load_before, load_after, cores, threads)
+    summary = []
+    for row in rows:
+        spread = spread_warning(row["latency_p50_ms"], row["latency_p95_ms"])
+        row["warnings"] = [w for w in (machine, spread) if w]
+        row["trustworthy"] = not row["warnings"]
+        if spread:
+            summary.append(f"{row['model']}: {spread}")
+    summary = ([machine] if machine else []) + summary
+    return {"trustworthy": not summary, "warnings": summary,
+            "load": {"before": _rounded(load_before), "after": _rounded(load_after),
+                     "limit": max(cores, threads) + LOAD_MARGIN,
+                     "cores": cores, "threads": threads},
+            "spread_limit": SPREAD_LIMIT}
+
+
+def timed_rounds(calls, singles: list[dict], many: dict, rounds: int) -> tuple[list[list[float]], list[list[float]]]:
+    """Seconds per call: batch 1 every round, the throughput batch every few rounds, models interleaved."""
+    latency = [[] for _ in calls]
+    throughput = [[] for _ in calls]
+    every = max(1, rounds // 8)
+    for r in range(rounds):
+        batch = singles[r % len(singles)]
+        for i, call in enumerate(calls):
+            start = time.perf_counter()
+            call(batch)
+            latency[i].append(time.perf_counter() - start)
+            if r % every == 0:
+                start = time.perf_counter()
+                call(many)
+                throughput[i].append(time.perf_counter() - start)
+    return latency, throughput
+
+
+def model_row(v: Variant, trained, lat: list[float], thr: list[float], many: dict, cfg: BenchConfig,
+              seq_len: int) -> dict:
+    flops = flops_per_example(v.path, seq_len)
+    meta = read_meta(Path(v.path)) if v.backend == "onnx" else {}
+    return {
+        "model": v.label, "path": v.path, "backend": v.backend,
+        "precision": (meta.get("quantization") or {}).get("method", "fp32") if meta else
+        ("bf16" if v.backend == "torch-bf16" else "fp32"),
+        "parameters": parameter_count(trained), "size_mb": round(weights_bytes(v.path) / 1e6, 2),
+        "gflops_per_example": None if flops is None else round(flops / 1e9, 3),
+        "latency_p50_ms": round(1000 * statistics.median(lat), 2),
+        "latency_p95_ms": round(1000 * float(np.percentile(lat, 95)), 2),
+        "throughput_per_s": round(len(many["input_ids"]) / statistics.median(thr), 1),
+        "peak_memory_mb": peak_memory_mb(v.path, v.backend, cfg.batch_size, seq_len) if cfg.memory else None,
+    }
+
+
 def bench(cfg: BenchConfig) -> dict:
     from distilkit.inference import load_trained
 
@@ -193,41 +310,20 @@ def bench(cfg: BenchConfig) -> dict:
         for i in range(cfg.warmup):
             call(singles[i % len(singles)])
         call(many)
-    latency = [[] for _ in calls]
-    throughput = [[] for _ in calls]
-    every = max(1, cfg.rounds // 8)
-    for r in range(cfg.rounds):
-        batch = singles[r % len(singles)]
-        for i, call in enumerate(calls):
-            start = time.perf_counter()
-            call(batch)
-            latency[i].append(time.perf_counter() - start)
-            if r % every == 0:
-                start = time.perf_counter()
-                call(many)
-                throughput[i].append(time.perf_counter() - start)
-    rows = []
-    for v, t, lat, thr in zip(variants, loaded, latency, throughput):
-        flops = flops_per_example(v.path, seq_len)
-        meta = read_meta(Path(v.path)) if v.backend == "onnx" else {}
-        rows.append({
-            "model": v.label, "path": v.path, "backend": v.backend,
-            "precision": (meta.get("quantization") or {}).get("method", "fp32") if meta else
-            ("bf16" if v.backend == "torch-bf16" else "fp32"),
-            "parameters": parameter_count(t), "size_mb": round(weights_bytes(v.path) / 1e6, 2),
-            "gflops_per_example": None if flops is None else round(flops / 1e9, 3),
-            "latency_p50_ms": round(1000 * statistics.median(lat), 2),
-            "latency_p95_ms": round(1000 * float(np.percentile(lat, 95)), 2),
-            "throughput_per_s": round(len(many["input_ids"]) / statistics.median(thr), 1),
-            "peak_memory_mb": peak_memory_mb(v.path, v.backend, cfg.batch_size, seq_len) if cfg.memory else None,
-        })
+    load_before = machine_load()
+    latency, throughput = timed_rounds(calls, singles, many, cfg.rounds)
+    load_after = machine_load()  # before the memory probes below, which start processes of their own
+    rows = [model_row(v, t, lat, thr, many, cfg, seq_len)
+            for v, t, lat, thr in zip(variants, loaded, latency, throughput)]
     base = rows[0]
     for row in rows:
         row["speedup"] = round(base["latency_p50_ms"] / row["latency_p50_ms"], 2)
         if base["gflops_per_example"] and row["gflops_per_example"]:
             row["speedup_flops"] = round(base["gflops_per_example"] / row["gflops_per_example"], 2)
+    threads = torch.get_num_threads()
+    timing = judge_timings(rows, load_before, load_after, usable_cores(), threads)
     result = {"seq_len": seq_len, "inputs": cfg.data or "synthetic", "batch_size": cfg.batch_size,
-              "rounds": cfg.rounds, "threads": torch.get_num_threads(), "models": rows}
+              "rounds": cfg.rounds, "threads": threads, **timing, "models": rows}
     print(format_bench(result))
     if cfg.output:
         write_json(Path(cfg.output), result)
@@ -245,4 +341,7 @@ def format_bench(result: dict) -> str:
             f"{(r['gflops_per_example'] or 0):>7.2f} {r['latency_p50_ms']:>8.2f} {r['latency_p95_ms']:>8.2f} "
             f"{r['throughput_per_s']:>7.1f} {(r['peak_memory_mb'] or 0):>8.0f} {r['speedup']:>7.2f}x "
             f"{r.get('speedup_flops', 0):>7.2f}x")
+    if result.get("warnings"):
+        lines.append("warning: these timings cannot be trusted (rerun on an idle machine before comparing speed):")
+        lines += [f"warning: {w}" for w in result["warnings"]]
     return "\n".join(lines)

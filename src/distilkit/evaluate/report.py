@@ -3,6 +3,10 @@
 Inputs are what a pipeline run folder holds: eval/<model>.json (test metrics), bench.json (size, latency,
 FLOPs), and the TensorBoard logs of the training runs. The recommendation is the fastest model (batch-1 p50)
 that keeps at least --min-retention of the teacher's score.
+
+When bench flagged its timings as untrustworthy (a busy machine, or p95 far above p50; see evaluate/bench.py),
+the verdict claims no speed-up and says why, a caveat names each problem, and the flagged cells are starred.
+A bench.json from before those flags is judged by the spread rule alone, which its p50 and p95 allow.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.errors import DistilkitError
+from distilkit.evaluate.bench import SPREAD_LIMIT, spread_warning
 from distilkit.evaluate.metrics import headline, plot_confusion_matrix
 from distilkit.evaluate.options import ReportConfig
 from distilkit.runs import write_atomic
@@ -55,10 +60,49 @@ def recommend(rows: list[dict], min_retention: float) -> dict:
     return min(good, key=lambda r: r["latency_p50_ms"]) if good else max(rows, key=lambda r: r["retention"] or 0)
 
 
+def timing_warnings(row: dict) -> list[str]:
+    """Why a row's timings cannot be trusted (empty when they can)."""
+    if "warnings" in row:
+        return row["warnings"]
+    spread = spread_warning(row["latency_p50_ms"], row["latency_p95_ms"])  # bench.json older than the flags
+    return [spread] if spread else []
+
+
+def timing_caveat(rows: list[dict]) -> tuple[str, str] | None:
+    """(short reason for the verdict, full caveat) when any row's timings are flagged, else None.
+
+    Any flagged row is enough: the recommendation weighs every model's latency against the others'.
+    """
+    machine, wide, full = [], [], []
+    for r in rows:
+        spread = spread_warning(r["latency_p50_ms"], r["latency_p95_ms"])
+        for w in timing_warnings(r):
+            if w == spread:
+                wide.append(r["model"])
+                full.append(f"{r['model']}: {w}")
+            elif w not in machine:  # a busy machine is reported on every row of its bench
+                machine.append(w)
+    if not machine and not wide:
+        return None
+    short = ["other processes were busy on the machine while it was measured"] if machine else []
+    short += [f"p95 latency was over {SPREAD_LIMIT:g}x p50 for {', '.join(wide)}"] if wide else []
+    return " and ".join(short), ("Timings not trustworthy (starred in the table): " + "; ".join(machine + full)
+                                 + ". Rerun distilkit bench on an idle machine before choosing a model by speed.")
+
+
 def table_rows(rows: list[dict]) -> list[list[str]]:
-    return [[r["model"], f"{r['score']:.4f}", f"{100 * r['retention']:.1f}%", f"{r['parameters'] / 1e6:.1f}M",
-             f"{r['size_mb']:.1f}", f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}",
-             f"{r['throughput_per_s']:.0f}", f"{r['speedup']:.2f}x", f"{r.get('speedup_flops', 0):.2f}x"] for r in rows]
+    """Table cells; the timings of a flagged row, and every speed-up when the baseline (first row) is flagged,
+    carry a star."""
+    base_flagged = bool(rows and timing_warnings(rows[0]))
+    out = []
+    for r in rows:
+        star = " *" if timing_warnings(r) else ""
+        speed_star = " *" if star or base_flagged else ""
+        out.append([r["model"], f"{r['score']:.4f}", f"{100 * r['retention']:.1f}%", f"{r['parameters'] / 1e6:.1f}M",
+                    f"{r['size_mb']:.1f}", f"{r['latency_p50_ms']:.1f}{star}", f"{r['latency_p95_ms']:.1f}{star}",
+                    f"{r['throughput_per_s']:.0f}{star}", f"{r['speedup']:.2f}x{speed_star}",
+                    f"{r.get('speedup_flops', 0):.2f}x"])
+    return out
 
 
 def markdown_table(rows: list[dict], metric: str) -> str:
@@ -68,9 +112,29 @@ def markdown_table(rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
+def verdict_text(rows: list[dict], best: dict, metric: str, min_retention: float) -> tuple[str, str | None]:
+    """The recommendation and, when timings are flagged, the caveat shown under it (else None).
+
+    With flagged timings the verdict still names the model that scores well enough and is fastest as measured,
+    but quotes neither its latency nor a speed-up: those numbers are what the flags put in doubt.
+    """
+    caveat = timing_caveat(rows)
+    full = caveat[1] if caveat else None
+    if best["retention"] < min_retention:
+        return f"No model keeps {100 * min_retention:.0f}% of the teacher's {metric}; the best is {best['model']}.", full
+    kept = f"{metric} {best['score']:.4f} ({100 * best['retention']:.1f}% of the teacher)"
+    if caveat is None:
+        return (f"Ship **{best['model']}**: {kept}, {best['latency_p50_ms']:.1f} ms at batch 1 "
+                f"({best['speedup']:.1f}x faster), {best['size_mb']:.1f} MB."), None
+    return (f"Ship **{best['model']}**, provisionally: {kept}, {best['size_mb']:.1f} MB. Its speed-up could not be "
+            f"measured reliably — {caveat[0]} — so none is claimed."), full
+
+
 def final_table(run: Path) -> str:
+    """The table printed at the end of `distilkit run`, with the timing caveat under it when there is one."""
     rows, metric = collect(Path(run))
-    return markdown_table(rows, metric)
+    caveat = timing_caveat(rows)
+    return markdown_table(rows, metric) + (f"\n\n* {caveat[1]}" if caveat else "")
 
 
 def _plt():
@@ -193,32 +257,33 @@ def report(cfg: ReportConfig, quiet: bool = False) -> Path:
             plot_confusion_matrix(r["evaluation"], target, title=f"{r['model']} (test)")
             if (f"Confusion matrix: {r['model']}", target) not in figures:
                 figures.append((f"Confusion matrix: {r['model']}", target))
-    verdict = (f"Ship **{best['model']}**: {metric} {best['score']:.4f} ({100 * best['retention']:.1f}% of the teacher), "
-               f"{best['latency_p50_ms']:.1f} ms at batch 1 ({best['speedup']:.1f}x faster), {best['size_mb']:.1f} MB.")
-    if best["retention"] < cfg.min_retention:
-        verdict = f"No model keeps {100 * cfg.min_retention:.0f}% of the teacher's {metric}; the best is {best['model']}."
+    verdict, caveat = verdict_text(rows, best, metric, cfg.min_retention)
     bench = json.loads((Path(cfg.runs[0]) / "bench.json").read_text())
     setup = (f"Test split of the run's data; latency at batch 1 and throughput at batch {bench['batch_size']} on "
              f"{bench['inputs']} inputs (mean length {bench['seq_len']}), {bench['threads']} threads, "
              f"{bench['rounds']} interleaved rounds, medians.")
-    md = [f"# distilkit report: {', '.join(Path(r).name for r in cfg.runs)}", "", verdict, "", setup, "",
-          markdown_table(rows, metric), ""]
+    md = [f"# distilkit report: {', '.join(Path(r).name for r in cfg.runs)}", "", verdict, ""]
+    md += [f"> **Caveat.** {caveat}", ""] if caveat else []
+    md += [setup, "", markdown_table(rows, metric), ""]
     md += [f"## {title}\n\n![{title}](plots/{p.name})\n" for title, p in figures]
     write_atomic(out / "report.md", "\n".join(md))
-    write_atomic(out / "report.html", render_html(rows, metric, verdict, setup, figures, cfg.runs, best))
+    page = render_html(rows, metric, verdict, caveat, setup, figures, cfg.runs, best)
+    write_atomic(out / "report.html", page)
     if not quiet:
         print(markdown_table(rows, metric))
-        print(f"\n{verdict.replace('**', '')}\nwritten: {out / 'report.html'}, {out / 'report.md'}")
+        print(f"\n{verdict.replace('**', '')}" + (f"\nwarning: {caveat}" if caveat else ""))
+        print(f"written: {out / 'report.html'}, {out / 'report.md'}")
     return out
 
 
-def render_html(rows, metric, verdict, setup, figures, runs, best) -> str:
+def render_html(rows, metric, verdict, caveat, setup, figures, runs, best) -> str:
     head = "".join(f"<th>{html.escape(c if c != 'score' else metric)}</th>" for c in COLUMNS)
     body = ""
     for r, cells in zip(rows, table_rows(rows)):
         cls = ' class="best"' if r is best else ""
         body += f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>\n"
     verdict_html = html.escape(verdict).replace("**", "")
+    caveat_html = f'<p class="caveat" id="timing-caveat">{html.escape(caveat)}</p>' if caveat else ""
     figs = "".join(f"<section><h2>{html.escape(t)}</h2>{_img(p)}</section>" for t, p in figures)
     title = html.escape(", ".join(Path(r).name for r in runs))
     return f"""<!doctype html>
@@ -230,10 +295,12 @@ table {{ border-collapse: collapse; margin: 1rem 0; font-size: .92rem; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 tr.best td {{ background: #fff3e0; font-weight: 600; }}
+.caveat {{ background: #fff4e0; border-left: 6px solid #e6550d; padding: .6rem 1rem; }}
 img {{ max-width: 100%; }} .setup {{ color: #555; }}
 </style></head><body>
 <h1>distilkit report: {title}</h1>
 <p class="verdict" id="verdict">{verdict_html}</p>
+{caveat_html}
 <p class="setup">{html.escape(setup)}</p>
 <table id="models"><thead><tr>{head}</tr></thead><tbody>
 {body}</tbody></table>
