@@ -14,6 +14,8 @@ from pathlib import Path
 
 from distilkit.config import DataOptions, parse_split_fractions
 from distilkit.data import builtin
+from distilkit.data.labels import (check_label_types, check_tag_types, check_tokens, is_number, plain,
+                                   regression_reason, show)
 from distilkit.data.readers import detect_format, read_disk, read_file
 from distilkit.errors import DistilkitError
 
@@ -103,40 +105,48 @@ def infer_task(rows: list[dict], fmt: str | None, opts: DataOptions) -> str:
 
 
 def _columns_error(row: dict, wanted: str, option: str) -> DistilkitError:
-    found = [c for c in row if c != "_where"]
+    found = [plain(str(c)) for c in row if c != "_where"]  # repr for odd names: stray spaces, newlines
     where = row["_where"].rsplit(":", 1)[0]
     return DistilkitError(
         f"{where}: no column {wanted!r}; columns found: {', '.join(found)}; pass {option} with one of them"
     )
 
 
+def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool) -> list[dict]:
+    out, first = [], rows[0]
+    tok_col = opts.tokens_column if opts.tokens_column in first else "tokens"
+    tag_col = opts.tags_column if opts.tags_column in first else next(
+        (c for c in ("tags", "ner_tags", "pos_tags") if c in first), opts.tags_column
+    )
+    if tok_col not in first:
+        raise _columns_error(first, opts.tokens_column, "--tokens-column")
+    if has_labels and tag_col not in first:
+        raise _columns_error(first, opts.tags_column, "--tags-column")
+    raw_tags = []
+    for row in rows:
+        tokens, tags = row.get(tok_col), row.get(tag_col) if has_labels else None
+        if not isinstance(tokens, list) or not tokens:
+            raise DistilkitError(f"{row['_where']}: {tok_col!r} must be a non-empty list of words")
+        if has_labels and (not isinstance(tags, list) or len(tags) != len(tokens)):
+            raise DistilkitError(
+                f"{row['_where']}: {tag_col!r} must be a list with one tag per word ({len(tokens)} words)"
+            )
+        check_tokens(tokens, row["_where"], tok_col)
+        item = {"tokens": [str(t) for t in tokens], "_where": row["_where"]}
+        if has_labels:
+            raw_tags.append((tags, row["_where"]))
+            item["tags"] = [str(t) for t in tags]
+        out.append(item)
+    check_tag_types(raw_tags, tag_col)
+    return out
+
+
 def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: bool = True) -> tuple[list[dict], bool]:
     """Map file columns to the standard row shape and reject empty texts or labels. Returns (rows, is_pair)."""
+    if task == TOK:
+        return _normalise_token_rows(rows, opts, has_labels), False
     out = []
     first = rows[0]
-    if task == TOK:
-        tok_col = opts.tokens_column if opts.tokens_column in first else "tokens"
-        tag_col = opts.tags_column if opts.tags_column in first else next(
-            (c for c in ("tags", "ner_tags", "pos_tags") if c in first), opts.tags_column
-        )
-        if tok_col not in first:
-            raise _columns_error(first, opts.tokens_column, "--tokens-column")
-        if has_labels and tag_col not in first:
-            raise _columns_error(first, opts.tags_column, "--tags-column")
-        for row in rows:
-            tokens, tags = row.get(tok_col), row.get(tag_col) if has_labels else None
-            if not isinstance(tokens, list) or not tokens:
-                raise DistilkitError(f"{row['_where']}: {tok_col!r} must be a non-empty list of words")
-            if has_labels and (not isinstance(tags, list) or len(tags) != len(tokens)):
-                raise DistilkitError(
-                    f"{row['_where']}: {tag_col!r} must be a list with one tag per word ({len(tokens)} words)"
-                )
-            item = {"tokens": [str(t) for t in tokens], "_where": row["_where"]}
-            if has_labels:
-                item["tags"] = [str(t) for t in tags]
-            out.append(item)
-        return out, False
-
     text_col, pair_col = opts.text_column, opts.text_pair_column
     if text_col not in first and pair_col is None and "text_a" in first and "text_b" in first:
         text_col, pair_col = "text_a", "text_b"
@@ -154,6 +164,9 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
             value = row.get(col)
             if value is None or str(value).strip() == "":
                 raise DistilkitError(f"{row['_where']}: empty text in column {col!r}; fill it in or remove the row")
+            if isinstance(value, (list, dict)):
+                raise DistilkitError(f"{row['_where']}: column {col!r} holds {show(value)}, not a text; "
+                                     "for a list of words per row pass --task token-classification")
             item[key] = str(value)
         if has_labels:
             label = row.get(opts.label_column)
@@ -163,15 +176,9 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
                 )
             item["label"] = label
         out.append(item)
+    if has_labels:
+        check_label_types([(r["label"], r["_where"]) for r in out], "label", opts.label_column)
     return out, pair_col is not None
-
-
-def _is_number(value) -> bool:
-    try:
-        float(value)
-        return not isinstance(value, bool)
-    except (TypeError, ValueError):
-        return False
 
 
 def _label_str(value) -> str:
@@ -181,14 +188,20 @@ def _label_str(value) -> str:
 
 
 def decide_regression(train_rows: list[dict], forced: bool | None) -> bool:
-    labels = [r["label"] for r in train_rows]
     if forced is not None:
         if forced:
             for r in train_rows:
-                if not _is_number(r["label"]):
-                    raise DistilkitError(f"{r['_where']}: label {r['label']!r} is not a number, but --regression is on")
+                if not is_number(r["label"]):
+                    raise DistilkitError(
+                        f"{r['_where']}: label {show(r['label'])} is not a number, but --regression is on"
+                    )
         return forced
-    return all(_is_number(v) for v in labels) and any(not float(v).is_integer() for v in labels)
+    reason = regression_reason(train_rows)
+    if reason is not None:  # said out loud: a user with classes "0.5"/"1.5" must learn why they got regression
+        value = str(reason["label"]).strip()
+        print(f"regression: the labels are numbers, not all integers ({reason['_where']}: {value}); "
+              "pass --regression false to treat them as classes", flush=True)
+    return reason is not None
 
 
 def build_labels(task: str, train_rows: list[dict], source: str, known: list[str] | None = None) -> list[str]:
@@ -197,7 +210,7 @@ def build_labels(task: str, train_rows: list[dict], source: str, known: list[str
         values = sorted({t for r in train_rows for t in r["tags"]})
     else:
         values = sorted({_label_str(r["label"]) for r in train_rows})
-    if all(_is_number(v) for v in values):
+    if all(is_number(v) for v in values):
         values.sort(key=float)
     elif "O" in values:  # BIO tag sets read best with O first
         values.remove("O")
@@ -213,18 +226,31 @@ def build_labels(task: str, train_rows: list[dict], source: str, known: list[str
     return values
 
 
-def check_known_labels(task: str, rows: list[dict], labels: list[str], split: str) -> None:
-    """Every dev/test label must be one the model was trained on."""
+def check_known_labels(task: str, rows: list[dict], labels: list[str], split: str,
+                       from_training: bool = False) -> None:
+    """Every dev/test label must be one the model was trained on: the labels of the training split when
+    `from_training` (finetune), else those of a saved model (evaluate, a distillation teacher)."""
     known = set(labels)
     for r in rows:
         values = r["tags"] if task == TOK else [_label_str(r["label"])]
         for v in values:
-            if v not in known:
-                shown = ", ".join(labels[:20]) + (" ..." if len(labels) > 20 else "")
+            if v in known:
+                continue
+            if not labels:  # a model without a label map: "(known: )" told the user nothing
                 raise DistilkitError(
-                    f"{r['_where']}: {split} label {v!r} never occurs in the training data (known: {shown}); "
+                    f"{r['_where']}: {split} label {show(v)} cannot be matched: the model has no label names "
+                    "(no id2label in its config); use a model fine-tuned for classification (distilkit finetune)"
+                )
+            shown = ", ".join(plain(str(x))[:30] for x in labels[:20]) + (" ..." if len(labels) > 20 else "")
+            if from_training:
+                raise DistilkitError(
+                    f"{r['_where']}: {split} label {show(v)} never occurs in the training data (known: {shown}); "
                     "fix the label or add training examples of it"
                 )
+            raise DistilkitError(  # the label may well be in this data's train split: it is the model that lacks it
+                f"{r['_where']}: {split} label {show(v)} is not one of the model's labels ({shown}); use data "
+                "labelled with the model's labels, or fine-tune a model on these"
+            )
 
 
 def finalise_labels(task: str, regression: bool, rows: list[dict]) -> None:
@@ -232,6 +258,11 @@ def finalise_labels(task: str, regression: bool, rows: list[dict]) -> None:
     if task == TOK:
         return
     for r in rows:
+        if regression and not is_number(r["label"]):  # a regression model on data with classes: not a traceback
+            raise DistilkitError(
+                f"{r['_where']}: label {show(r['label'])} is not a number, but the task is regression (the model "
+                "predicts one number per text); use data with numeric labels, or a classification model"
+            )
         r["label"] = float(r["label"]) if regression else _label_str(r["label"])
 
 
@@ -274,6 +305,9 @@ def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True,
     is used whole as the test split.
     """
     name, raw, fmt = load_raw_splits(opts)
+    for split, rows in raw.items():
+        if not rows:  # a save_to_disk split with no rows (the file readers refuse empty files)
+            raise DistilkitError(f"{name}: the {split} split has no rows; remove it or add data")
     first_rows = next(iter(raw.values()))
     if fmt == "builtin":
         task = builtin.task_of(opts.data)
@@ -321,6 +355,6 @@ def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int, known
         data.labels = build_labels(data.task, data.splits["train"], source, known_labels)
         for split in ("dev", "test"):
             if split in data.splits:
-                check_known_labels(data.task, data.splits[split], data.labels, split)
+                check_known_labels(data.task, data.splits[split], data.labels, split, from_training=True)
     for rows in data.splits.values():
         finalise_labels(data.task, data.regression, rows)

@@ -7,6 +7,8 @@ metrics). Examples longer than `max_length` are truncated and counted, so the us
 
 from __future__ import annotations
 
+import sys
+
 import datasets
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
@@ -14,6 +16,52 @@ from distilkit.data.dataset import TOK, TaskData
 from distilkit.errors import DistilkitError
 
 IGNORE = -100
+UNK_SAMPLE_ROWS = 200  # rows spread over the split; enough to tell "most words are unknown" from a few
+UNK_WORDS_PER_ROW = 64
+UNK_WARN_SHARE = 0.5
+
+
+def unknown_word_share(rows: list[dict], task: str, tokenizer) -> tuple[float, int]:
+    """(share of words that the tokenizer maps, wholly or in part, to its unknown token, words sampled).
+
+    A word counts as unknown when one of its pieces is the unknown token: WordPiece turns a word it cannot
+    spell into a single [UNK], SentencePiece replaces the characters it lacks.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not rows:
+        return 0.0, 0  # byte-level BPE (RoBERTa, GPT-2) has no unknown token
+    sample = rows[:: max(1, len(rows) // UNK_SAMPLE_ROWS)][:UNK_SAMPLE_ROWS]
+    if task == TOK:
+        words = [[str(w) for w in r.get("tokens") or [] if str(w).strip()][:UNK_WORDS_PER_ROW] for r in sample]
+    else:
+        words = [f"{r.get('text') or ''} {r.get('text_pair') or ''}".split()[:UNK_WORDS_PER_ROW] for r in sample]
+    words = [w for w in words if w]
+    if not words:
+        return 0.0, 0
+    enc = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+    total = unknown = 0
+    for i, ids in enumerate(enc["input_ids"]):
+        seen, bad = set(), set()
+        for w, token in zip(enc.word_ids(i), ids):
+            if w is None:
+                continue
+            seen.add(w)
+            if token == unk:
+                bad.add(w)
+        total, unknown = total + len(seen), unknown + len(bad)
+    return (unknown / total if total else 0.0), total
+
+
+def warn_unknown_words(rows: list[dict], task: str, tokenizer, what: str = "the data") -> float:
+    """Print one loud line when most words become the unknown token: the model would train to chance."""
+    share, sampled = unknown_word_share(rows, task, tokenizer)
+    if share > UNK_WARN_SHARE:
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        print(f"WARNING: {100 * share:.0f}% of the words of {what} ({sampled} sampled) become the unknown token "
+              f"{tokenizer.unk_token} with the tokenizer of {name}; the model cannot learn from them — its "
+              "vocabulary probably does not fit this language or casing (pick a model for this language, or a "
+              "cased/uncased one to match the text)", file=sys.stderr, flush=True)
+    return share
 
 
 def _sequence_batch(batch, tokenizer, max_length, label2id, regression):
@@ -46,7 +94,8 @@ def _token_batch(batch, tokenizer, max_length, label2id):
     return out
 
 
-def encode_rows(rows: list[dict], task: str, tokenizer, max_length: int, label2id: dict, regression: bool):
+def encode_rows(rows: list[dict], task: str, tokenizer, max_length: int, label2id: dict, regression: bool,
+                what: str = "the data", check_unknown: bool = True):
     """Tokenize one split with `datasets.map(batched=True)`. Returns (Dataset, number of truncated examples).
 
     The result keeps `word_ids` for token classification (the Trainer drops it: the model does not take it;
@@ -57,6 +106,8 @@ def encode_rows(rows: list[dict], task: str, tokenizer, max_length: int, label2i
             f"tokenizer {type(tokenizer).__name__} is not a fast (Rust) tokenizer; distilkit needs one for "
             "word alignment and truncation counts — save the model with a tokenizer.json"
         )
+    if check_unknown:
+        warn_unknown_words(rows, task, tokenizer, what)
     columns = [c for c in rows[0] if not c.startswith("_")] if rows else []
     raw = datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
     if task == TOK:
@@ -74,8 +125,11 @@ def encode_splits(data: TaskData, tokenizer, max_length: int, label2id: dict | N
     """Tokenize every split. Returns ({split: Dataset}, {split: truncated count})."""
     label2id = label2id if label2id is not None else {name: i for i, name in enumerate(data.labels)}
     encoded, truncated = {}, {}
+    checked = "train" if "train" in data.splits else next(iter(data.splits), None)  # one warning, not one per split
     for split, rows in data.splits.items():
-        encoded[split], truncated[split] = encode_rows(rows, data.task, tokenizer, max_length, label2id, data.regression)
+        encoded[split], truncated[split] = encode_rows(
+            rows, data.task, tokenizer, max_length, label2id, data.regression,
+            what=f"the {split} split of {data.name}", check_unknown=split == checked)
     return encoded, truncated
 
 

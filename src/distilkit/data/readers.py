@@ -7,8 +7,10 @@ Each reader returns a list of plain dict rows; every row carries `_where` ("file
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
+import zlib
 from pathlib import Path
 
 from distilkit.errors import DistilkitError
@@ -48,11 +50,14 @@ def read_text(path: Path) -> str:
         raise DistilkitError(f"{path}: data file not found; check the path")
     if path.is_dir():
         raise DistilkitError(f"{path}: is a folder, expected a data file")
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        import gzip
-
-        raw = gzip.decompress(raw)
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:  # unreadable file, or a truncated/corrupt .gz
+        raise DistilkitError(
+            f"{path}: cannot read the file ({err}); check it (a .gz must be a complete gzip file)"
+        ) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -61,58 +66,148 @@ def read_text(path: Path) -> str:
             f"{path}:{line}: byte 0x{raw[err.start]:02x} is not valid UTF-8; "
             "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
         ) from None
+    if "\x00" in text:  # UTF-16 without a BOM decodes as "valid" UTF-8 full of NULs; no text format holds them
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DistilkitError(
+            f"{path}:{line}: the file contains a NUL byte (UTF-16 or binary?); re-save it as UTF-8 text "
+            "(e.g. iconv -f utf-16 -t utf-8)"
+        )
     if not text.strip():
         raise DistilkitError(f"{path}: data file is empty")
     return text
 
 
+def text_lines(text: str) -> list[str]:
+    """Lines as a text editor counts them: split at \\n only (str.splitlines also splits at U+2028, \\x0c,
+    \\x85..., which JSON strings may hold raw, and would shift every later line number)."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def _open_quote_line(text: str, start_line: int, delimiter: str) -> int:
+    """The line of the quote that opened the field the csv module choked on.
+
+    csv reports where it gave up (often the end of the file, or the next quote far below); the user needs the
+    line where the unbalanced quote opened. Scans from the start of the failing record with csv's own rules
+    (a quote opens a field only at its start; "" inside a quoted field is a literal quote).
+    """
+    line, pos = 1, 0
+    while line < start_line:  # csv counts \r, \n and \r\n as line ends
+        nxt = min((i for i in (text.find("\n", pos), text.find("\r", pos)) if i >= 0), default=-1)
+        if nxt < 0:
+            return start_line
+        pos = nxt + 2 if text.startswith("\r\n", nxt) else nxt + 1
+        line += 1
+    state, opened, n = "start", start_line, len(text)
+    while pos < n:
+        c = text[pos]
+        newline = c in "\r\n"
+        if state == "quoted":
+            state = "quote" if c == '"' else "quoted"
+        elif state == "quote" and c == '"':
+            state = "quoted"  # "" is an escaped quote
+        elif state == "quote" and not (c == delimiter or newline):
+            return opened  # text after a closing quote: the quote did not close the field it opened
+        elif c == delimiter or newline:
+            state = "start"
+        elif state == "start" and c == '"':
+            state, opened = "quoted", line
+        elif state != "quoted":
+            state = "field"
+        if c == "\n" or (c == "\r" and not text.startswith("\r\n", pos)):
+            line += 1
+        pos += 1
+    return opened
+
+
 def read_delimited(path: Path, delimiter: str) -> list[dict]:
     """CSV or TSV with a header row. TSV is read without quoting, as GLUE's files need."""
     text = read_text(path)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    # A long text (a whole article) is not malformed: let one field be as long as the file itself
+    # (csv's default limit of 131,072 characters rejected 1 MB fields).
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    # strict: a quote that does not close where a field ends is an error at once, instead of silently
+    # swallowing the following lines into one field up to the next quote or the end of the file.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
-    rows = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+    header, rows, start = None, [], 1
     try:
-        for row in reader:
-            if None in row:  # more fields than header columns
-                raise DistilkitError(
-                    f"{path}:{reader.line_num}: row has {len(reader.fieldnames) + len(row[None])} fields but the "
-                    f"header has {len(reader.fieldnames)}; quote fields that contain the delimiter"
-                )
-            if all((v or "").strip() == "" for v in row.values()):
+        for fields in reader:
+            where, start = f"{path}:{start}", reader.line_num + 1  # a record may span lines: name its first
+            if not any(f.strip() for f in fields):
                 continue  # blank line
-            row["_where"] = f"{path}:{reader.line_num}"
+            if header is None:
+                header = _check_header(fields, where)
+                continue
+            if len(fields) > len(header):
+                raise DistilkitError(
+                    f"{where}: row has {len(fields)} fields but the header has {len(header)}; "
+                    "quote fields that contain the delimiter"
+                )
+            row = dict(zip(header, fields))
+            row.update({col: None for col in header[len(fields):]})  # short rows: missing columns are empty
+            row["_where"] = where
             rows.append(row)
     except csv.Error as err:
-        raise DistilkitError(f"{path}:{reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {err}")
+        if '"' in str(err) or "end of data" in str(err):
+            line = _open_quote_line(text, start, delimiter)
+            raise DistilkitError(
+                f"{path}:{line}: unbalanced quote in the field that starts on this line ({err}); a field that "
+                'starts with " must end with ", and a quote inside it must be doubled ("")'
+            ) from None
+        raise DistilkitError(f"{path}:{start}: malformed {kind}: {err}") from None
     if not rows:
         raise DistilkitError(f"{path}: data file has a header but no rows")
     return rows
 
 
+def _check_header(fields: list[str], where: str) -> list[str]:
+    seen = set()
+    for name in fields:
+        if name in seen:
+            raise DistilkitError(f"{where}: the header names column {name!r} twice; give every column its own name")
+        seen.add(name)
+    return fields
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """One JSON object per line (a whole-file JSON list is accepted too)."""
     text = read_text(path)
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as err:
-            raise DistilkitError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
-        return [dict(item, _where=f"{path}:item {i + 1}") for i, item in enumerate(items)]
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DistilkitError(f"{path}:{lineno}: invalid JSON ({err.msg}); each line must be one JSON object") from None
-        if not isinstance(item, dict):
-            raise DistilkitError(f"{path}:{lineno}: expected a JSON object per line, got {type(item).__name__}")
-        item["_where"] = f"{path}:{lineno}"
-        rows.append(item)
+    if text.lstrip().startswith("["):
+        rows = _read_json_list(path, text)
+    else:
+        rows = []
+        for lineno, line in enumerate(text_lines(text), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except (ValueError, RecursionError) as err:  # ValueError: also ints of over 4,300 digits
+                reason = getattr(err, "msg", None) or str(err).split(":")[0]
+                raise DistilkitError(
+                    f"{path}:{lineno}: invalid JSON ({reason}); each line must be one JSON object"
+                ) from None
+            if not isinstance(item, dict):
+                raise DistilkitError(f"{path}:{lineno}: expected a JSON object per line, got {type(item).__name__}")
+            item["_where"] = f"{path}:{lineno}"
+            rows.append(item)
+    if not rows:
+        raise DistilkitError(f"{path}: no JSON objects in the file")
     return rows
+
+
+def _read_json_list(path: Path, text: str) -> list[dict]:
+    try:
+        items = json.loads(text)  # the whole text, not a stripped copy: error line numbers count leading lines
+    except (ValueError, RecursionError) as err:
+        line = getattr(err, "lineno", None) or 1
+        raise DistilkitError(f"{path}:{line}: invalid JSON: {getattr(err, 'msg', err)}") from None
+    for i, item in enumerate(items):  # a list: the text starts with "[" and parsed
+        if not isinstance(item, dict):
+            raise DistilkitError(
+                f"{path}: item {i + 1} of the JSON list is a {type(item).__name__}, expected an object"
+            )
+    return [dict(item, _where=f"{path}:item {i + 1}") for i, item in enumerate(items)]
 
 
 def read_conll(path: Path) -> list[dict]:
@@ -132,7 +227,7 @@ def read_conll(path: Path) -> list[dict]:
         tokens.clear()
         tags.clear()
 
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(text), start=1):
         parts = line.split()
         if not parts:
             flush()
