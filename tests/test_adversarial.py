@@ -22,8 +22,10 @@ def finetune(tiny_model, tmp_path, name, *extra):
 def test_perturbation_is_undone_and_changes_training(tiny_model, tmp_path, method):
     base = load_file(tiny_model / "model.safetensors")
     emb_key = next(k for k in base if "word_embeddings" in k)
-    # with lr 0 nothing may move: the perturbed embeddings must have been restored after every step
-    frozen = finetune(tiny_model, tmp_path, f"{method}-lr0", "--adversarial", method, "--lr", "0", "--weight-decay", "0")
+    # with a learning rate too small to move a float32 weight (--lr must be > 0), nothing may move: the perturbed
+    # embeddings must have been restored after every step
+    frozen = finetune(tiny_model, tmp_path, f"{method}-lr0", "--adversarial", method, "--lr", "1e-30",
+                      "--weight-decay", "0")
     assert torch.equal(frozen["bert." + emb_key.removeprefix("bert.")], base[emb_key])
     plain = finetune(tiny_model, tmp_path, "plain")
     adv = finetune(tiny_model, tmp_path, method, "--adversarial", method, "--adversarial-epsilon", "0.5")

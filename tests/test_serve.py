@@ -258,7 +258,7 @@ def test_onnx_backend_serves_the_runs_export(topic_run, engine, tmp_path, capsys
     (["serve", "{onnx}", "--backend", "torch"], ["is an ONNX folder", "--backend onnx"]),
     (["serve", "--model", "{missing}", "--backend", "onnx"], ["folder not found"]),
     (["serve", "{run}", "--max-queue", "2", "--max-texts", "5"], ["--max-queue 2", "raise --max-queue"]),
-    (["serve", "{run}", "--max-batch", "0"], ["--max-batch 0: must be at least 1"]),
+    (["serve", "{run}", "--max-batch", "0"], ["--max-batch 0: must be an integer ≥ 1"]),
     (["serve", "{run}", "--port", "70000"], ["--port 70000"]),
     (["serve"], ["no model given"]),
 ])

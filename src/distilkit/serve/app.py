@@ -4,6 +4,10 @@
 did, as the CLI does to fail fast with a one-line error), runs a warm-up pass and starts the micro-batcher;
 /health says ready only then. On shutdown it says stopping, and the batcher finishes every queued text
 before the worker ends, so requests in flight get their answers.
+
+Texts of concurrent requests share forward passes, so a request is checked as far as cheaply possible before
+its texts are queued (`guard`), and a request that fails anyway fails alone (the batcher retries its batch
+request by request): 422 when the tokenizer refused its texts, 500 when the model failed on them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from distilkit.data.dataset import TOK
 from distilkit.errors import DistilkitError
 from distilkit.serve.batcher import Arrivals, MicroBatcher, QueueFull, ShuttingDown
-from distilkit.serve.engine import Engine
+from distilkit.serve.engine import Engine, UnreadableText
+from distilkit.serve.guard import body_limit, guarded_route, printable, text_problem, validation_error
 from distilkit.serve.metrics import Metrics
 from distilkit.serve.options import ServeConfig
 from distilkit.serve.schemas import ERRORS, Health, Metadata, PredictRequest, PredictResponse
@@ -37,12 +42,8 @@ key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API
 
 
 def check_config(cfg: ServeConfig) -> None:
-    """Refuse limits that cannot work, before anything is loaded."""
-    for name in ("max_batch", "max_queue", "max_texts", "max_chars", "max_length"):
-        if getattr(cfg, name) < 1:
-            raise DistilkitError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be at least 1")
-    if cfg.max_wait_ms < 0:
-        raise DistilkitError(f"--max-wait-ms {cfg.max_wait_ms}: must be 0 or more")
+    """Refuse limits that cannot work together, before anything is loaded (each one's own range is checked
+    when the config is built: serve/options.py)."""
     if cfg.max_queue < cfg.max_texts:
         raise DistilkitError(f"--max-queue {cfg.max_queue} is below --max-texts {cfg.max_texts}: a full request "
                              "could never be queued; raise --max-queue")
@@ -96,9 +97,10 @@ class MetricsMiddleware:
             self.arrivals.done(scope)
 
 
-def invalid(i: int, item, message: str):
+def invalid(loc: tuple, item, message: str):
     """422 in the shape of FastAPI's own validation errors, so clients parse one kind of 422."""
-    raise RequestValidationError([{"type": "value_error", "loc": ("body", "texts", i), "msg": message, "input": item}])
+    raise RequestValidationError([{"type": "value_error", "loc": ("body", "texts", *loc), "msg": message,
+                                   "input": printable(item)}])
 
 
 def to_rows(request: PredictRequest, cfg: ServeConfig, task: str) -> list[dict]:
@@ -109,16 +111,38 @@ def to_rows(request: PredictRequest, cfg: ServeConfig, task: str) -> list[dict]:
     rows = []
     for i, item in enumerate(request.texts):
         row = {"text": item} if isinstance(item, str) else {"text": item[0], "text_pair": item[1]}
-        for key, value in row.items():
+        for part, value in enumerate(row.values()):
             if len(value) > cfg.max_chars:
                 raise HTTPException(413, f"texts[{i}] has {len(value)} characters; this server takes at most "
                                          f"{cfg.max_chars} per text (--max-chars): shorten or split it")
+            problem = text_problem(value)
+            if problem:  # refused here, for this request only: in a batch it would fail its neighbours too
+                where = (i,) if isinstance(item, str) else (i, part)
+                invalid(where, item, f"texts{''.join(f'[{n}]' for n in where)} cannot be read: {problem}")
         if not row["text"].strip():
-            invalid(i, item, f"texts[{i}] is empty: send text with at least one word")
+            invalid((i,), item, f"texts[{i}] is empty: send text with at least one word")
         if task == TOK and "text_pair" in row:
-            invalid(i, item, f"texts[{i}] is a pair, but a token-classification model takes single texts")
+            invalid((i,), item, f"texts[{i}] is a pair, but a token-classification model takes single texts")
         rows.append(row)
     return rows
+
+
+async def predictions(batcher: MicroBatcher, rows: list[dict]) -> list[dict]:
+    """The batcher's results for `rows`, its refusals and failures as HTTP errors."""
+    try:
+        return await batcher.submit(rows)
+    except QueueFull as err:
+        raise HTTPException(503, f"server busy: {err}; retry later", headers={"Retry-After": "1"}) from None
+    except ShuttingDown:
+        raise HTTPException(503, "the server is stopping; retry on another instance or after a restart",
+                            headers={"Retry-After": "1"}) from None
+    except UnreadableText as err:  # it failed alone (the batcher retried it so): its texts are to blame
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "texts"), "input": None,
+                                       "msg": f"the texts of this request cannot be read: {err}"}]) from None
+    except Exception as err:  # noqa: BLE001 - it failed alone; the other requests of its batch were answered
+        log.error("distilkit: the model failed on a request of %d texts", len(rows), exc_info=err)
+        raise HTTPException(500, f"the model failed on this request ({type(err).__name__}); the server log has "
+                                 "the details") from None
 
 
 def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
@@ -132,7 +156,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
             state.engine = await asyncio.to_thread(Engine.load, cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
         await asyncio.to_thread(state.engine.warm_up)
         state.batcher = MicroBatcher(state.engine.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
-                                     metrics.on_batch, lambda: arrivals.count)
+                                     metrics.on_batch, lambda: arrivals.count, metrics.on_retry)
         state.batcher.start()
         state.status = "ready"
         log.info("distilkit: serving %s (%s, %s backend)", state.engine.trained.path, state.engine.trained.task,
@@ -150,6 +174,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
     metrics = Metrics(lambda: app.state.batcher.depth if app.state.batcher else 0)
     arrivals = Arrivals()
     app.add_middleware(MetricsMiddleware, metrics=metrics, arrivals=arrivals)
+    app.add_exception_handler(RequestValidationError, validation_error)
     guarded = [Depends(require_key)]
     page = PLAYGROUND.read_text(encoding="utf-8")
 
@@ -167,7 +192,8 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
     async def metadata() -> dict:
         """The model (path, task, labels, backend, size) and the server's limits."""
         limits = {k: getattr(cfg, k) for k in ("max_texts", "max_chars", "max_batch", "max_wait_ms", "max_queue")}
-        return {**app.state.engine.metadata(), **limits, "api_key_required": bool(app.state.api_key)}
+        return {**app.state.engine.metadata(), **limits, "max_body": body_limit(cfg),
+                "api_key_required": bool(app.state.api_key)}
 
     @app.get("/metrics", dependencies=guarded, response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
@@ -176,8 +202,6 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
         """Requests, errors and latency by route, batch sizes, texts predicted and queue depth."""
         return Response(metrics.render(), media_type=Metrics.content_type)
 
-    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, dependencies=guarded,
-              responses=ERRORS)
     async def predict(request: PredictRequest, http: Request) -> dict:
         """Label and scores per text (sequence classification), or words, tags and entity spans (token
         classification). Texts of concurrent requests are batched together."""
@@ -187,14 +211,12 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
         engine = app.state.engine
         rows = to_rows(request, cfg, engine.trained.task)
         arrivals.done(http.scope)  # submit queues the texts before it awaits anything
-        try:
-            results = await app.state.batcher.submit(rows)
-        except QueueFull as err:
-            raise HTTPException(503, f"server busy: {err}; retry later", headers={"Retry-After": "1"}) from None
-        except ShuttingDown:
-            raise HTTPException(503, "the server is stopping; retry on another instance or after a restart",
-                                headers={"Retry-After": "1"}) from None
+        results = await predictions(app.state.batcher, rows)
         return {"model": engine.trained.path, "task": engine.trained.task, "backend": engine.backend,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3), "predictions": results}
 
+    # The body is checked (Content-Type, size) by the route itself, before FastAPI reads and parses it.
+    app.router.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse,
+                             response_model_exclude_none=True, dependencies=guarded, responses=ERRORS,
+                             route_class_override=guarded_route(body_limit(cfg)))
     return app

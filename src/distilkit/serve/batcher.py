@@ -9,11 +9,16 @@ of growing latency without limit.
 
 The wait is only for requests the server has already received (`Arrivals`: read, not yet queued): a lone
 request is not held back for company that is not coming, so light load keeps unbatched latency.
+
+A batch mixes requests, so a text the model cannot take (the server checks what it can before queueing, but
+cannot foresee everything) would fail all of them. When a forward pass over several requests fails, each
+request is run again alone: only the ones that fail alone get the error, the others their results.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +54,7 @@ class ShuttingDown(Exception):
 class _Item:
     row: dict
     future: asyncio.Future
+    request: int  # which submit() queued it: a failed batch is retried request by request
 
 
 class MicroBatcher:
@@ -56,14 +62,17 @@ class MicroBatcher:
 
     def __init__(self, predict: Callable[[list[dict]], list[dict]], max_batch: int = 32, max_wait_ms: float = 5.0,
                  max_queue: int = 512, on_batch: Callable[[int], None] | None = None,
-                 arriving: Callable[[], int] | None = None):
-        """`arriving()` counts requests on their way to the queue (default: always assume some are)."""
+                 arriving: Callable[[], int] | None = None, on_retry: Callable[[int], None] | None = None):
+        """`arriving()` counts requests on their way to the queue (default: always assume some are);
+        `on_retry(n)` is told when a batch of n requests failed and each is run again alone."""
         self.predict = predict
         self.arriving = arriving or (lambda: 1)
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait_ms) / 1000
         self.max_queue = max_queue
         self.on_batch = on_batch or (lambda size: None)
+        self.on_retry = on_retry or (lambda requests: None)
+        self.requests = itertools.count()
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.busy = False  # a batch is running in the thread
         self.closing = False
@@ -85,7 +94,8 @@ class MicroBatcher:
             raise QueueFull(f"{self.depth} texts are waiting and this request adds {len(rows)}; the queue holds "
                             f"{self.max_queue}")
         loop = asyncio.get_running_loop()
-        items = [_Item(row, loop.create_future()) for row in rows]
+        request = next(self.requests)
+        items = [_Item(row, loop.create_future(), request) for row in rows]
         for item in items:
             self.queue.put_nowait(item)
         return list(await asyncio.gather(*(item.future for item in items)))
@@ -126,14 +136,47 @@ class MicroBatcher:
             self.busy = True
             try:
                 self.on_batch(len(batch))
-                results = await asyncio.to_thread(self.predict, [item.row for item in batch])
-            except Exception as err:  # noqa: BLE001 - every waiting request must hear about the failure
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(err)
-            else:
-                for item, result in zip(batch, results):
-                    if not item.future.done():
-                        item.future.set_result(result)
+                await self._answer(batch)
+            except Exception as err:  # noqa: BLE001 - a failure outside the model call must not end the worker
+                _fail(batch, err)
             finally:
                 self.busy = False
+
+    async def _answer(self, batch: list[_Item]) -> None:
+        """Resolve the batch's futures; if its forward pass fails, run each of its requests alone, so that only
+        the requests that fail on their own get an error."""
+        error = await self._forward(batch)
+        if error is None:
+            return
+        by_request: dict[int, list[_Item]] = {}
+        for item in batch:
+            if not item.future.done():  # requests whose client left meanwhile are not retried
+                by_request.setdefault(item.request, []).append(item)
+        if len(by_request) <= 1:  # alone already: running it again would fail again
+            _fail(batch, error)
+            return
+        self.on_retry(len(by_request))
+        for items in by_request.values():  # one after another, in the worker thread as any batch
+            error = await self._forward(items)
+            if error is not None:
+                _fail(items, error)
+
+    async def _forward(self, items: list[_Item]) -> Exception | None:
+        """One forward pass over the items still awaited; sets their results, or returns the error unset."""
+        items = [item for item in items if not item.future.done()]
+        if not items:
+            return None
+        try:
+            results = await asyncio.to_thread(self.predict, [item.row for item in items])
+        except Exception as err:  # noqa: BLE001 - every waiting request must hear about the failure
+            return err
+        for item, result in zip(items, results):
+            if not item.future.done():
+                item.future.set_result(result)
+        return None
+
+
+def _fail(items: list[_Item], error: Exception) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(error)

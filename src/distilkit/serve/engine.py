@@ -57,6 +57,10 @@ def weights_size(folder: str) -> int:
         if path.is_dir() else 0
 
 
+class UnreadableText(ValueError):
+    """The tokenizer refused a text: the request's fault (422), not the server's (500)."""
+
+
 class Engine(Predictor):
     """The served model: a `Predictor` (its `predict` is called from the batcher's worker thread) that knows its
     backend and describes itself for /metadata."""
@@ -64,12 +68,20 @@ class Engine(Predictor):
     @classmethod
     def load(cls, model: str, backend: str | None, max_length: int = 128, top_k: int = 0) -> "Engine":
         folder, _ = resolve_backend(model, backend)
-        return cls(load_trained(folder), max_length, top_k)
+        return cls(load_trained(folder, max_length), max_length, top_k)
 
     @property
     def backend(self) -> str:
         """Which runtime runs the loaded model: read from the model itself, so it cannot disagree with it."""
         return "onnx" if isinstance(self.trained.model, OnnxClassifier) else "torch"
+
+    def _encode(self, first, second=None, words: bool = False):
+        """The tokenizer's errors have no common class (a lone surrogate is a TypeError): mark them as the
+        input's, so the server answers them as a bad request rather than a failure of the model."""
+        try:
+            return super()._encode(first, second, words)
+        except Exception as err:  # noqa: BLE001 - see above
+            raise UnreadableText(f"the tokenizer could not read them ({type(err).__name__}: {err})") from err
 
     def warm_up(self) -> None:
         """One forward pass, so the first real request does not pay for lazy allocations and kernel selection."""

@@ -1,4 +1,5 @@
-"""Prometheus metrics of one server: requests, errors, latency, batch sizes and queue depth.
+"""Prometheus metrics of one server: requests, errors, latency, batch sizes, failed batches retried request
+by request, and queue depth.
 
 Each app gets its own registry, so several apps in one process (the tests) do not share counters.
 """
@@ -30,6 +31,11 @@ class Metrics:
         self.texts = Counter("distilkit_predicted_texts", "Texts predicted", registry=self.registry)
         self.batch_size = Histogram("distilkit_batch_size", "Texts per forward pass", buckets=BATCH_BUCKETS,
                                     registry=self.registry)
+        self.retried = Counter("distilkit_batch_retries", "Forward passes over texts of several requests that "
+                               "failed, after which each request ran alone (those failing alone are answered "
+                               "with an error, the others with their results)", registry=self.registry)
+        self.retried_requests = Counter("distilkit_retried_requests", "Requests run alone after their batch failed",
+                                        registry=self.registry)
         depth = Gauge("distilkit_queue_depth", "Texts waiting for a batch", registry=self.registry)
         depth.set_function(queue_depth)
 
@@ -42,6 +48,10 @@ class Metrics:
     def on_batch(self, size: int) -> None:
         self.batch_size.observe(size)
         self.texts.inc(size)
+
+    def on_retry(self, requests: int) -> None:
+        self.retried.inc()
+        self.retried_requests.inc(requests)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from distilkit.option_rules import AT_LEAST_1, COUNT, MAX_LENGTH, NON_NEGATIVE, PORT, Checked, opt
+
 
 @dataclass
-class ServeConfig:
+class ServeConfig(Checked):
     """Serve a fine-tuned model over HTTP: POST /predict (micro-batched), /health, /metadata, /metrics, a playground.
 
     Args:
@@ -25,6 +27,9 @@ class ServeConfig:
         max_queue: Most texts waiting for the model; a request that would overflow it gets 503 with Retry-After.
         max_texts: Most texts in one request (more: 413).
         max_chars: Most characters in one text (more: 413).
+        max_body: Most bytes in a request body (more: 413), counted while it is read, before it is parsed.
+            Default: room for --max-texts pairs of --max-chars characters at 12 bytes each (the longest JSON
+            escape of one character), plus 64 KiB.
         max_length: Most tokens per text; longer texts are truncated and flagged "truncated": true.
         top_k: Scores returned per text (0 = all labels).
         graceful_timeout: Seconds to let in-flight requests finish after SIGTERM/Ctrl-C before cancelling them.
@@ -34,14 +39,15 @@ class ServeConfig:
     model: str = ""
     backend: Optional[Literal["onnx", "torch"]] = None
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = opt(8000, PORT)
     api_key: Optional[str] = None
-    max_batch: int = 32
-    max_wait_ms: float = 5.0
-    max_queue: int = 512
-    max_texts: int = 64
-    max_chars: int = 10000
-    max_length: int = 128
-    top_k: int = 0
-    graceful_timeout: float = 30.0
+    max_batch: int = opt(32, AT_LEAST_1)
+    max_wait_ms: float = opt(5.0, NON_NEGATIVE)
+    max_queue: int = opt(512, AT_LEAST_1)
+    max_texts: int = opt(64, AT_LEAST_1)
+    max_chars: int = opt(10000, AT_LEAST_1)
+    max_body: Optional[int] = opt(None, AT_LEAST_1)
+    max_length: int = opt(128, MAX_LENGTH)
+    top_k: int = opt(0, COUNT)
+    graceful_timeout: float = opt(30.0, NON_NEGATIVE)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

@@ -65,6 +65,7 @@ class Metadata(BaseModel):
     max_length: int = Field(description="Tokens read per text; longer texts are truncated")
     max_texts: int = Field(description="Most texts per request (more: 413)")
     max_chars: int = Field(description="Most characters per text (more: 413)")
+    max_body: int = Field(description="Most bytes per request body (more: 413)")
     max_batch: int
     max_wait_ms: float
     max_queue: int
@@ -76,9 +77,12 @@ class Error(BaseModel):
 
 
 ERRORS = {
-    400: {"model": Error, "description": "The body could not be read as JSON (e.g. bytes that are not UTF-8)"},
+    400: {"model": Error, "description": "The body could not be read as JSON (malformed JSON, or bytes that are "
+                                         "not UTF-8)"},
     401: {"model": Error, "description": "No API key, or a wrong one"},
-    413: {"model": Error, "description": "Too many texts in the request, or a text too long"},
+    413: {"model": Error, "description": "Too many texts in the request, a text too long, or a body over max_body "
+                                         "bytes (refused before it is parsed)"},
+    415: {"model": Error, "description": "The body is not sent as JSON: use Content-Type: application/json"},
     503: {"model": Error, "description": "The queue is full or the server is stopping; retry after Retry-After "
                                          "seconds"},
 }
