@@ -228,7 +228,9 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
             teacher layers), or a pretrained model folder / hub id.
         recipe: Preset of losses and stages: kd, tinybert (two stages), distilbert, minilm.
         losses: Custom loss weights for the last stage, replacing the recipe's, e.g. {kd: 0.5, ce: 0.5, hidden_mse: 1}.
-            Names: ce, kd, hidden_mse, embedding_mse, attention_mse, hidden_cosine, minilm_relations.
+            Names: any registered loss (an unknown name is refused with the list), your own included (--plugins).
+        plugins: Python modules or .py files to import first, comma-separated, e.g. my_losses.py to register your
+            own losses with distilkit.distill.losses.register_loss.
         alpha: Weight of the label loss (CE); KD gets 1 - alpha (default: the recipe's).
         temperature: Softmax temperature of logit KD; the KD term is scaled by T² (default: the recipe's).
         layer_map: uniform (TinyBERT), last, or student:teacher hidden-state pairs like 0:0,1:2,2:4 (default: the
@@ -254,6 +256,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     student: str = "half"
     recipe: Literal["kd", "tinybert", "distilbert", "minilm"] = "kd"
     losses: Optional[dict[str, float]] = None
+    plugins: Optional[str] = None
     alpha: Optional[float] = opt(None, FRACTION)
     temperature: Optional[float] = opt(None, POSITIVE)
     layer_map: Optional[str] = None

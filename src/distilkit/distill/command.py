@@ -25,6 +25,7 @@ from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjecti
 from distilkit.distill.general import load_general_teacher, read_raw_text
 from distilkit.distill.layer_map import build_layer_map
 from distilkit.distill.recipes import RECIPES, default_relation_heads, resolve_stages
+from distilkit.distill.registry import import_plugins, reads_of
 from distilkit.distill.students import build_student, is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
@@ -103,12 +104,7 @@ def _caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
         return []
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     has_logits = dims["labels"] > 0
-    spec = CacheSpec(
-        logits=has_logits,
-        hidden=tuple(sorted({t for _, t in plan.hidden_pairs})),
-        scores=tuple(t for _, t in plan.layer_map.attention) if plan.needs_scores else (),
-        qkv=(plan.relation_pair[1],) if plan.needs_qkv else (),
-    )
+    spec = plan.cache_spec(logits=has_logits)
     lengths = np.asarray([len(x) for x in teacher_sets[0]["input_ids"]])
     sizes = estimate_bytes(spec, lengths, dims)
     total_gb = sum(sizes.values()) / 1e9
@@ -174,6 +170,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     run.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    import_plugins(cfg.plugins)  # the user's own losses register themselves on import
     teachers, uses_mlm = _load_teachers(cfg)
     lead = teachers[0]
     stages = resolve_stages(cfg.recipe, cfg.alpha, cfg.losses, cfg.general)
@@ -181,7 +178,8 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         stages[-1].weights["kd"] = 1.0  # MLM-logit KD per token
     recipe = RECIPES[cfg.recipe]
     weights_all = {k for s in stages for k in s.weights}
-    logits_only = weights_all <= {"ce", "kd"}
+    reads = reads_of(weights_all)
+    logits_only = reads <= {"labels", "logits"}
     data = _prepare_data(cfg, lead)
 
     if cfg.general and is_pretrained_spec(cfg.student):
@@ -199,7 +197,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
                              "drop --cache false")
     layer_map = build_layer_map(cfg.layer_map or recipe.layer_map, len(encoder_layers(student)),
                                 len(encoder_layers(lead.model)))
-    checks.check_heads(student, lead.model, "attention_mse" in weights_all)
+    checks.check_heads(student, lead.model, "scores" in reads)
     if cfg.peft:
         student = _peft_student(cfg, student, data.task, logits_only)
     total, _ = count_parameters(student)
@@ -235,7 +233,7 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
                        relation_heads=cfg.relation_heads or default_relation_heads(
                            student.config.hidden_size, lead.model.config.hidden_size,
                            lead.model.config.num_attention_heads))
-    if any(p.needs_scores or p.needs_qkv for p in [LossPlan(s.weights, **plan_common) for s in stages]):
+    if reads & {"scores", "qkv"}:
         capture.enable(student)
         for t in teachers:
             capture.enable(t.model)

@@ -18,16 +18,17 @@ from torch import nn
 from transformers import Trainer
 
 from distilkit.distill import capture
+from distilkit.distill.cache import CacheSpec
 from distilkit.distill.layer_map import LayerMap
-from distilkit.distill.losses import LOSSES
+from distilkit.distill.registry import LOSSES, LossInputs, reads_of
 
-INTERMEDIATE = ("embedding_mse", "hidden_mse", "hidden_cosine", "attention_mse", "minilm_relations")
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass
 class LossPlan:
-    """Which losses, with which weights, over which layers."""
+    """Which losses, with which weights, over which layers. What to capture and cache follows from the
+    union of what the active losses read (distill/registry.py)."""
 
     weights: dict[str, float]
     layer_map: LayerMap
@@ -38,15 +39,20 @@ class LossPlan:
     regression: bool = False
     teacher_weights: list[float] = field(default_factory=lambda: [1.0])
 
-    def active(self, name: str) -> bool:
-        return self.weights.get(name, 0.0) > 0
+    @property
+    def active(self) -> list[str]:
+        return [name for name, weight in self.weights.items() if weight > 0]
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return reads_of(self.active)
 
     @property
     def hidden_pairs(self):
         pairs = []
-        if self.active("embedding_mse"):
+        if "embeddings" in self.reads:
             pairs += [p for p in self.layer_map.hidden if p[0] == 0]
-        if self.active("hidden_mse") or self.active("hidden_cosine"):
+        if "hidden" in self.reads:
             pairs += [p for p in self.layer_map.hidden if p[0] > 0]
         return sorted(set(pairs))
 
@@ -56,16 +62,25 @@ class LossPlan:
 
     @property
     def needs_scores(self) -> bool:
-        return self.active("attention_mse")
+        return "scores" in self.reads
 
     @property
     def needs_qkv(self) -> bool:
-        return self.active("minilm_relations")
+        return "qkv" in self.reads
 
     @property
     def relation_pair(self) -> tuple[int, int]:
         """MiniLMv2 distils the relations of one layer: the last mapped attention layer."""
         return self.layer_map.attention[-1]
+
+    def cache_spec(self, logits: bool) -> CacheSpec:
+        """The teacher outputs these losses read, as the cache stores them."""
+        return CacheSpec(
+            logits=logits,
+            hidden=tuple(sorted({t for _, t in self.hidden_pairs})),
+            scores=tuple(t for _, t in self.layer_map.attention) if self.needs_scores else (),
+            qkv=(self.relation_pair[1],) if self.needs_qkv else (),
+        )
 
 
 class StudentWithProjections(nn.Module):
@@ -111,12 +126,7 @@ class Distiller(Trainer):
         cached = len(self.caches) == len(self.teachers) and example_ids is not None
         cache = self.caches[0] if cached else None
         hidden_needed = [t for _, t in plan.hidden_pairs]
-        live_needed = not cached or any(
-            not cache.has(name) for name in
-            [f"hidden_{t}" for t in hidden_needed]
-            + ([f"scores_{t}" for _, t in plan.layer_map.attention] if plan.needs_scores else [])
-            + ([f"q_{plan.relation_pair[1]}"] if plan.needs_qkv else [])
-        )
+        live_needed = not cached or any(not cache.has(name) for name in plan.cache_spec(logits=False).names())
         if live_needed:
             batch = {k: v for k, v in inputs.items() if k in INPUT_KEYS}
             logits = []
@@ -147,56 +157,44 @@ class Distiller(Trainer):
     # ---- the loss ----
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """L = Σ_active weight · term(batch): each active loss reads what it declared from one LossInputs."""
         plan = self.plan
         inputs = dict(inputs)
         example_ids = inputs.pop("example_id", None)
         labels = inputs.get("labels")
-        if labels is None or not plan.active("ce"):
+        if labels is None or "ce" not in plan.active:
             inputs.pop("labels", None)
         with capture.recording(scores=plan.needs_scores, qkv=plan.needs_qkv) as rec:
             student_out = model(**inputs, output_hidden_states=plan.needs_hidden)
         teacher = self._teacher_outputs(inputs, None if example_ids is None else example_ids.cpu().numpy())
-        mask = inputs["attention_mask"]
-        parts = {}
-        if plan.active("ce") and labels is not None:
-            parts["ce"] = student_out.loss
-        if plan.active("kd"):
-            token_mask = (labels != -100) if (plan.token_level and labels is not None) else (mask if plan.token_level else None)
-            parts["kd"] = self._kd(student_out.logits, teacher["logits"], token_mask)
-        projections = model.projections if hasattr(model, "projections") else {}
-        for s, t in plan.hidden_pairs:
-            proj = projections[str(s)] if str(s) in projections else None
-            s_h, t_h = student_out.hidden_states[s], teacher["hidden"][t]
-            if s == 0:
-                parts["embedding_mse"] = LOSSES["embedding_mse"](s_h, t_h, mask, proj)
-                continue
-            for name in ("hidden_mse", "hidden_cosine"):
-                if plan.active(name):
-                    parts[name] = parts.get(name, 0) + LOSSES[name](s_h, t_h, mask, proj)
-        if plan.needs_scores:
-            scores = teacher["scores"]
-            for s, t in plan.layer_map.attention:
-                loss = LOSSES["attention_mse"](rec.attention_scores[s], scores[t], mask, plan.attention_probabilities)
-                parts["attention_mse"] = parts.get("attention_mse", 0) + loss
-        if plan.needs_qkv:
-            s, t = plan.relation_pair
-            t_qkv = teacher["qkv"][t]
-            parts["minilm_relations"] = LOSSES["minilm_relations"](rec.queries_keys_values[s], t_qkv,
-                                                                   plan.relation_heads, mask)
+        batch = self.loss_inputs(model, inputs["attention_mask"], labels, student_out, rec, teacher)
+        parts = {name: LOSSES[name].term(batch) for name in plan.active
+                 if labels is not None or "labels" not in LOSSES[name].reads}
         total = sum(plan.weights[name] * value for name, value in parts.items())
         for name, value in parts.items():
             self._parts[name].append(float(value.detach()))
         return (total, student_out) if return_outputs else total
 
-    def _kd(self, student_logits, teacher_logits: list, mask):
+    def loss_inputs(self, model, mask, labels, student_out, rec, teacher: dict) -> LossInputs:
+        """Pair the student's and teachers' tensors the way the layer map says, for the losses to read."""
         plan = self.plan
-        if plan.regression:
-            target = sum(w * t for w, t in zip(plan.teacher_weights, teacher_logits))
-            return LOSSES["kd_mse"](student_logits, target, mask)
-        if len(teacher_logits) == 1:
-            return LOSSES["kd"](student_logits, teacher_logits[0], plan.temperature, mask)
-        return LOSSES["kd_soft_targets"](student_logits, soft_targets(teacher_logits, plan.teacher_weights,
-                                                                      plan.temperature), plan.temperature, mask)
+        projections = getattr(model, "projections", {})
+        pairs = {s: (student_out.hidden_states[s], teacher["hidden"][t],
+                     projections[str(s)] if str(s) in projections else None) for s, t in plan.hidden_pairs}
+        relation = None
+        if plan.needs_qkv:
+            s, t = plan.relation_pair
+            relation = (rec.queries_keys_values[s], teacher["qkv"][t])
+        return LossInputs(
+            mask=mask, labels=labels, student_loss=getattr(student_out, "loss", None),
+            student_logits=getattr(student_out, "logits", None), teacher_logits=teacher["logits"],
+            teacher_weights=plan.teacher_weights,
+            embeddings=[pairs[s] for s in pairs if s == 0], hidden=[pairs[s] for s in pairs if s > 0],
+            scores=[(rec.attention_scores[s], teacher["scores"][t]) for s, t in plan.layer_map.attention]
+            if plan.needs_scores else [],
+            qkv=relation, temperature=plan.temperature, relation_heads=plan.relation_heads,
+            attention_probabilities=plan.attention_probabilities, token_level=plan.token_level,
+            regression=plan.regression)
 
     def _save(self, output_dir=None, state_dict=None):
         """Checkpoint the wrapper (student + projections). Tied weights (an MLM decoder sharing the word
@@ -227,9 +225,3 @@ class Distiller(Trainer):
         logits = out.logits  # the evaluation loop applies preprocess_logits_for_metrics itself
         loss = out.loss.detach() if out.loss is not None else None
         return loss, (None if prediction_loss_only else logits), inputs.get("labels")
-
-
-def soft_targets(teacher_logits: list, weights: list[float], temperature: float) -> torch.Tensor:
-    """Multi-teacher soft targets: Σ_k w_k · softmax(z_k / T), weights normalised to sum to 1."""
-    total = sum(weights)
-    return sum((w / total) * torch.softmax(z.float() / temperature, dim=-1) for w, z in zip(weights, teacher_logits))

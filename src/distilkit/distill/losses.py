@@ -1,34 +1,23 @@
-"""Distillation losses: one small function each, registered by name (as torchdistill does).
+"""Distillation losses: one small formula each, registered with what it reads (see distill/registry.py).
 
-Every loss takes student and teacher tensors plus an optional mask of valid positions and returns a scalar.
-Masks are 1 for positions that count (real tokens; first word-pieces for token-level KD) and 0 for padding.
-Conventions, chosen once and tested against hand computations (tests/test_losses.py):
+Every formula takes student and teacher tensors plus an optional mask of valid positions and returns a scalar;
+its registered `term` reads those tensors from a `LossInputs` batch. Masks are 1 for positions that count (real
+tokens; labelled word-pieces for token-level KD) and 0 for padding. Conventions, chosen once and tested against
+hand computations (tests/test_losses.py):
 - KL divergences are KL(teacher ‖ student), averaged over examples (or valid tokens), not over classes;
 - the logit KD term is multiplied by T² (Hinton et al.), so its gradients keep their scale as T changes —
   HF's DistilBERT and torchdistill do the same; TextBrewer does not, TinyBERT averages over classes.
+- layer losses over several layer pairs are summed over the pairs (TinyBERT's Σ over mapped layers).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-LOSSES: dict[str, Callable] = {}
-
-
-def register_loss(name: str):
-    """Decorator: make a loss available by name to recipes and YAML configs."""
-
-    def add(fn):
-        if name in LOSSES:
-            raise ValueError(f"loss {name!r} is registered twice")
-        LOSSES[name] = fn
-        return fn
-
-    return add
+from distilkit.distill.registry import LOSSES, LossInputs, build_loss, register_loss  # noqa: F401 (re-exported)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -42,7 +31,7 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-@register_loss("kd")
+@register_loss("kd", reads={"logits"}, term=lambda b: _kd_term(b))
 def kd_loss(student_logits, teacher_logits, temperature: float = 1.0, mask=None) -> torch.Tensor:
     """Soft-target knowledge distillation (Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a NN").
 
@@ -58,7 +47,8 @@ def kd_loss(student_logits, teacher_logits, temperature: float = 1.0, mask=None)
     return t * t * masked_mean(kl, mask)
 
 
-@register_loss("kd_soft_targets")
+@register_loss("kd_soft_targets", reads={"logits"}, term=lambda b: kd_soft_targets_loss(
+    b.student_logits, soft_targets(b.teacher_logits, b.teacher_weights, b.temperature), b.temperature, b.token_mask))
 def kd_soft_targets_loss(student_logits, soft_targets, temperature: float = 1.0, mask=None) -> torch.Tensor:
     """KD against given target probabilities p (e.g. the weighted mean of several teachers' softmax(z/T)):
 
@@ -71,7 +61,8 @@ def kd_soft_targets_loss(student_logits, soft_targets, temperature: float = 1.0,
     return t * t * masked_mean(kl, mask)
 
 
-@register_loss("kd_mse")
+@register_loss("kd_mse", reads={"logits"}, term=lambda b: kd_mse_loss(b.student_logits, _mean_teacher_logits(b),
+                                                                     b.token_mask))
 def kd_mse_loss(student_logits, teacher_logits, mask=None) -> torch.Tensor:
     """Logit matching for regression (and an option for classification; Ba & Caruana 2014):
 
@@ -80,7 +71,7 @@ def kd_mse_loss(student_logits, teacher_logits, mask=None) -> torch.Tensor:
     return masked_mean((student_logits.float() - teacher_logits.float()) ** 2, mask)
 
 
-@register_loss("hidden_mse")
+@register_loss("hidden_mse", reads={"hidden"}, term=lambda b: _sum_pairs(hidden_mse_loss, b.hidden, b.mask))
 def hidden_mse_loss(student_hidden, teacher_hidden, mask=None, projection=None) -> torch.Tensor:
     """TinyBERT's hidden-state loss (Jiao et al. 2020, "TinyBERT", eq. 8):
 
@@ -94,13 +85,15 @@ def hidden_mse_loss(student_hidden, teacher_hidden, mask=None, projection=None) 
     return masked_mean((student_hidden.float() - teacher_hidden.float()) ** 2, mask)
 
 
-@register_loss("embedding_mse")
+@register_loss("embedding_mse", reads={"embeddings"},
+               term=lambda b: _sum_pairs(embedding_mse_loss, b.embeddings, b.mask))
 def embedding_mse_loss(student_embeddings, teacher_embeddings, mask=None, projection=None) -> torch.Tensor:
     """TinyBERT's embedding-layer loss (eq. 9): L_embd = MSE(E_s · W_e, E_t), on hidden state 0."""
     return hidden_mse_loss(student_embeddings, teacher_embeddings, mask, projection)
 
 
-@register_loss("attention_mse")
+@register_loss("attention_mse", reads={"scores"}, term=lambda b: sum(
+    attention_mse_loss(s, t, b.mask, b.attention_probabilities) for s, t in b.scores))
 def attention_mse_loss(student_scores, teacher_scores, mask=None, probabilities: bool = False) -> torch.Tensor:
     """TinyBERT's attention loss (eq. 7) on pre-softmax scores A = Q Kᵀ / √d_k, per head:
 
@@ -128,7 +121,7 @@ def attention_mse_loss(student_scores, teacher_scores, mask=None, probabilities:
     return masked_mean((s - t) ** 2, pair_mask)
 
 
-@register_loss("hidden_cosine")
+@register_loss("hidden_cosine", reads={"hidden"}, term=lambda b: _sum_pairs(hidden_cosine_loss, b.hidden, b.mask))
 def hidden_cosine_loss(student_hidden, teacher_hidden, mask=None, projection=None) -> torch.Tensor:
     """DistilBERT's cosine embedding loss (Sanh et al. 2019): L_cos = mean_i (1 − cos(h_s,i, h_t,i)),
     over valid tokens i; aligns the directions of student and teacher hidden states.
@@ -152,7 +145,8 @@ def _relation_log_probs(x: torch.Tensor, heads: int, mask: torch.Tensor | None) 
     return F.log_softmax(scores, dim=-1)
 
 
-@register_loss("minilm_relations")
+@register_loss("minilm_relations", reads={"qkv"},
+               term=lambda b: minilm_relations_loss(*b.qkv, b.relation_heads, b.mask))
 def minilm_relations_loss(student_qkv, teacher_qkv, relation_heads: int = 12, mask=None) -> torch.Tensor:
     """MiniLMv2 self-attention relation distillation (Wang et al. 2021, "MiniLMv2", eq. 3-4):
 
@@ -172,15 +166,33 @@ def minilm_relations_loss(student_qkv, teacher_qkv, relation_heads: int = 12, ma
     return total
 
 
-def build_loss(name: str) -> Callable:
-    if name not in LOSSES:
-        import difflib
+@register_loss("ce", reads={"labels"})
+def ce_term(batch: LossInputs) -> torch.Tensor:
+    """The task's own label loss, computed by the student's head: cross-entropy (MSE for regression).
+    Batches without labels (unlabeled transfer text) skip it."""
+    return batch.student_loss
 
-        close = difflib.get_close_matches(name, list(LOSSES), 1)
-        from distilkit.errors import DistilkitError
 
-        raise DistilkitError(
-            f"unknown loss {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-            + f" (available: {', '.join(sorted(LOSSES))})"
-        )
-    return LOSSES[name]
+def soft_targets(teacher_logits: list, weights: list[float], temperature: float) -> torch.Tensor:
+    """Multi-teacher soft targets: Σ_k w_k · softmax(z_k / T), weights normalised to sum to 1."""
+    total = sum(weights)
+    return sum((w / total) * torch.softmax(z.float() / temperature, dim=-1) for w, z in zip(weights, teacher_logits))
+
+
+def _mean_teacher_logits(batch: LossInputs) -> torch.Tensor:
+    total = sum(batch.teacher_weights)
+    return sum((w / total) * z.float() for w, z in zip(batch.teacher_weights, batch.teacher_logits))
+
+
+def _kd_term(batch: LossInputs) -> torch.Tensor:
+    """`kd` as recipes use it: logit MSE for regression, soft targets of several teachers, else plain KD."""
+    if batch.regression:
+        return kd_mse_loss(batch.student_logits, _mean_teacher_logits(batch), batch.token_mask)
+    if len(batch.teacher_logits) > 1:
+        return LOSSES["kd_soft_targets"].term(batch)
+    return kd_loss(batch.student_logits, batch.teacher_logits[0], batch.temperature, batch.token_mask)
+
+
+def _sum_pairs(formula, pairs: list, mask) -> torch.Tensor:
+    """Σ over mapped layer pairs of formula(student, teacher, mask, projection)."""
+    return sum(formula(s, t, mask, projection) for s, t, projection in pairs)

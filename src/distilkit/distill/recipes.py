@@ -50,7 +50,6 @@ RECIPES = {
                      temperature=2.0, alpha=0.5, layer_map="last"),
 }
 GENERAL_WEIGHTS = {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}
-VALID_WEIGHT_NAMES = {"ce"} | set(LOSSES) - {"kd_mse", "kd_soft_targets"}
 
 
 def resolve_stages(recipe_name: str, alpha: float | None, losses: dict | None, general: bool) -> list[Stage]:
@@ -69,8 +68,9 @@ def resolve_stages(recipe_name: str, alpha: float | None, losses: dict | None, g
         stages = [Stage("general", dict(GENERAL_WEIGHTS) if recipe_name != "minilm" else {"minilm_relations": 1.0})]
     if losses:
         for name, weight in losses.items():
-            if name not in VALID_WEIGHT_NAMES:
-                raise DistilkitError(f"--losses: unknown loss {name!r}; valid names: {', '.join(sorted(VALID_WEIGHT_NAMES))}")
+            if name not in LOSSES:  # every registered loss is handled by the distiller: the registry is the list
+                raise DistilkitError(f"--losses: unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))} "
+                                     "(or register your own: --plugins)")
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0 or weight == inf:
                 raise DistilkitError(f"--losses: weight of {name!r} must be a finite number ≥ 0, got {weight!r}")
         if not any(losses.values()):
