@@ -238,3 +238,12 @@ def test_an_unreachable_hub_id_fails_fast_with_what_to_do(capsys, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", offline)
     code, _, err = run_cli(["predict", "--model", "some-org/some-model-not-cached", "hi"], capsys)
     one_error_line(code, err, "cannot be reached", "HF_HUB_OFFLINE=1")
+
+
+def test_a_mistyped_student_size_is_named_not_sent_to_the_hub(topic_run, topic_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no hub")))
+    code, _, err = run_cli(["distill", "--teacher", topic_run, "--data", topic_data, "--student", "99L",
+                            "--output", tmp_path / "d"], capsys)
+    one_error_line(code, err, "--student '99L': not a size spec", "4L-312H-12A-1200F")
+    assert leftovers(tmp_path) == [] and not (tmp_path / "d").exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
 import torch
 
@@ -106,6 +107,9 @@ def build_student(spec: str, teacher, task: str, seed: int = 42):
             except ValueError:
                 raise DistilkitError(f"--student {spec!r}: write teacher layers as layers:0,2,4") from None
         return student_from_layers(teacher, chosen), f"teacher layers {chosen} (+ embeddings and task head)"
+    if re.match(r"^\d+[LHAF]", spec, re.IGNORECASE) and not Path(spec).exists():  # "99L", "4L-312": a size spec typo
+        raise DistilkitError(f"--student {spec!r}: not a size spec; write layers-hidden[-heads][-FFN] such as "
+                             "4L-312H-12A-1200F, a layer count such as 3, half, layers:0,2,4, or a model folder")
     labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
     regression = getattr(teacher.config, "problem_type", None) == "regression"
     path = resolve_model(spec)
