@@ -247,3 +247,20 @@ def test_a_mistyped_student_size_is_named_not_sent_to_the_hub(topic_run, topic_d
                             "--output", tmp_path / "d"], capsys)
     one_error_line(code, err, "--student '99L': not a size spec", "4L-312H-12A-1200F")
     assert leftovers(tmp_path) == [] and not (tmp_path / "d").exists()
+
+
+def test_a_missing_model_with_the_hub_offline_says_not_found(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = run_cli(["predict", "--model", "runs-nope/x", "hi"], capsys)
+    one_error_line(code, err, "runs-nope/x: not found", "HF_HUB_OFFLINE=1")
+
+
+def test_predict_input_that_is_not_utf8_is_one_line(topic_run, capsys, monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("ok\ncaf\xe9 au lait\n".encode("latin-1"))))
+    code, _, err = run_cli(["predict", "--model", topic_run], capsys)
+    one_error_line(code, err, "stdin:2: byte 0xe9 is not valid UTF-8")
+    code, _, err = run_cli(["predict", "--model", topic_run, "caf\udce9"], capsys)  # what argv gives for latin-1
+    one_error_line(code, err, "text 1: character 3 is not valid text")

@@ -70,15 +70,15 @@ def _hub_offline() -> bool:
 
 
 def check_hub_reachable(repo_id: str, timeout: float = 3.0) -> None:
-    """Fail at once, instead of after ~25 s of download retries, when a hub id is neither cached nor reachable.
-
-    With HF_HUB_OFFLINE=1 transformers itself looks only in the cache (and fails fast), so nothing is checked."""
-    if _hub_offline():
-        return
+    """Fail at once, instead of after ~25 s of download retries, when a hub id is neither cached nor reachable
+    (with HF_HUB_OFFLINE=1: when it is not cached)."""
     from huggingface_hub import constants, try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
         return
+    if _hub_offline():
+        raise DistilkitError(f"{repo_id}: not found: no such folder, and no model of that name in the Hugging Face "
+                             "cache (HF_HUB_OFFLINE=1 is set); check the path, or unset HF_HUB_OFFLINE to download it")
     host = urlparse(constants.ENDPOINT).hostname or constants.ENDPOINT
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # getaddrinfo has no timeout of its own
         lookup = pool.submit(socket.getaddrinfo, host, 443)

@@ -24,6 +24,29 @@ from distilkit.runs import check_new_file, write_atomic
 WORD = re.compile(r"\S+")  # the words of `str.split()`, with their positions
 
 
+def read_stdin() -> str:
+    """stdin as UTF-8 (a BOM is dropped); other bytes are one error line naming the line, not a traceback."""
+    if not hasattr(sys.stdin, "buffer"):  # already text (a program that replaced sys.stdin)
+        return sys.stdin.read()
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise DistilkitError(f"stdin:{line}: byte 0x{raw[err.start]:02x} is not valid UTF-8; send UTF-8 text "
+                             "(e.g. iconv -f latin1 -t utf-8 file | distilkit predict ...)") from None
+
+
+def check_text(text: str, where: str) -> None:
+    """Refuse text that is not Unicode text: command-line arguments in another encoding reach Python as lone
+    surrogates (surrogateescape), which the tokenizer cannot take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DistilkitError(f"{where}: character {err.start} is not valid text (bytes in another encoding than "
+                             "UTF-8?); pass UTF-8 text") from None
+
+
 def read_inputs(cfg: PredictConfig) -> list[dict]:
     """Texts from arguments, a file (plain lines or JSONL) or stdin, as rows {"text", "text_pair"?}."""
     rows: list[dict] = []
@@ -45,12 +68,13 @@ def read_inputs(cfg: PredictConfig) -> list[dict]:
             return rows
         lines = read_text(path).splitlines()
     elif not sys.stdin.isatty():
-        lines = sys.stdin.read().splitlines()
+        lines = read_stdin().splitlines()
     else:
         raise DistilkitError("no texts: pass them as arguments, with --file, or on stdin")
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        check_text(line, f"text {number}" if cfg.texts else f"{cfg.file or 'stdin'}:{number}")
         first, tab, second = line.partition("\t")
         rows.append({"text": first, "text_pair": second} if tab else {"text": line})
     if not rows:
@@ -174,7 +198,7 @@ def predict_rows(trained, rows: list[dict], batch_size: int = 64, max_length: in
     return out
 
 
-def predict(cfg: PredictConfig) -> list[dict]:
+def predict(cfg: PredictConfig, resolved: dict | None = None) -> list[dict]:
     if cfg.output:
         check_new_file(Path(cfg.output), cfg.overwrite, inputs=(cfg.file,))
     trained = load_trained(cfg.model, cfg.max_length)
