@@ -45,4 +45,4 @@ def test_distill_with_fgm(topic_run, topic_data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "d"
     main(["distill", "--teacher", str(topic_run), "--data", str(topic_data), "--student", "1", "--output", str(out),
           "--epochs", "1", "--adversarial", "fgm", "--batch-size", "16"])
-    assert json.loads((out / "metrics.json").read_text())["test"]["agreement"] > 0
+    assert json.loads((out / "metrics.json").read_text())["test"]["agreement"] >= 0.8  # chance is ~1/3

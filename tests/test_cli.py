@@ -189,6 +189,12 @@ def test_bad_yaml_and_unknown_options(tmp_path, capsys):
     assert code == 2 and "--epochs: Expected a float" in err
 
 
+def test_help_shows_dashed_option_names(capsys):
+    code, out, _ = run_cli(["finetune", "--help"], capsys)
+    assert code == 0 and "--batch-size" in out and "--continue-from" in out
+    assert "--batch_size" not in out
+
+
 def test_yaml_config_sets_options(tiny_model, tmp_path):
     from distilkit.cli import parse
 

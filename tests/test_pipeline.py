@@ -51,13 +51,16 @@ def test_pipeline_writes_every_stage(tiny_pipeline):
     for name in names:
         evaluation = json.loads((run / "eval" / f"{name}.json").read_text())
         assert evaluation["split"] == "test" and 0 <= evaluation["accuracy"] <= 1
+    # the pipeline's evaluation of the student is the distill run's own test score (same split, same model)
+    s1 = json.loads((run / "students" / "s1" / "metrics.json").read_text())["test"]["student"]["accuracy"]
+    assert json.loads((run / "eval" / "s1.json").read_text())["accuracy"] == pytest.approx(s1, abs=1e-6)
     bench = json.loads((run / "bench.json").read_text())
     assert [m["model"] for m in bench["models"]] == names
     assert bench["models"][0]["speedup"] == 1.0
     assert bench["models"][1]["gflops_per_example"] < bench["models"][0]["gflops_per_example"]  # 1 layer of 2
     assert json.loads((run / "eval" / "teacher.json").read_text())["accuracy"] >= 0.8
     md = (run / "report.md").read_text()
-    assert "| teacher |" in md and "Ship **" in md or "No model keeps" in md
+    assert "| teacher |" in md and ("Ship **" in md or "No model keeps" in md)
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3  # pareto, size/speed, training curves (+ confusion)
     stages = json.loads((run / "stages.json").read_text())

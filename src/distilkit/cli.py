@@ -1,7 +1,8 @@
 """The `distilkit` command, built from the typed config dataclasses (jsonargparse, as litgpt does).
 
 Every dataclass field becomes an option with its type, default and help line; `--config FILE.yaml` reads the
-same keys (command line wins). Usage errors and `DistilkitError`s print one line and exit with status 2.
+same keys (command line wins), checked by the one loader of distilkit.config_loader. Usage errors and
+`DistilkitError`s print one line and exit with status 2. `COMMAND_TABLE` below is the only list of commands.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import difflib
 import os
 import re
 import sys
+from dataclasses import dataclass
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
 from distilkit import __version__
 from distilkit.config import (AugmentConfig, DistillConfig, EvaluateConfig, FinetuneConfig, MergeConfig,
                               PredictConfig, SearchConfig)
 from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig
+from distilkit.config_loader import load_options, read_yaml
 from distilkit.errors import DistilkitError
 from distilkit.serve.options import ServeConfig
 from distilkit.evaluate.options import BenchConfig, ReportConfig
@@ -28,8 +31,28 @@ class UsageError(DistilkitError):
     """A bad command line or config file."""
 
 
+def _dashed(text: str) -> str:
+    return re.sub(r"--\w+", lambda m: m.group(0).replace("_", "-"), text)
+
+
+class DashedHelpFormatter(DefaultHelpFormatter):
+    """Print options as the README writes them (--batch-size), not as jsonargparse names them after the dataclass
+    fields (--batch_size). Only the printed text changes: _normalise_argv takes both spellings, and a dash and an
+    underscore are one character each, so argparse's columns and line wrapping stay as they were."""
+
+    def _format_action_invocation(self, action) -> str:
+        return _dashed(super()._format_action_invocation(action))
+
+    def _format_usage(self, *args, **kwargs) -> str:
+        return _dashed(super()._format_usage(*args, **kwargs))
+
+
 class Parser(ArgumentParser):
     """An ArgumentParser that raises instead of printing usage, so main() can print one clear line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DashedHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message, ex=None):  # noqa: D401 - jsonargparse's hook
         raise UsageError(_one_line(message, self))
@@ -65,34 +88,15 @@ def _suggest(option: str, parser: ArgumentParser) -> str:
     return f"{option}: did you mean --{close[0]}?" if close else ""
 
 
-def _check_config_file(path: str, cls, parser: ArgumentParser) -> str:
-    """Read a --config YAML ourselves first, so a bad file or key gets an error naming the file and the key.
+def _read_config_file(path: str, cls) -> str:
+    """Check a --config YAML with the one loader first, so a bad file, key or value is one line naming the file.
 
-    Returns the config as YAML text with keys normalised (batch-size → batch_size) for jsonargparse.
+    Returns the options as YAML text with keys underscored (batch-size → batch_size) for jsonargparse.
     """
     import yaml
 
-    if not os.path.isfile(path):
-        raise UsageError(f"--config {path}: file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            content = yaml.safe_load(f)
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        reason = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UsageError(f"{where}: not valid YAML ({reason}); fix the file's syntax") from None
-    if content is None:
-        return "{}"
-    if not isinstance(content, dict):
-        raise UsageError(f"{path}: a config must be a mapping of option: value, got {type(content).__name__}")
-    valid = [f.name for f in dataclasses.fields(cls)]
-    for key in content:
-        if str(key).replace("-", "_") not in valid:
-            close = difflib.get_close_matches(str(key), valid, 1, 0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
-            raise UsageError(f"{path}: unknown option {key!r}{hint}")
-    return yaml.safe_dump({str(k).replace("-", "_"): v for k, v in content.items()})
+    options = load_options(cls, read_yaml(path, f"--config {path}: file not found"), path)
+    return yaml.safe_dump(options)
 
 
 def _normalise_argv(argv: list[str], cls) -> list[str]:
@@ -114,86 +118,90 @@ def _normalise_argv(argv: list[str], cls) -> list[str]:
     return out
 
 
-COMMANDS = {
-    "finetune": (FinetuneConfig, "fine-tune a model on labelled data (writes a run folder)"),
-    "distill": (DistillConfig, "distil fine-tuned teacher(s) into a smaller student (writes a run folder)"),
-    "augment": (AugmentConfig, "write an augmented copy of a data file (TinyBERT-style)"),
-    "evaluate": (EvaluateConfig, "evaluate a saved model on a dataset"),
-    "search": (SearchConfig, "hyper-parameter search over finetune or distill options (Optuna)"),
-    "merge": (MergeConfig, "fold a LoRA or BitFit adapter into its base model (plain model folder)"),
-    "predict": (PredictConfig, "predict labels for texts (JSONL out)"),
-    "prune": (PruneConfig, "remove attention heads, FFN neurons or weights (writes a run folder)"),
-    "export": (ExportConfig, "export a model to ONNX, checked against PyTorch (ONNX folder)"),
-    "quantize": (QuantizeConfig, "int8-quantize a model (ONNX Runtime dynamic/static, or torchao)"),
-    "bench": (BenchConfig, "measure size, FLOPs, latency, throughput and memory of models side by side"),
-    "report": (ReportConfig, "write report.html + report.md (plots) for pipeline runs"),
-    "run": (PipelineConfig, "run a recipe: teacher → students → prune → int8 → evaluate → bench → report"),
-    "serve": (ServeConfig, "serve a model over HTTP: /predict (micro-batched), /health, /metrics, a playground"),
+@dataclass(frozen=True)
+class Command:
+    """One `distilkit` command: its options, what runs it, its help line, and an option also taken positionally.
+
+    Every runner is called as runner(config, resolved), resolved being the options as a dict (written to the
+    run folder's config.yaml by the commands that write one; the others ignore it).
+    """
+
+    config: type
+    runner: str  # "module:function", imported only when the command runs (torch stays out of --help)
+    help: str
+    positional: tuple[str, str, str] | None = None  # (field, nargs, help): `distilkit bench runs/a runs/b`
+
+
+COMMAND_TABLE: dict[str, Command] = {
+    "finetune": Command(FinetuneConfig, "distilkit.finetune:finetune",
+                        "fine-tune a model on labelled data (writes a run folder)"),
+    "distill": Command(DistillConfig, "distilkit.distill.command:distill",
+                       "distil fine-tuned teacher(s) into a smaller student (writes a run folder)"),
+    "augment": Command(AugmentConfig, "distilkit.distill.augment_cli:augment",
+                       "write an augmented copy of a data file (TinyBERT-style)"),
+    "evaluate": Command(EvaluateConfig, "distilkit.evaluate.evaluator:evaluate", "evaluate a saved model on a dataset"),
+    "search": Command(SearchConfig, "distilkit.search:search",
+                      "hyper-parameter search over finetune or distill options (Optuna)"),
+    "merge": Command(MergeConfig, "distilkit.adapters.merge:merge",
+                     "fold a LoRA or BitFit adapter into its base model (plain model folder)"),
+    "predict": Command(PredictConfig, "distilkit.predict:predict", "predict labels for texts (JSONL out)",
+                       ("texts", "*", "texts to classify (a tab separates the two texts of a pair)")),
+    "prune": Command(PruneConfig, "distilkit.compress.prune:prune",
+                     "remove attention heads, FFN neurons or weights (writes a run folder)"),
+    "export": Command(ExportConfig, "distilkit.compress.export:export",
+                      "export a model to ONNX, checked against PyTorch (ONNX folder)"),
+    "quantize": Command(QuantizeConfig, "distilkit.compress.quantize:quantize",
+                        "int8-quantize a model (ONNX Runtime dynamic/static, or torchao)"),
+    "bench": Command(BenchConfig, "distilkit.evaluate.bench:bench",
+                     "measure size, FLOPs, latency, throughput and memory of models side by side",
+                     ("models", "*", "models to measure (the first is the baseline)")),
+    "report": Command(ReportConfig, "distilkit.evaluate.report:report",
+                      "write report.html + report.md (plots) for pipeline runs", ("runs", "*", "pipeline run folders")),
+    "run": Command(PipelineConfig, "distilkit.pipeline:run_pipeline",
+                   "run a recipe: teacher → students → prune → int8 → evaluate → bench → report",
+                   ("recipe", "?", "recipe YAML file (see recipes/)")),
+    "serve": Command(ServeConfig, "distilkit.serve.command:serve",
+                     "serve a model over HTTP: /predict (micro-batched), /health, /metrics, a playground"),
 }
-# options that are also taken as positional arguments: class → (field, nargs, help)
-POSITIONAL = {
-    PredictConfig: ("texts", "*", "texts to classify (a tab separates the two texts of a pair)"),
-    BenchConfig: ("models", "*", "models to measure (the first is the baseline)"),
-    ReportConfig: ("runs", "*", "pipeline run folders"),
-    PipelineConfig: ("recipe", "?", "recipe YAML file (see recipes/)"),
-}
+# name → (config class, help): derived from COMMAND_TABLE, for code written against that older shape (the tests)
+COMMANDS = {name: (command.config, command.help) for name, command in COMMAND_TABLE.items()}
 
 
 def build_parser() -> ArgumentParser:
     parser = Parser(prog="distilkit", description="distilkit: fine-tune, distil, compress and evaluate BERT models.")
     parser.add_argument("--version", action="version", version=f"distilkit {__version__}")
     subcommands = parser.add_subcommands(dest="command")
-    for name, (cls, help_text) in COMMANDS.items():
-        sub = Parser(prog=f"distilkit {name}", description=cls.__doc__.split("\n")[0])
+    for name, command in COMMAND_TABLE.items():
+        sub = Parser(prog=f"distilkit {name}", description=command.config.__doc__.split("\n")[0])
         sub.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
         skip = set()
-        if cls in POSITIONAL:  # e.g. `distilkit predict "some text"`, `distilkit bench runs/a runs/b`
-            field_name, nargs, help_line = POSITIONAL[cls]
+        if command.positional:  # e.g. `distilkit predict "some text"`, `distilkit bench runs/a runs/b`
+            field_name, nargs, help_line = command.positional
             skip = {field_name}
             sub.add_argument(field_name, nargs=nargs, help=help_line)
-        sub.add_class_arguments(cls, nested_key=None, skip=skip, fail_untyped=True, sub_configs=False)
-        subcommands.add_subcommand(name, sub, help=help_text)
+        sub.add_class_arguments(command.config, nested_key=None, skip=skip, fail_untyped=True, sub_configs=False)
+        subcommands.add_subcommand(name, sub, help=command.help)
     return parser
 
 
 def parse(argv: list[str]) -> tuple[str, object, dict]:
     """Parse argv into (command, config dataclass, resolved dict for config.yaml)."""
     parser = build_parser()
-    if argv and argv[0] in COMMANDS:
-        cls = COMMANDS[argv[0]][0]
+    if argv and argv[0] in COMMAND_TABLE:
+        cls = COMMAND_TABLE[argv[0]].config
         if argv[0] == "serve" and len(argv) > 1 and not argv[1].startswith("-"):
             argv = [argv[0], "--model", *argv[1:]]  # distilkit serve RUN_OR_MODEL [options]
         argv = [argv[0]] + _normalise_argv(argv[1:], cls)
         for i, arg in enumerate(argv[:-1]):
             if arg == "--config":
-                argv[i + 1] = _check_config_file(argv[i + 1], cls, parser)
+                argv[i + 1] = _read_config_file(argv[i + 1], cls)
     ns = parser.parse_args(argv)
     command = ns.command
-    cls = COMMANDS[command][0]
+    cls = COMMAND_TABLE[command].config
     values = ns[command]
     kwargs = {f.name: values.get(f.name, f.default) for f in dataclasses.fields(cls)}
     config = cls(**kwargs)
     return command, config, dataclasses.asdict(config)
-
-
-# command → (module, function); commands that write a run folder also get the resolved options for config.yaml
-RUNNERS = {
-    "finetune": ("distilkit.finetune", "finetune"),
-    "distill": ("distilkit.distill.command", "distill"),
-    "augment": ("distilkit.distill.augment_cli", "augment"),
-    "search": ("distilkit.search", "search"),
-    "merge": ("distilkit.adapters.merge", "merge"),
-    "evaluate": ("distilkit.evaluate.evaluator", "evaluate"),
-    "predict": ("distilkit.predict", "predict"),
-    "prune": ("distilkit.compress.prune", "prune"),
-    "export": ("distilkit.compress.export", "export"),
-    "quantize": ("distilkit.compress.quantize", "quantize"),
-    "bench": ("distilkit.evaluate.bench", "bench"),
-    "report": ("distilkit.evaluate.report", "report"),
-    "run": ("distilkit.pipeline", "run_pipeline"),
-    "serve": ("distilkit.serve.command", "serve"),
-}
-WITH_RESOLVED = ("finetune", "distill", "prune")
 
 
 def run(argv: list[str]) -> object:
@@ -201,9 +209,8 @@ def run(argv: list[str]) -> object:
     import importlib
 
     command, config, resolved = parse(argv)
-    module, function = RUNNERS[command]
-    runner = getattr(importlib.import_module(module), function)
-    return runner(config, resolved) if command in WITH_RESOLVED else runner(config)
+    module, function = COMMAND_TABLE[command].runner.split(":")
+    return getattr(importlib.import_module(module), function)(config, resolved)
 
 
 def _errors_only(record) -> bool:

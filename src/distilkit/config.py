@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from distilkit.adapters import PeftMethod
 from distilkit.option_rules import (AT_LEAST_1, COUNT, FRACTION, FRACTION_BELOW_1, MAX_LENGTH, NON_NEGATIVE, POSITIVE,
                                      SEED, Checked, opt)
 
 Task = Literal["auto", "sequence-classification", "token-classification"]
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "disk"]
 SplitName = Literal["train", "dev", "test"]
+# The names of distill/recipes.RECIPES, which checks on import that it registers exactly these. They are spelt
+# here because the registry's module imports torch (through the losses) and --help must not.
+RecipeName = Literal["kd", "tinybert", "distilbert", "minilm"]
 
 
 @dataclass
@@ -133,7 +137,7 @@ class PeftOptions(Checked):
         adapter_placement: pfeiffer (after the feed-forward block) or houlsby (after attention and feed-forward).
     """
 
-    peft: Optional[Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]] = None
+    peft: Optional[PeftMethod] = None
     lora_r: int = opt(8, AT_LEAST_1)
     lora_alpha: int = opt(16, AT_LEAST_1)
     lora_dropout: float = opt(0.1, FRACTION_BELOW_1)
@@ -254,7 +258,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     teacher: str = ""
     teacher_weights: Optional[str] = None
     student: str = "half"
-    recipe: Literal["kd", "tinybert", "distilbert", "minilm"] = "kd"
+    recipe: RecipeName = "kd"
     losses: Optional[dict[str, float]] = None
     plugins: Optional[str] = None
     alpha: Optional[float] = opt(None, FRACTION)

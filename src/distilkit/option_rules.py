@@ -74,7 +74,8 @@ def opt(default, rule: Rule):
     return field(default=default, metadata={"rule": rule})
 
 
-def _number(text: str):
+def parse_number(text: str):
+    """An int or float when `text` spells one, else `text` itself (YAML 1.1 reads 1e-4 as text)."""
     try:
         return int(text)
     except ValueError:
@@ -97,7 +98,7 @@ def check_options(config) -> None:
         if rule is None or value is None:
             continue
         if isinstance(value, str):  # YAML 1.1 (PyYAML) reads `lr: 1e-4` as the text "1e-4"
-            value = _number(value)
+            value = parse_number(value)
             setattr(config, f.name, value)
         if not rule.accepts(value):
             raise DistilkitError(f"{option_name(f.name)} {value!r}: must be {rule.describe()}")

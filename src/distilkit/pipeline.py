@@ -23,86 +23,73 @@ import difflib
 import json
 import time
 from pathlib import Path
+from typing import get_args
 
 import yaml
 
-from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig
+from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig, QuantizeMethod
 from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
+from distilkit.config_loader import load_options, read_yaml
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, ReportConfig
-from distilkit.pipeline_options import PipelineConfig
+from distilkit.pipeline_options import PipelineConfig, QuantizeStage, RecipeFile
 from distilkit.runs import make_folder, mark, remove_output, write_json, write_yaml
 
 STAGES = ["teacher", "distill", "prune", "export", "evaluate", "bench", "report"]
-TOP_KEYS = ["name", "output", "data", "teacher", "students", "prune", "quantize", "bench", "report", "stages", "threads"]
-DATA_KEYS = [f.name for f in dataclasses.fields(DataOptions)]
-METHODS = ("dynamic", "static", "torchao")
-
-
-def _fields(cls, drop=()) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name not in drop]
-
-
-def _check_keys(where: str, given: dict, valid: list[str], source: str) -> None:
-    if not isinstance(given, dict):
-        raise DistilkitError(f"{source}: {where} must be a mapping of options, got {type(given).__name__}")
-    for key in given:
-        if key not in valid:
-            near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
-            raise DistilkitError(f"{source}: unknown key {key!r} in {where}{hint}")
-
-
-def _check_values(where: str, cls, options: dict, source: str) -> None:
-    """Build the stage's config from its section, so types and ranges are checked before any stage runs."""
-    try:
-        cls(**options)
-    except DistilkitError as err:
-        raise DistilkitError(f"{source}: {where}: {err}") from None
-    except TypeError as err:  # a section that is not a mapping of known keys was caught above; this is a bad value
-        raise DistilkitError(f"{source}: {where}: {err}") from None
+METHODS = get_args(QuantizeMethod)
+# section → (its options class, fields the pipeline sets itself, keys of the section that are not options)
+SECTIONS = {
+    "data": (DataOptions, (), ()),
+    "teacher": (FinetuneConfig, ("output",), ("run",)),
+    "quantize": (QuantizeStage, (), ()),
+    "bench": (BenchConfig, ("models", "output"), ()),
+    "report": (ReportConfig, ("runs", "output"), ()),
+}
+NAMED_SECTIONS = {  # name → options, one per student / pruned model
+    "students": (DistillConfig, ("teacher", "output"), ()),
+    "prune": (PruneConfig, ("model", "output"), ("from",)),
+}
 
 
 def load_recipe(path: str) -> dict:
     """Read and validate a recipe: every key must be an option of the stage that uses it."""
-    source = Path(path)
-    if not source.is_file():
-        raise DistilkitError(f"{path}: recipe file not found (see recipes/ for examples)")
-    try:
-        recipe = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise DistilkitError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
-    _check_keys("the recipe", recipe, TOP_KEYS, path)
-    _check_keys("data", recipe.get("data") or {}, DATA_KEYS, path)
-    _check_keys("teacher", recipe.get("teacher") or {}, ["run", *_fields(FinetuneConfig, ["output"])], path)
-    for name, opts in (recipe.get("students") or {}).items():
-        _check_keys(f"students.{name}", opts or {}, _fields(DistillConfig, ["teacher", "output"]), path)
-    for name, opts in (recipe.get("prune") or {}).items():
-        _check_keys(f"prune.{name}", opts or {}, ["from", *_fields(PruneConfig, ["model", "output"])], path)
-    quant = recipe.get("quantize") or {}
-    _check_keys("quantize", quant, ["models", "methods", "calibration_samples"], path)
-    for method in quant.get("methods") or []:
+    recipe = read_yaml(path, f"{path}: recipe file not found (see recipes/ for examples)")
+    return check_recipe(recipe, path)
+
+
+def check_recipe(recipe, source: str) -> dict:
+    """The recipe with each section checked by the one loader (names, types, ranges) before any stage runs.
+
+    Keys come back underscored and values converted (YAML's "1e-4" text is a number), so the stages build their
+    configs from exactly what was checked.
+    """
+    top = load_options(RecipeFile, recipe, source, "the recipe")
+    checked = dict(top)
+    for section, (cls, drop, extra) in SECTIONS.items():
+        if top.get(section) is not None:
+            checked[section] = load_options(cls, top[section], source, section, drop, extra)
+    for section, (cls, drop, extra) in NAMED_SECTIONS.items():
+        if top.get(section) is not None:
+            checked[section] = {name: load_options(cls, options, source, f"{section}.{name}", drop, extra)
+                                for name, options in top[section].items()}
+    for method in (checked.get("quantize") or {}).get("methods") or []:
         if method not in METHODS:
-            raise DistilkitError(f"{path}: quantize.methods: unknown method {method!r}; use {', '.join(METHODS)}")
-    _check_keys("bench", recipe.get("bench") or {}, _fields(BenchConfig, ["models", "output"]), path)
-    _check_keys("report", recipe.get("report") or {}, _fields(ReportConfig, ["runs", "output"]), path)
-    data = recipe.get("data") or {}
-    _check_values("data", DataOptions, data, path)
-    teacher = {k: v for k, v in (recipe.get("teacher") or {}).items() if k != "run"}
-    _check_values("teacher", FinetuneConfig, {**data, **teacher}, path)
-    for name, opts in (recipe.get("students") or {}).items():
-        _check_values(f"students.{name}", DistillConfig, {**data, **(opts or {})}, path)
-    for name, opts in (recipe.get("prune") or {}).items():
-        _check_values(f"prune.{name}", PruneConfig, {**data, **{k: v for k, v in (opts or {}).items() if k != "from"}},
-                      path)
-    _check_values("bench", BenchConfig, recipe.get("bench") or {}, path)
-    _check_values("report", ReportConfig, recipe.get("report") or {}, path)
-    for stage in recipe.get("stages") or []:
+            raise DistilkitError(f"{source}: quantize.methods: unknown method {method!r}; use {', '.join(METHODS)}")
+    for stage in top.get("stages") or []:
         if stage not in STAGES:
             near = difflib.get_close_matches(str(stage), STAGES, n=1)
-            raise DistilkitError(f"{path}: unknown stage {stage!r} in stages" + (f"; did you mean {near[0]!r}?" if near
-                                                                               else f"; stages: {', '.join(STAGES)}"))
-    return recipe
+            raise DistilkitError(f"{source}: unknown stage {stage!r} in stages" + (f"; did you mean {near[0]!r}?" if near
+                                                                                 else f"; stages: {', '.join(STAGES)}"))
+    return checked
+
+
+def _as_checked(recipe: dict, source: str) -> dict:
+    """An earlier run's recipe.yaml in the form check_recipe gives, so a resume compares like with like (an older
+    distilkit saved recipes as written: 1e-4 as text, a student's options as null); as saved if it no longer passes."""
+    try:
+        return check_recipe(recipe, source)
+    except DistilkitError:
+        return recipe
 
 
 def changed_sections(old: dict, new: dict) -> list[str]:
@@ -271,7 +258,7 @@ class Pipeline:
         report(ReportConfig(**(self.recipe.get("report") or {}), runs=[str(self.folder)]), quiet=True)
 
 
-def run_pipeline(cfg: PipelineConfig) -> Path:
+def run_pipeline(cfg: PipelineConfig, resolved: dict | None = None) -> Path:
     if not cfg.recipe:
         raise DistilkitError("no recipe given: distilkit run RECIPE.yaml (see recipes/)")
     recipe = load_recipe(cfg.recipe)
@@ -280,7 +267,8 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         remove_output(folder)
     pipeline = Pipeline(recipe, folder, cfg.recipe)
     if (folder / "recipe.yaml").exists():
-        changed = changed_sections(yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}, recipe)
+        saved = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}
+        changed = changed_sections(_as_checked(saved, str(folder / "recipe.yaml")), recipe)
         if changed:
             raise DistilkitError(f"{cfg.recipe}: {', '.join(changed)} changed since {folder} was run, so its finished "
                                  f"outputs no longer match; rerun with --overwrite, or give a new --output")

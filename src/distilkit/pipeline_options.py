@@ -1,11 +1,15 @@
-"""Options of `distilkit run` (the recipe file itself is described in distilkit.pipeline)."""
+"""Options of `distilkit run`, and the shape of its recipe file (described in distilkit.pipeline).
+
+The recipe's top level and its quantize section are dataclasses like every command's options, so the one loader
+(distilkit.config_loader) checks them as it checks each stage's section: names, types and ranges.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
-from distilkit.option_rules import Checked
+from distilkit.option_rules import AT_LEAST_1, Checked, opt
 
 
 @dataclass
@@ -21,3 +25,30 @@ class PipelineConfig(Checked):
     recipe: Optional[str] = None
     output: Optional[str] = None
     overwrite: bool = False
+
+
+@dataclass
+class RecipeFile(Checked):
+    """The top level of a recipe; each section's own options are checked against the command that runs it."""
+
+    name: Optional[str] = None
+    output: Optional[str] = None
+    data: Optional[dict] = None  # DataOptions, shared by every stage
+    teacher: Optional[dict] = None  # finetune options, or {run: FOLDER}
+    students: Optional[dict] = None  # name → distill options
+    prune: Optional[dict] = None  # name → prune options + from: MODEL
+    quantize: Optional[dict] = None  # QuantizeStage
+    bench: Optional[dict] = None
+    report: Optional[dict] = None
+    # names, not a Literal: pipeline.check_recipe refuses an unknown stage with the nearest one
+    stages: Optional[list[str]] = None
+    threads: Optional[int] = opt(None, AT_LEAST_1)
+
+
+@dataclass
+class QuantizeStage(Checked):
+    """A recipe's quantize section: ONNX export + int8 of these models with each method."""
+
+    models: Optional[list[str]] = None  # default: the teacher, every student and pruned model
+    methods: Optional[list[str]] = None  # compress.options.QuantizeMethod names (checked with a clear message)
+    calibration_samples: Optional[int] = opt(None, AT_LEAST_1)  # default: quantize's own

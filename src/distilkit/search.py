@@ -28,9 +28,8 @@ import sys
 import traceback
 from pathlib import Path
 
-import yaml
-
 from distilkit.config import DistillConfig, FinetuneConfig, SearchConfig
+from distilkit.config_loader import check_keys, load_options, read_yaml
 from distilkit.errors import DistilkitError
 from distilkit.runs import RunFolder, write_atomic, write_yaml
 
@@ -40,26 +39,23 @@ NOT_SEARCHABLE = {"output", "resume", "overwrite", "config"}
 DATA_FILES = ("train_file", "dev_file", "test_file")
 
 
-def parse_space(space: dict, cls) -> dict:
+def parse_space(space: dict, cls, command: str) -> dict:
     """Validate the space: known options, non-empty ranges. Returns name → ("range", lo, hi, is_int) or ("choice", [...])."""
     if not space:
         raise DistilkitError("--space is empty: give at least one option with a range, e.g. {lr: [1e-5, 1e-3]}")
-    valid = {f.name for f in dataclasses.fields(cls)} - NOT_SEARCHABLE
+    valid = [f.name for f in dataclasses.fields(cls) if f.name not in NOT_SEARCHABLE]
     out = {}
-    for name, spec in space.items():
-        key = str(name).replace("-", "_")
-        if key not in valid:
-            raise DistilkitError(f"--space: {name!r} is not an option of {cls.__name__.removesuffix('Config').lower()}")
+    for name, spec in check_keys(space, valid, "--space", of=command).items():
         if isinstance(spec, dict) and "choices" in spec:
             choices = list(spec["choices"] or [])
             if not choices:
                 raise DistilkitError(f"--space: {name!r} has no choices")
-            out[key] = ("choice", choices)
+            out[name] = ("choice", choices)
         elif isinstance(spec, (list, tuple)) and len(spec) == 2 and all(isinstance(v, (int, float)) for v in spec):
             lo, hi = spec
             if not lo < hi:
                 raise DistilkitError(f"--space: {name!r} has an empty range [{lo}, {hi}]; the low end must be below the high end")
-            out[key] = ("range", lo, hi, isinstance(lo, int) and isinstance(hi, int))
+            out[name] = ("range", lo, hi, isinstance(lo, int) and isinstance(hi, int))
         else:
             raise DistilkitError(f"--space: {name!r} must be [low, high] or {{choices: [...]}}, got {spec!r}")
     return out
@@ -74,21 +70,16 @@ def _suggest(trial, name: str, spec: tuple):
     return trial.suggest_float(name, lo, hi, log=name in LOG_SCALE and lo > 0)
 
 
-def _base_options(cfg: SearchConfig, cls) -> dict:
+def _base_options(cfg: SearchConfig, cls, space: dict) -> dict:
+    """The fixed options of every trial: --base, then --options over it, each checked by the one loader and named
+    in its errors. The options the space varies are left out: every trial sets its own."""
+    sources = [(read_yaml(cfg.base, f"--base {cfg.base}: file not found"), cfg.base)] if cfg.base else []
+    sources += [(cfg.options, "--options")] if cfg.options else []
+    valid = [f.name for f in dataclasses.fields(cls)]
     base = {}
-    if cfg.base:
-        path = Path(cfg.base)
-        if not path.is_file():
-            raise DistilkitError(f"--base {cfg.base}: file not found")
-        base = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(base, dict):
-            raise DistilkitError(f"{path}: expected a mapping of option: value")
-    base.update(cfg.options or {})
-    base = {str(k).replace("-", "_"): v for k, v in base.items()}
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(base) - valid)
-    if unknown:
-        raise DistilkitError(f"--base/--options: unknown option {unknown[0]!r} for {cfg.command}")
+    for mapping, source in sources:
+        fixed = {k: v for k, v in check_keys(mapping, valid, source, of=cfg.command).items() if k not in space}
+        base.update(load_options(cls, fixed, source))
     return base
 
 
@@ -103,23 +94,21 @@ def _score(metrics: dict, command: str, metric: str) -> float:
     return float(value)
 
 
-def check_fixed_options(base: dict, space: dict, cls, output: Path) -> None:
-    """Refuse, before any trial runs, fixed options that would make every trial fail the same way.
+def check_data_paths(base: dict) -> None:
+    """Refuse, before any trial runs, data paths that would make every trial fail the same way.
 
-    Building the config checks each option's range; the data paths are checked for existence only (reading
-    and tokenizing the data is each trial's work). Options the space varies are left to the trials.
+    The loader has already checked each fixed option's name, type and range; the data paths are checked for
+    existence only (reading and tokenizing the data is each trial's work).
     """
-    fixed = {k: v for k, v in base.items() if k not in space}
-    cls(**{**fixed, "output": str(output / "trial-000")})
     from distilkit.data import builtin
 
-    data = fixed.get("data")
+    data = base.get("data")
     if data and not builtin.is_builtin(str(data)) and not Path(data).exists():
         raise DistilkitError(f"data {data}: no such file or folder, and not a built-in dataset "
                              f"({', '.join(builtin.NAMES)}); every trial would fail")
     for key in DATA_FILES:
-        if fixed.get(key) and not Path(fixed[key]).is_file():
-            raise DistilkitError(f"{key} {fixed[key]}: data file not found; every trial would fail")
+        if base.get(key) and not Path(base[key]).is_file():
+            raise DistilkitError(f"{key} {base[key]}: data file not found; every trial would fail")
 
 
 class TrialFailed(Exception):
@@ -183,18 +172,18 @@ def write_trials(rows: list[dict], output: Path) -> None:
         print(f"{r['trial']:>5}  " + "  ".join(cells) + (f"  {r['error']}" if r["error"] else ""))
 
 
-def search(cfg: SearchConfig) -> Path:
+def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
     import optuna
 
     cls = COMMANDS[cfg.command]
-    space = parse_space(cfg.space or {}, cls)
-    base = _base_options(cfg, cls)
+    space = parse_space(cfg.space or {}, cls, cfg.command)
+    base = _base_options(cfg, cls, space)
     if cfg.trials < 1:
         raise DistilkitError(f"--trials {cfg.trials}: must be at least 1")
     output = Path(cfg.output)
     if (output / "best.yaml").exists() and not cfg.overwrite:
         raise DistilkitError(f"{output}: a finished search is there; pass --overwrite or choose another --output")
-    check_fixed_options(base, space, cls, output)
+    check_data_paths(base)
     metric = cfg.metric or ("mse" if base.get("regression") else "accuracy")
     greater = metric not in ("mse", "mae", "loss")
     from distilkit.distill.command import distill

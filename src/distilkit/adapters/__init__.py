@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal, get_args
 
 from distilkit.errors import DistilkitError
 
 META_FILE = "distilkit_adapter.json"
+# The names of the methods, and so the choices of --peft (config.py imports this). It lives here, not in the
+# registry below, because the registry is filled by modules that import torch and peft, which --help must not.
+PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ METHODS: dict[str, AdapterMethod] = {}
 
 
 def register_method(name: str, method: AdapterMethod) -> None:
+    if name not in get_args(PeftMethod):  # --peft could not choose it: add the name to PeftMethod too
+        raise ValueError(f"PEFT method {name!r} is not in PeftMethod {get_args(PeftMethod)}")
     METHODS[name] = method
 
 

@@ -14,7 +14,7 @@ from distilkit.models import resolve_model
 from distilkit.runs import check_replaceable, mark, remove_output
 
 
-def merge(cfg: MergeConfig) -> Path:
+def merge(cfg: MergeConfig, resolved: dict | None = None) -> Path:
     output = Path(cfg.output) if cfg.output else None
     if output is None:
         raise DistilkitError("no --output given: pass the folder for the merged model")

@@ -138,7 +138,7 @@ def optimize_graph(src: Path, dst: Path, model_type: str) -> dict:
     return {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
 
 
-def export(cfg: ExportConfig) -> Path:
+def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
     if is_onnx_folder(cfg.model):
         raise DistilkitError(f"{cfg.model}: this is already an ONNX folder; pass the PyTorch model folder or run")
     if cfg.tolerance <= 0:

@@ -8,6 +8,9 @@ from typing import Literal, Optional
 from distilkit.config import DataOptions
 from distilkit.option_rules import AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, SEED, Rule, opt
 
+# The int8 methods: the choices of `quantize --method` and of a recipe's quantize.methods (pipeline.METHODS).
+QuantizeMethod = Literal["dynamic", "static", "torchao"]
+
 
 @dataclass
 class ExportConfig(DataOptions):
@@ -53,7 +56,7 @@ class QuantizeConfig(DataOptions):
     """
 
     model: str = ""
-    method: Literal["dynamic", "static", "torchao"] = "dynamic"
+    method: QuantizeMethod = "dynamic"
     output: Optional[str] = None
     calibration_samples: int = opt(200, AT_LEAST_1)
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"

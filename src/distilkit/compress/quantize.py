@@ -157,7 +157,7 @@ def compare(reference: dict, candidate: dict, ref_logits: list, cand_logits: lis
     }
 
 
-def quantize(cfg: QuantizeConfig) -> Path:
+def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
     refuse_quantized(cfg.model)
     if cfg.method == "torchao" and is_onnx_folder(cfg.model):
         raise DistilkitError(f"{cfg.model}: --method torchao quantizes a PyTorch model; pass the model or run folder")

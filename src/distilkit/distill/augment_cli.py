@@ -48,7 +48,7 @@ def _render(rows: list[dict], fmt: str, columns: list[str]) -> str:
     return "\n\n".join("\n".join(f"{t} {g}" for t, g in zip(r["tokens"], r["tags"])) for r in rows) + "\n"
 
 
-def augment(cfg: AugmentConfig) -> Path:
+def augment(cfg: AugmentConfig, resolved: dict | None = None) -> Path:
     source, output = Path(cfg.data), Path(cfg.output)
     check_new_file(output, cfg.overwrite, inputs=(cfg.data,))
     fmt = detect_format(source, cfg.format)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import inf
+from typing import get_args
 
+from distilkit.config import RecipeName
 from distilkit.distill.losses import LOSSES
 from distilkit.errors import DistilkitError
 
@@ -35,7 +37,7 @@ class Recipe:
     layer_map: str
 
 
-RECIPES = {
+RECIPES: dict[RecipeName, Recipe] = {
     "kd": Recipe((Stage("prediction", {"ce": None, "kd": None}),), temperature=2.0, alpha=0.5, layer_map="uniform"),
     "tinybert": Recipe(
         (
@@ -49,6 +51,8 @@ RECIPES = {
     "minilm": Recipe((Stage("prediction", {"ce": None, "kd": None, "minilm_relations": 1.0}),),
                      temperature=2.0, alpha=0.5, layer_map="last"),
 }
+if tuple(RECIPES) != get_args(RecipeName):  # --recipe offers config.RecipeName: it must name exactly these
+    raise ImportError(f"RECIPES {tuple(RECIPES)} and config.RecipeName {get_args(RecipeName)} differ; keep them equal")
 GENERAL_WEIGHTS = {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}
 
 

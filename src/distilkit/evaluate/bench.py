@@ -293,7 +293,7 @@ def model_row(v: Variant, trained, lat: list[float], thr: list[float], many: dic
     }
 
 
-def bench(cfg: BenchConfig) -> dict:
+def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
     from distilkit.inference import load_trained
 
     if not cfg.models:

@@ -98,7 +98,7 @@ def check_evaluation_output(out: Path, overwrite: bool) -> None:
                              "or choose another --output")
 
 
-def evaluate(cfg: EvaluateConfig) -> dict:
+def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
     """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files."""
     if cfg.output:
         check_evaluation_output(Path(cfg.output), cfg.overwrite)

@@ -232,7 +232,7 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
-def report(cfg: ReportConfig, quiet: bool = False) -> Path:
+def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = False) -> Path:
     if not cfg.runs:
         raise DistilkitError("no run folders given: distilkit report RUN [RUN ...]")
     rows, metric = [], None

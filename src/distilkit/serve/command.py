@@ -10,7 +10,7 @@ from distilkit.errors import DistilkitError
 from distilkit.serve.options import ServeConfig
 
 
-def serve(cfg: ServeConfig) -> None:
+def serve(cfg: ServeConfig, resolved: dict | None = None) -> None:
     import uvicorn
 
     from distilkit.serve.app import check_config, create_app
