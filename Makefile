@@ -22,7 +22,7 @@ TORCH_WHEELS ?= /opt/wheels
 TORCH_SOURCE := $(if $(wildcard $(TORCH_WHEELS)/torch-*),--find-links $(TORCH_WHEELS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install check-lock lock browser test test-latest demo bench clean
+.PHONY: install check-lock lock lint browser test test-latest demo bench clean
 
 # uv is bootstrapped with pip at its locked version, then installs exactly the lock (`uv pip sync` also removes
 # whatever the lock does not list), then distilkit itself (editable, no dependencies of its own to resolve).
@@ -54,7 +54,12 @@ browser:
 			apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
 		else echo "note: install chromium and chromium-driver (Debian) for the browser tests"; fi; }
 
-test: check-lock browser
+# ruff (locked in the dev extra): lint (pycodestyle, pyflakes, import order) and the formatter's check
+lint: install
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
+
+test: check-lock lint browser
 	$(PY) -m pytest -q
 
 # The early warning for the next upstream break: a fresh venv with the newest release of every dependency

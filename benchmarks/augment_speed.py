@@ -18,8 +18,8 @@ import statistics
 import time
 
 import torch
-
 from common import save
+
 from distilkit.data import builtin
 from distilkit.distill.augment import Augmenter, eligible
 from distilkit.distill.augment_cli import load_augment_model
@@ -70,8 +70,7 @@ def main() -> None:
         times["batched"].append(time.perf_counter() - started)
     naive, batched = statistics.median(times["naive"]), statistics.median(times["batched"])
     result = {
-        "command": "python benchmarks/augment_speed.py " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items()),
+        "command": "python benchmarks/augment_speed.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
         "augmented_examples": n_examples,
         "naive_seconds": [round(t, 3) for t in times["naive"]],
         "batched_seconds": [round(t, 3) for t in times["batched"]],

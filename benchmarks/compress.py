@@ -24,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import RUNS, run_distilkit, save
 
-from distilkit.config import EvaluateConfig
 from distilkit.evaluate.bench import caller, weights_bytes
 from distilkit.evaluate.evaluator import score_rows, split_rows_for
-from distilkit.inference import load_trained
+from distilkit.evaluate.options import EvaluateConfig
+from distilkit.inference.loading import load_trained
 
 OUT = RUNS / "compress"
 MODELS = {"teacher": RUNS / "minilm-l6-bbc-news", "student": RUNS / "bbc-tinybert-3L"}
@@ -40,20 +39,50 @@ def build() -> None:
     for name, run in MODELS.items():
         run_distilkit(["export", "--model", run, "--output", OUT / f"{name}-onnx", "--overwrite"])
         for method in ("dynamic", "static"):
-            run_distilkit(["quantize", "--model", OUT / f"{name}-onnx", "--method", method,
-                           "--output", OUT / f"{name}-int8-{method}", "--overwrite"])
-        run_distilkit(["quantize", "--model", run, "--method", "torchao", "--output", OUT / f"{name}-int8-torchao",
-                       "--overwrite"])
+            run_distilkit(
+                [
+                    "quantize",
+                    "--model",
+                    OUT / f"{name}-onnx",
+                    "--method",
+                    method,
+                    "--output",
+                    OUT / f"{name}-int8-{method}",
+                    "--overwrite",
+                ]
+            )
+        run_distilkit(
+            ["quantize", "--model", run, "--method", "torchao", "--output", OUT / f"{name}-int8-torchao", "--overwrite"]
+        )
     for share in ("0.3", "0.5"):
         tag = share[2:] + "0"
         common = ["prune", "--model", MODELS["teacher"], "--heads", share, "--overwrite"]
         run_distilkit([*common, "--output", OUT / f"teacher-heads{tag}"])
-        run_distilkit([*common, "--output", OUT / f"teacher-heads{tag}-kd", "--recover", "distill",
-                       "--recover-epochs", "2", "--recover-lr", "5e-5"])
+        run_distilkit(
+            [
+                *common,
+                "--output",
+                OUT / f"teacher-heads{tag}-kd",
+                "--recover",
+                "distill",
+                "--recover-epochs",
+                "2",
+                "--recover-lr",
+                "5e-5",
+            ]
+        )
     best = OUT / "teacher-heads50-kd"
     run_distilkit(["export", "--model", best, "--output", OUT / "teacher-heads50-kd-onnx", "--overwrite"])
-    run_distilkit(["quantize", "--model", OUT / "teacher-heads50-kd-onnx", "--output",
-                   OUT / "teacher-heads50-kd-int8-dynamic", "--overwrite"])
+    run_distilkit(
+        [
+            "quantize",
+            "--model",
+            OUT / "teacher-heads50-kd-onnx",
+            "--output",
+            OUT / "teacher-heads50-kd-int8-dynamic",
+            "--overwrite",
+        ]
+    )
 
 
 def variants() -> dict[str, Path]:
@@ -90,8 +119,12 @@ def main() -> None:
     opts = EvaluateConfig(model=str(MODELS["teacher"]), data="bbc-news")
     data, _, test_rows = split_rows_for(teacher, opts, "test")
     texts = [r["text"] for r in test_rows]
-    enc = lambda n: dict(teacher.tokenizer(texts[:n], truncation=True, max_length=128, padding="max_length",  # noqa
-                                           return_tensors="pt"))
+
+    def enc(n):
+        return dict(
+            teacher.tokenizer(texts[:n], truncation=True, max_length=128, padding="max_length", return_tensors="pt")
+        )
+
     b1, b32 = enc(1), enc(32)
     assert int(b32["attention_mask"].sum()) == 32 * 128  # real articles fill all 128 positions
     calls = {name: (partial(caller(t, "torch"), b1), partial(caller(t, "torch"), b32)) for name, t in loaded.items()}
@@ -126,11 +159,16 @@ def main() -> None:
             row["latency_ratio"] = round(latency / base_lat["teacher"], 3)
             row["heads_per_layer"] = m["pruned"]["attention_heads"]
         results[name] = row
-        print(f"{name:40s} {row['weights_mb']:7.1f} MB {row['latency_b1_ms']:7.2f} ms "
-              f"{row['throughput_b32_per_s']:7.1f}/s x{row['speedup_vs_fp32_torch_b1']:.2f} acc {row['test_accuracy']}"
-              + (f" MACs {row['macs_ratio']} latency {row['latency_ratio']}" if "macs_ratio" in row else ""))
-    save("compress", "bbc-news", {"rounds": args.rounds, "seq_len": 128, "threads": 2, "variants": results,
-                                  "test_examples": len(test_rows)})
+        print(
+            f"{name:40s} {row['weights_mb']:7.1f} MB {row['latency_b1_ms']:7.2f} ms "
+            f"{row['throughput_b32_per_s']:7.1f}/s x{row['speedup_vs_fp32_torch_b1']:.2f} acc {row['test_accuracy']}"
+            + (f" MACs {row['macs_ratio']} latency {row['latency_ratio']}" if "macs_ratio" in row else "")
+        )
+    save(
+        "compress",
+        "bbc-news",
+        {"rounds": args.rounds, "seq_len": 128, "threads": 2, "variants": results, "test_examples": len(test_rows)},
+    )
 
 
 if __name__ == "__main__":

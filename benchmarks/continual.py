@@ -38,24 +38,46 @@ def main() -> None:
     args = parser.parse_args()
     data = RUNS / "continual-data"
     write_subsets(data)
-    common = ["--epochs", args.epochs, "--lr", "1e-4", "--batch-size", "32", "--max-length", "128", "--threads", "2",
-              "--overwrite"]
+    common = [
+        "--epochs",
+        args.epochs,
+        "--lr",
+        "1e-4",
+        "--batch-size",
+        "32",
+        "--max-length",
+        "128",
+        "--threads",
+        "2",
+        "--overwrite",
+    ]
     old = RUNS / "continual-old"
     run_distilkit(["finetune", "--model", "minilm-l6", "--data", data / "old", "--output", old, *common])
-    variants = {"plain": [], "preserve_kd": ["--preserve", "kd"], "preserve_kd_replay200": ["--preserve", "kd",
-                                                                                            "--replay", "200"]}
+    variants = {
+        "plain": [],
+        "preserve_kd": ["--preserve", "kd"],
+        "preserve_kd_replay200": ["--preserve", "kd", "--replay", "200"],
+    }
     for name, extra in variants.items():
         out = RUNS / f"continual-{name}"
         argv = ["finetune", "--continue-from", old, "--data", data / "new", "--output", out, *common, *extra]
         wall = run_distilkit(argv)
         c = metrics(out)["continual"]
-        result = {"command": shown(argv), "old_task_before": round(c["old_task"]["before"], 4),
-                  "old_task_after": round(c["old_task"]["after"], 4), "forgetting": round(c["old_task"]["forgetting"], 4),
-                  "new_task_after": round(c["new_task"]["after"], 4), "old_test_examples": c["old_task"]["examples"],
-                  "new_test_examples": c["new_task"]["examples"], "wall_seconds": round(wall, 1)}
+        result = {
+            "command": shown(argv),
+            "old_task_before": round(c["old_task"]["before"], 4),
+            "old_task_after": round(c["old_task"]["after"], 4),
+            "forgetting": round(c["old_task"]["forgetting"], 4),
+            "new_task_after": round(c["new_task"]["after"], 4),
+            "old_test_examples": c["old_task"]["examples"],
+            "new_test_examples": c["new_task"]["examples"],
+            "wall_seconds": round(wall, 1),
+        }
         save("continual", name, result)
-        print(f"\n{name}: old {result['old_task_before']:.3f} → {result['old_task_after']:.3f}, new after "
-              f"{result['new_task_after']:.3f}\n")
+        print(
+            f"\n{name}: old {result['old_task_before']:.3f} → {result['old_task_after']:.3f}, new after "
+            f"{result['new_task_after']:.3f}\n"
+        )
 
 
 if __name__ == "__main__":

@@ -22,14 +22,58 @@ from common import RUNS, metrics, run_distilkit, save, shown
 TEACHERS = {"bbc": RUNS / "minilm-l6-bbc-news", "brown": RUNS / "minilm-l6-brown-pos"}
 COMMON = ["--threads", "2", "--batch-size", "32", "--max-length", "128", "--overwrite"]
 JOBS = {
-    "bbc-tinybert-3L": ["--teacher", TEACHERS["bbc"], "--data", "bbc-news", "--student", "3", "--recipe", "tinybert",
-                        "--intermediate-epochs", "3", "--epochs", "3", "--lr", "1e-4"],
-    "bbc-tinybert-4L312": ["--teacher", TEACHERS["bbc"], "--data", "bbc-news", "--student", "4L-312H-12A-1200F",
-                           "--layer-map", "0:0,1:2,2:3,3:4,4:6", "--recipe", "tinybert", "--intermediate-epochs", "6",
-                           "--epochs", "4", "--lr", "5e-4"],
-    "brown-tinybert-3L": ["--teacher", TEACHERS["brown"], "--data", "brown-pos", "--max-train-samples", "10000",
-                          "--student", "3", "--recipe", "tinybert", "--intermediate-epochs", "2", "--epochs", "2",
-                          "--lr", "1e-4"],
+    "bbc-tinybert-3L": [
+        "--teacher",
+        TEACHERS["bbc"],
+        "--data",
+        "bbc-news",
+        "--student",
+        "3",
+        "--recipe",
+        "tinybert",
+        "--intermediate-epochs",
+        "3",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-4",
+    ],
+    "bbc-tinybert-4L312": [
+        "--teacher",
+        TEACHERS["bbc"],
+        "--data",
+        "bbc-news",
+        "--student",
+        "4L-312H-12A-1200F",
+        "--layer-map",
+        "0:0,1:2,2:3,3:4,4:6",
+        "--recipe",
+        "tinybert",
+        "--intermediate-epochs",
+        "6",
+        "--epochs",
+        "4",
+        "--lr",
+        "5e-4",
+    ],
+    "brown-tinybert-3L": [
+        "--teacher",
+        TEACHERS["brown"],
+        "--data",
+        "brown-pos",
+        "--max-train-samples",
+        "10000",
+        "--student",
+        "3",
+        "--recipe",
+        "tinybert",
+        "--intermediate-epochs",
+        "2",
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-4",
+    ],
 }
 
 
@@ -60,9 +104,11 @@ def main() -> None:
             "test_examples": test["student"]["examples"],
         }
         save("distill_builtin", name, result)
-        print(f"\n{name}: teacher {result['teacher_test']:.4f}  student {result['student_test']:.4f}  "
-              f"retention {100 * result['retention']:.1f}%  params {result['student_parameters'] / 1e6:.1f}M  "
-              f"{result['wall_seconds']:.0f} s\n")
+        print(
+            f"\n{name}: teacher {result['teacher_test']:.4f}  student {result['student_test']:.4f}  "
+            f"retention {100 * result['retention']:.1f}%  params {result['student_parameters'] / 1e6:.1f}M  "
+            f"{result['wall_seconds']:.0f} s\n"
+        )
 
 
 if __name__ == "__main__":

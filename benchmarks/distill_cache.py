@@ -20,14 +20,25 @@ from pathlib import Path
 from common import RUNS, metrics, run_distilkit, save, shown
 
 TEACHER = RUNS / "minilm-l6-bbc-news"
-COMMON = ["--data", "bbc-news", "--threads", "2", "--batch-size", "32", "--max-length", "128", "--lr", "1e-4",
-          "--overwrite"]
+COMMON = [
+    "--data",
+    "bbc-news",
+    "--threads",
+    "2",
+    "--batch-size",
+    "32",
+    "--max-length",
+    "128",
+    "--lr",
+    "1e-4",
+    "--overwrite",
+]
 
 
 def student_init_folder() -> Path:
     """The 3-layer student initialised from teacher layers, saved so `finetune` can start from it."""
     from distilkit.distill.students import build_student
-    from distilkit.inference import load_trained
+    from distilkit.inference.loading import load_trained
 
     teacher = load_trained(str(TEACHER))
     student, _ = build_student("3", teacher.model, teacher.task)
@@ -46,10 +57,36 @@ def main() -> None:
     init = student_init_folder()
     epochs = ["--epochs", str(args.epochs)]
     setups = {
-        "kd_cached": ["distill", "--teacher", TEACHER, "--student", "3", "--recipe", "kd", "--cache-dir", cache,
-                      "--output", RUNS / "cache-kd-cached", *epochs, *COMMON],
-        "kd_no_cache": ["distill", "--teacher", TEACHER, "--student", "3", "--recipe", "kd", "--cache", "false",
-                        "--output", RUNS / "cache-kd-live", *epochs, *COMMON],
+        "kd_cached": [
+            "distill",
+            "--teacher",
+            TEACHER,
+            "--student",
+            "3",
+            "--recipe",
+            "kd",
+            "--cache-dir",
+            cache,
+            "--output",
+            RUNS / "cache-kd-cached",
+            *epochs,
+            *COMMON,
+        ],
+        "kd_no_cache": [
+            "distill",
+            "--teacher",
+            TEACHER,
+            "--student",
+            "3",
+            "--recipe",
+            "kd",
+            "--cache",
+            "false",
+            "--output",
+            RUNS / "cache-kd-live",
+            *epochs,
+            *COMMON,
+        ],
         "student_only": ["finetune", "--model", init, "--output", RUNS / "cache-student-only", *epochs, *COMMON],
     }
     epoch_times = {k: [] for k in setups}
@@ -78,8 +115,10 @@ def main() -> None:
     path = save("distill_cache", "bbc-news-kd-3L", result)
     for k, v in medians.items():
         print(f"{k:<14} median epoch {v:6.1f} s   {epoch_times[k]}")
-    print(f"cache build {cache_build} s; cached/student-only = {result['cached_vs_student_only']}x; "
-          f"live/student-only = {result['live_teacher_vs_student_only']}x → {path}")
+    print(
+        f"cache build {cache_build} s; cached/student-only = {result['cached_vs_student_only']}x; "
+        f"live/student-only = {result['live_teacher_vs_student_only']}x → {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,20 @@ import torch
 HERE = Path(__file__).parent
 JOBS = {
     "bbc-news": ["--data", "bbc-news", "--epochs", "3", "--lr", "1e-4", "--batch-size", "32", "--max-length", "128"],
-    "brown-pos": ["--data", "brown-pos", "--epochs", "2", "--lr", "1e-4", "--batch-size", "32", "--max-length", "128",
-                  "--train-sample", "10000"],
+    "brown-pos": [
+        "--data",
+        "brown-pos",
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-4",
+        "--batch-size",
+        "32",
+        "--max-length",
+        "128",
+        "--train-sample",
+        "10000",
+    ],
 }
 
 
@@ -38,7 +50,16 @@ def run_job(name: str, threads: int) -> dict:
         train_sample = int(args[i + 1])
         del args[i : i + 2]
     output = HERE / "runs" / f"minilm-l6-{name}"
-    argv = ["finetune", "--model", "minilm-l6", "--output", str(output), "--overwrite", "--threads", str(threads)] + args
+    argv = [
+        "finetune",
+        "--model",
+        "minilm-l6",
+        "--output",
+        str(output),
+        "--overwrite",
+        "--threads",
+        str(threads),
+    ] + args
     if train_sample:
         argv += ["--max-train-samples", str(train_sample)]
     started = time.perf_counter()
@@ -71,13 +92,17 @@ def main() -> None:
     for name in names:
         results[name] = run_job(name, args.threads)
         results[name]["date"] = date.today().isoformat()
-        results[name]["machine"] = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+        results[name]["machine"] = (
+            f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+        )
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{'dataset':<10} {'train ex':>8} {'test ex':>8} {'accuracy':>9} {'macro F1':>9} {'train s':>8}")
     for r in results.values():
-        print(f"{r['dataset']:<10} {r['train_examples']:>8} {r['test_examples']:>8} {r['test_accuracy']:>9.4f} "
-              f"{r['test_macro_f1']:>9.4f} {r['train_seconds']:>8.0f}")
+        print(
+            f"{r['dataset']:<10} {r['train_examples']:>8} {r['test_examples']:>8} {r['test_accuracy']:>9.4f} "
+            f"{r['test_macro_f1']:>9.4f} {r['train_seconds']:>8.0f}"
+        )
     print(f"written: {out_path}")
 
 

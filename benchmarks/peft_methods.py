@@ -34,12 +34,32 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.only or list(METHODS):
         out = RUNS / f"peft-{name}"
-        argv = ["finetune", "--model", "minilm-l6", "--data", "bbc-news", "--epochs", args.epochs, "--batch-size", "32",
-                "--max-length", "128", "--threads", "2", "--output", out, "--overwrite", *METHODS[name]]
+        argv = [
+            "finetune",
+            "--model",
+            "minilm-l6",
+            "--data",
+            "bbc-news",
+            "--epochs",
+            args.epochs,
+            "--batch-size",
+            "32",
+            "--max-length",
+            "128",
+            "--threads",
+            "2",
+            "--output",
+            out,
+            "--overwrite",
+            *METHODS[name],
+        ]
         rss_file = Path(tempfile.mkstemp()[1])
         started = time.perf_counter()
-        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m", "distilkit",
-                        *map(str, argv)], check=True, cwd=ROOT)
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m", "distilkit", *map(str, argv)],
+            check=True,
+            cwd=ROOT,
+        )
         wall = time.perf_counter() - started
         m = metrics(out)
         result = {
@@ -53,8 +73,10 @@ def main() -> None:
             "peak_rss_mb": round(int(rss_file.read_text().split()[-1]) / 1024, 1),
         }
         save("peft_methods", name, result)
-        print(f"\n{name}: acc {result['test_accuracy']:.4f}  trainable {result['trainable_parameters']:,}  "
-              f"saved {result['saved_bytes'] / 1e6:.2f} MB  {result['train_seconds']:.0f} s  {result['peak_rss_mb']} MB\n")
+        print(
+            f"\n{name}: acc {result['test_accuracy']:.4f}  trainable {result['trainable_parameters']:,}  "
+            f"saved {result['saved_bytes'] / 1e6:.2f} MB  {result['train_seconds']:.0f} s  {result['peak_rss_mb']} MB\n"
+        )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from common import ROOT, RUNS, save
 
 from distilkit.data.builtin import load_bbc_news
@@ -36,8 +35,10 @@ from distilkit.models import load_tokenizer
 from distilkit.serve.engine import Engine
 
 MODEL = RUNS / "compress" / "student-int8-dynamic"
-MODES = {"micro-batched": ["--max-batch", "32", "--max-wait-ms", "5"],
-         "batch size 1": ["--max-batch", "1", "--max-wait-ms", "0"]}
+MODES = {
+    "micro-batched": ["--max-batch", "32", "--max-wait-ms", "5"],
+    "batch size 1": ["--max-batch", "1", "--max-wait-ms", "0"],
+}
 CONCURRENCY = (1, 4, 16)
 MAX_TOKENS = 64
 
@@ -63,7 +64,7 @@ def model_alone(model: Path, texts: list[str], rounds: int) -> dict:
         for size in times:
             started = time.perf_counter()
             for i in range(0, len(rows), size):
-                engine.predict(rows[i:i + size])
+                engine.predict(rows[i : i + size])
             times[size].append(1000 * (time.perf_counter() - started) / len(rows))
     ms = {str(size): round(statistics.median(t), 3) for size, t in times.items()}
     return {"ms_per_text": ms, "gain": {size: round(ms["1"] / ms[size], 2) for size in ("16", "32")}}
@@ -73,8 +74,20 @@ def start(model: Path, options: list[str]) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "distilkit", "serve", str(model), "--port", str(port), "--log-level", "warning",
-               "--max-queue", "4096", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "distilkit",
+        "serve",
+        str(model),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--max-queue",
+        "4096",
+        *options,
+    ]
     process = subprocess.Popen(command, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -93,8 +106,11 @@ def start(model: Path, options: list[str]) -> tuple[subprocess.Popen, str]:
 def batch_sizes(url: str) -> tuple[float, float]:
     """(texts, forward passes) so far, from the server's /metrics."""
     text = httpx.get(url + "/metrics").text
-    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-              if line.startswith("distilkit_batch_size_")}
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("distilkit_batch_size_")
+    }
     return values["distilkit_batch_size_sum"], values["distilkit_batch_size_count"]
 
 
@@ -108,8 +124,12 @@ async def load(url: str, texts: list[str], requests: int, concurrency: int, time
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         for i in range(2):  # warm-up, not counted: every connection opened
-            await asyncio.gather(*(client.post("/predict", json={"texts": [texts[(i * concurrency + j) % len(texts)]]})
-                                   for j in range(concurrency)))
+            await asyncio.gather(
+                *(
+                    client.post("/predict", json={"texts": [texts[(i * concurrency + j) % len(texts)]]})
+                    for j in range(concurrency)
+                )
+            )
         started = time.perf_counter()
         deadline = started + time_limit
 
@@ -134,11 +154,16 @@ def summary(rounds: list[dict], batches: tuple[float, float]) -> dict:
     """Pooled rounds: throughput = answered requests / time spent sending them; percentiles over all requests."""
     ms = sorted(1000 * x for r in rounds for x in r["latencies"])
     seconds = sum(r["seconds"] for r in rounds)
-    return {"requests": len(ms), "errors": sum(r["errors"] for r in rounds), "seconds": round(seconds, 2),
-            "throughput_rps": round(len(ms) / seconds, 1), "p50_ms": round(statistics.median(ms), 1),
-            "p99_ms": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1),
-            "mean_batch": round(batches[0] / max(1.0, batches[1]), 2),
-            "stopped_by_time_limit": any(r["cut"] for r in rounds)}
+    return {
+        "requests": len(ms),
+        "errors": sum(r["errors"] for r in rounds),
+        "seconds": round(seconds, 2),
+        "throughput_rps": round(len(ms) / seconds, 1),
+        "p50_ms": round(statistics.median(ms), 1),
+        "p99_ms": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1),
+        "mean_batch": round(batches[0] / max(1.0, batches[1]), 2),
+        "stopped_by_time_limit": any(r["cut"] for r in rounds),
+    }
 
 
 def main() -> None:
@@ -159,9 +184,18 @@ def main() -> None:
             rounds: dict = {mode: [] for mode in MODES}
             before = {mode: batch_sizes(url) for mode, (_, url) in servers.items()}
             for i in range(args.rounds):  # alternate the servers round by round: drift hits both alike
-                for mode in (list(MODES) if i % 2 == 0 else list(MODES)[::-1]):
-                    rounds[mode].append(asyncio.run(load(servers[mode][1], texts, args.requests // args.rounds,
-                                                         concurrency, args.time_limit / args.rounds)))
+                for mode in list(MODES) if i % 2 == 0 else list(MODES)[::-1]:
+                    rounds[mode].append(
+                        asyncio.run(
+                            load(
+                                servers[mode][1],
+                                texts,
+                                args.requests // args.rounds,
+                                concurrency,
+                                args.time_limit / args.rounds,
+                            )
+                        )
+                    )
             for mode, (_, url) in servers.items():
                 after = batch_sizes(url)
                 run = summary(rounds[mode], (after[0] - before[mode][0], after[1] - before[mode][1]))
@@ -174,20 +208,37 @@ def main() -> None:
     batched, single = results["micro-batched"], results["batch size 1"]
     speedup = {c: round(batched[c]["throughput_rps"] / single[c]["throughput_rps"], 2) for c in batched}
     command = "python benchmarks/serve_load.py" + ("" if args.model == MODEL else f" --model {args.model}")
-    path = save("serve_load", args.model.name, {
-        "model": str(args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model),
-        "texts": len(texts), "max_tokens": MAX_TOKENS, "modes": {m: " ".join(o) for m, o in MODES.items()},
-        "cpu_cores": os.cpu_count(), "model_alone": alone, "results": results, "throughput_speedup": speedup, "command": command})
-    print("\n| concurrency | micro-batched req/s | p50 / p99 ms | mean batch | batch size 1 req/s | p50 / p99 ms "
-          "| speed-up |")
+    path = save(
+        "serve_load",
+        args.model.name,
+        {
+            "model": str(args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model),
+            "texts": len(texts),
+            "max_tokens": MAX_TOKENS,
+            "modes": {m: " ".join(o) for m, o in MODES.items()},
+            "cpu_cores": os.cpu_count(),
+            "model_alone": alone,
+            "results": results,
+            "throughput_speedup": speedup,
+            "command": command,
+        },
+    )
+    print(
+        "\n| concurrency | micro-batched req/s | p50 / p99 ms | mean batch | batch size 1 req/s | p50 / p99 ms "
+        "| speed-up |"
+    )
     print("|---|---|---|---|---|---|---|")
     for c in results["micro-batched"]:
         m, b = results["micro-batched"][c], results["batch size 1"][c]
-        print(f"| {c} | {m['throughput_rps']} | {m['p50_ms']} / {m['p99_ms']} | {m['mean_batch']} | "
-              f"{b['throughput_rps']} | {b['p50_ms']} / {b['p99_ms']} | {speedup[c]}x |")
+        print(
+            f"| {c} | {m['throughput_rps']} | {m['p50_ms']} / {m['p99_ms']} | {m['mean_batch']} | "
+            f"{b['throughput_rps']} | {b['p50_ms']} / {b['p99_ms']} | {speedup[c]}x |"
+        )
     ms = " / ".join(map(str, alone["ms_per_text"].values()))
-    print(f"\nmodel alone (no HTTP), ms per text at batch 1 / 16 / 32: {ms} → batching gains at most "
-          f"{max(alone['gain'].values())}x on this machine")
+    print(
+        f"\nmodel alone (no HTTP), ms per text at batch 1 / 16 / 32: {ms} → batching gains at most "
+        f"{max(alone['gain'].values())}x on this machine"
+    )
     print(f"\nwrote {path}")
 
 

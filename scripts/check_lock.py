@@ -63,8 +63,10 @@ def main(argv: list[str]) -> int:
         print(f"{sys.prefix} does not match {' + '.join(argv)}:", file=sys.stderr)
         for line in problems:
             print(f"  {line}", file=sys.stderr)
-        print("Rebuild it from the lock: `rm -rf .venv && make install` (or `make lock` if the lock should change).",
-              file=sys.stderr)
+        print(
+            "Rebuild it from the lock: `rm -rf .venv && make install` (or `make lock` if the lock should change).",
+            file=sys.stderr,
+        )
         return 1
     print(f"{len(read_lock(argv))} packages installed exactly as locked ({', '.join(argv)})")
     return 0

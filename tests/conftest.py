@@ -29,8 +29,18 @@ TOPICS = {
 FILLER = ["the", "a", "was", "very", "today", "new", "old", "big", "small", "we", "saw", "it", "and", "then"]
 NAMES = ["alice", "bob", "carol", "dave"]
 PLACES = ["paris", "london", "berlin", "rome"]
-TAGGED_WORDS = {"the": "DET", "a": "DET", "dog": "NOUN", "cat": "NOUN", "runs": "VERB", "sleeps": "VERB",
-                "big": "ADJ", "small": "ADJ", "quickly": "ADV", "slowly": "ADV"}
+TAGGED_WORDS = {
+    "the": "DET",
+    "a": "DET",
+    "dog": "NOUN",
+    "cat": "NOUN",
+    "runs": "VERB",
+    "sleeps": "VERB",
+    "big": "ADJ",
+    "small": "ADJ",
+    "quickly": "ADV",
+    "slowly": "ADV",
+}
 
 
 def _vocab() -> list[str]:
@@ -52,8 +62,14 @@ def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 32, heads: int
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(_vocab())}, do_lower_case=True)
     tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(_vocab()), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=hidden * 2, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     return folder
 
@@ -134,8 +150,22 @@ def topic_run(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("topic")
     data = write_csv(folder / "topics.csv", topic_rows(240, seed=1))
     out = folder / "runs" / "topic"
-    main(["finetune", "--model", str(tiny_model), "--data", str(data), "--output", str(out), "--epochs", "8",
-          "--split", "0.8,0.1,0.1", *FAST])
+    main(
+        [
+            "finetune",
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--epochs",
+            "8",
+            "--split",
+            "0.8,0.1,0.1",
+            *FAST,
+        ]
+    )
     return out
 
 

@@ -15,8 +15,16 @@ METHODS = ["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 
 
 def options(**overrides):
-    base = dict(peft="lora", lora_r=4, lora_alpha=8, lora_dropout=0.0, target_modules=None, virtual_tokens=4,
-                adapter_size=8, adapter_placement="houlsby")
+    base = dict(
+        peft="lora",
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        target_modules=None,
+        virtual_tokens=4,
+        adapter_size=8,
+        adapter_placement="houlsby",
+    )
     return types.SimpleNamespace(**{**base, **overrides})
 
 
@@ -37,8 +45,10 @@ def test_save_reload_gives_the_same_logits(tiny_model, tmp_path, method):
         for p in trainable:
             p.add_(0.05 * torch.randn_like(p))
     model.eval()
-    batch = {"input_ids": torch.tensor([[2, 10, 11, 12, 3], [2, 20, 21, 3, 0]]),
-             "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])}
+    batch = {
+        "input_ids": torch.tensor([[2, 10, 11, 12, 3], [2, 20, 21, 3, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]),
+    }
     expected = model(**batch).logits
     adapters.save_adapter(model, tmp_path / "a", method, str(tiny_model), "sequence-classification")
     size = sum(f.stat().st_size for f in (tmp_path / "a").iterdir())
@@ -71,8 +81,24 @@ def test_cli_finetune_evaluate_predict_with_peft(tiny_model, tmp_path, capsys, m
     train = write_csv(tmp_path / "train.csv", topic_rows(90, seed=1))
     test = write_csv(tmp_path / "test.csv", topic_rows(30, seed=2))
     out = tmp_path / method
-    main(["finetune", "--model", str(tiny_model), "--train-file", str(train), "--test-file", str(test), "--output",
-          str(out), "--epochs", "2", "--peft", method, *FAST])
+    main(
+        [
+            "finetune",
+            "--model",
+            str(tiny_model),
+            "--train-file",
+            str(train),
+            "--test-file",
+            str(test),
+            "--output",
+            str(out),
+            "--epochs",
+            "2",
+            "--peft",
+            method,
+            *FAST,
+        ]
+    )
     stdout = capsys.readouterr().out
     assert f"{method}: " in stdout and "of the parameters train" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -88,7 +114,7 @@ def test_cli_finetune_evaluate_predict_with_peft(tiny_model, tmp_path, capsys, m
 def test_merge_lora_matches_base_plus_adapter(tiny_model, tmp_path, capsys):
     from transformers import AutoModelForSequenceClassification
 
-    from distilkit.inference import load_trained
+    from distilkit.inference.loading import load_trained
 
     model = adapters.apply(fresh_base(tiny_model), options(peft="lora"), "sequence-classification")
     with torch.no_grad():
@@ -138,12 +164,32 @@ def test_merge_refuses_non_lora_adapters(tiny_model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method,recipe", [("lora", "distilbert"), ("bitfit", "kd")])
-def test_distill_into_a_pretrained_student_with_peft(topic_run, topic_data, tiny_model, tmp_path, capsys, monkeypatch,
-                                                     method, recipe):
+def test_distill_into_a_pretrained_student_with_peft(
+    topic_run, topic_data, tiny_model, tmp_path, capsys, monkeypatch, method, recipe
+):
     monkeypatch.setenv("DISTILKIT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "peft-student"
-    main(["distill", "--teacher", str(topic_run), "--data", str(topic_data), "--student", str(tiny_model), "--recipe",
-          recipe, "--peft", method, "--output", str(out), "--epochs", "1", "--batch-size", "16"])
+    main(
+        [
+            "distill",
+            "--teacher",
+            str(topic_run),
+            "--data",
+            str(topic_data),
+            "--student",
+            str(tiny_model),
+            "--recipe",
+            recipe,
+            "--peft",
+            method,
+            "--output",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+        ]
+    )
     assert (out / "model" / "distilkit_adapter.json").exists()
     capsys.readouterr()
     main(["predict", "--model", str(out), "the band played a song"])
@@ -152,6 +198,19 @@ def test_distill_into_a_pretrained_student_with_peft(topic_run, topic_data, tiny
 
 def test_distill_peft_needs_a_pretrained_student(topic_run, topic_data, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["distill", "--teacher", str(topic_run), "--data", str(topic_data), "--student", "1", "--peft", "lora",
-              "--output", str(tmp_path / "x")])
+        main(
+            [
+                "distill",
+                "--teacher",
+                str(topic_run),
+                "--data",
+                str(topic_data),
+                "--student",
+                "1",
+                "--peft",
+                "lora",
+                "--output",
+                str(tmp_path / "x"),
+            ]
+        )
     assert "needs a pretrained student" in capsys.readouterr().err

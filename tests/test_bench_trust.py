@@ -22,29 +22,37 @@ def test_spread_rule():
     assert spread_warning(10.0, 20.1) is not None
 
 
-@pytest.mark.parametrize("before, after, cores, threads, busy", [
-    (0.9, 1.9, 2, 2, False),  # our own two threads: a quiet machine
-    (None, None, 2, 2, False),  # no load average on this OS: nothing to say
-    (0.9, 3.1, 2, 2, True),  # a second job joined while measuring
-    (4.0, 1.0, 2, 2, True),  # busy when measuring began
-    (3.0, 3.0, 4, 1, False),  # one thread on four cores: others have spare cores
-    (4.2, 4.4, 2, 4, False),  # four threads on two cores: the load is ours
-    (4.6, 4.6, 2, 4, True),
-])
+@pytest.mark.parametrize(
+    "before, after, cores, threads, busy",
+    [
+        (0.9, 1.9, 2, 2, False),  # our own two threads: a quiet machine
+        (None, None, 2, 2, False),  # no load average on this OS: nothing to say
+        (0.9, 3.1, 2, 2, True),  # a second job joined while measuring
+        (4.0, 1.0, 2, 2, True),  # busy when measuring began
+        (3.0, 3.0, 4, 1, False),  # one thread on four cores: others have spare cores
+        (4.2, 4.4, 2, 4, False),  # four threads on two cores: the load is ours
+        (4.6, 4.6, 2, 4, True),
+    ],
+)
 def test_load_rule(before, after, cores, threads, busy):
     from distilkit.evaluate.bench import load_warning
 
     warning = load_warning(before, after, cores, threads)
     assert (warning is not None) == busy
     if busy:
-        assert warning.startswith("machine busy: 1-minute load average") and f"({cores} cores, {threads} threads)" in warning
+        assert (
+            warning.startswith("machine busy: 1-minute load average")
+            and f"({cores} cores, {threads} threads)" in warning
+        )
 
 
 def test_judge_timings_flags_rows_and_summarises():
     from distilkit.evaluate.bench import judge_timings
 
-    rows = [{"model": "teacher", "latency_p50_ms": DISTURBED["p50"], "latency_p95_ms": DISTURBED["p95"]},
-            {"model": "student", "latency_p50_ms": 9.5, "latency_p95_ms": 10.1}]
+    rows = [
+        {"model": "teacher", "latency_p50_ms": DISTURBED["p50"], "latency_p95_ms": DISTURBED["p95"]},
+        {"model": "student", "latency_p50_ms": 9.5, "latency_p95_ms": 10.1},
+    ]
     summary = judge_timings(rows, 0.5, 1.5, cores=2, threads=2)
     assert [r["trustworthy"] for r in rows] == [False, True] and rows[1]["warnings"] == []
     assert summary["trustworthy"] is False and summary["warnings"] == ["teacher: " + rows[0]["warnings"][0]]
@@ -110,12 +118,19 @@ def test_bench_json_flags_a_machine_that_got_busy_while_measuring(two_models, tm
     monkeypatch.setattr(bench_module, "usable_cores", lambda: 2)
     monkeypatch.setattr(bench_module.torch, "get_num_threads", lambda: 2)
     result = run_bench(two_models, tmp_path)
-    assert result["trustworthy"] is False and result["load"] == {"before": 0.3, "after": 6.5, "limit": 2.5,
-                                                                   "cores": 2, "threads": 2}
+    assert result["trustworthy"] is False and result["load"] == {
+        "before": 0.3,
+        "after": 6.5,
+        "limit": 2.5,
+        "cores": 2,
+        "threads": 2,
+    }
     for row in result["models"]:
         assert row["trustworthy"] is False
-        assert row["warnings"][0] == ("machine busy: 1-minute load average 0.3 before and 6.5 after measuring, "
-                                      "above 2.5 (2 cores, 2 threads): other processes took CPU time")
+        assert row["warnings"][0] == (
+            "machine busy: 1-minute load average 0.3 before and 6.5 after measuring, "
+            "above 2.5 (2 cores, 2 threads): other processes took CPU time"
+        )
     assert "warning: machine busy" in capsys.readouterr().out
 
 
@@ -125,11 +140,22 @@ def pipeline_run(tmp_path, teacher: dict, student: dict):
     (run / "eval").mkdir(parents=True)
     models = []
     for name, timing, size, score in (("teacher", teacher, 90.9, 0.9671), ("student", student, 17.5, 0.9531)):
-        row = {"model": name, "path": name, "backend": "torch", "precision": "fp32", "parameters": 22_700_000,
-               "size_mb": size, "gflops_per_example": 2.9, "latency_p50_ms": timing["p50"],
-               "latency_p95_ms": timing["p95"], "throughput_per_s": 60.0, "peak_memory_mb": None,
-               "speedup": round(teacher["p50"] / timing["p50"], 2), "speedup_flops": 1.0,
-               **{k: v for k, v in timing.items() if k in ("trustworthy", "warnings")}}
+        row = {
+            "model": name,
+            "path": name,
+            "backend": "torch",
+            "precision": "fp32",
+            "parameters": 22_700_000,
+            "size_mb": size,
+            "gflops_per_example": 2.9,
+            "latency_p50_ms": timing["p50"],
+            "latency_p95_ms": timing["p95"],
+            "throughput_per_s": 60.0,
+            "peak_memory_mb": None,
+            "speedup": round(teacher["p50"] / timing["p50"], 2),
+            "speedup_flops": 1.0,
+            **{k: v for k, v in timing.items() if k in ("trustworthy", "warnings")},
+        }
         models.append(row)
         (run / "eval" / f"{name}.json").write_text(json.dumps({"split": "test", "accuracy": score}))
     bench = {"seq_len": 128, "inputs": "synthetic", "batch_size": 32, "rounds": 30, "threads": 2, "models": models}
@@ -146,8 +172,11 @@ def verdict_of(run):
 
 
 def test_report_is_confident_only_about_trusted_timings(tmp_path):
-    trusted = pipeline_run(tmp_path, {**UNDISTURBED, "trustworthy": True, "warnings": []},
-                           {"p50": 10.0, "p95": 10.8, "trustworthy": True, "warnings": []})
+    trusted = pipeline_run(
+        tmp_path,
+        {**UNDISTURBED, "trustworthy": True, "warnings": []},
+        {"p50": 10.0, "p95": 10.8, "trustworthy": True, "warnings": []},
+    )
     verdict, md, page = verdict_of(trusted)
     assert verdict.startswith("Ship **student**") and "(2.0x faster)" in verdict
     assert "Caveat" not in md and "timing-caveat" not in page
@@ -157,8 +186,11 @@ def test_report_on_a_wide_spread_claims_no_speedup(tmp_path):
     from distilkit.evaluate.bench import spread_warning
 
     wide = spread_warning(DISTURBED["p50"], DISTURBED["p95"])
-    run = pipeline_run(tmp_path, {**DISTURBED, "trustworthy": False, "warnings": [wide]},
-                       {"p50": 9.5, "p95": 10.1, "trustworthy": True, "warnings": []})
+    run = pipeline_run(
+        tmp_path,
+        {**DISTURBED, "trustworthy": False, "warnings": [wide]},
+        {"p50": 9.5, "p95": 10.1, "trustworthy": True, "warnings": []},
+    )
     verdict, md, page = verdict_of(run)
     assert "faster" not in verdict and "17.5x faster" not in md  # the seen, confident claim is gone
     assert "could not be measured reliably" in verdict and "p95 latency was over 2x p50 for teacher" in verdict
@@ -168,10 +200,15 @@ def test_report_on_a_wide_spread_claims_no_speedup(tmp_path):
 
 
 def test_report_on_a_busy_machine_names_it(tmp_path):
-    busy = ("machine busy: 1-minute load average 5.9 before and 7.2 after measuring, above 2.5 (2 cores, 2 threads): "
-            "other processes took CPU time")
-    run = pipeline_run(tmp_path, {**UNDISTURBED, "trustworthy": False, "warnings": [busy]},
-                       {"p50": 10.0, "p95": 10.8, "trustworthy": False, "warnings": [busy]})
+    busy = (
+        "machine busy: 1-minute load average 5.9 before and 7.2 after measuring, above 2.5 (2 cores, 2 threads): "
+        "other processes took CPU time"
+    )
+    run = pipeline_run(
+        tmp_path,
+        {**UNDISTURBED, "trustworthy": False, "warnings": [busy]},
+        {"p50": 10.0, "p95": 10.8, "trustworthy": False, "warnings": [busy]},
+    )
     verdict, md, _ = verdict_of(run)
     assert "faster" not in verdict and "other processes were busy on the machine" in verdict
     assert md.count("machine busy") == 1  # named once, not once per model

@@ -13,8 +13,9 @@ spec.loader.exec_module(check_lock)
 
 def test_reads_uv_output_and_reports_every_kind_of_difference(tmp_path):
     lock = tmp_path / "lock.txt"
-    lock.write_text("# header\n--find-links /x\nTorch==2.13.0+cpu\n    # via distilkit\n"
-                    "typing_extensions==4.15.0\nuv==0.13.9\n")
+    lock.write_text(
+        "# header\n--find-links /x\nTorch==2.13.0+cpu\n    # via distilkit\ntyping_extensions==4.15.0\nuv==0.13.9\n"
+    )
     pins = check_lock.read_lock([lock])
     assert pins == {"torch": "2.13.0+cpu", "typing-extensions": "4.15.0", "uv": "0.13.9"}
     present = {"torch": "2.15.0", "typing-extensions": "4.15.0", "rich": "14.0.0", "pip": "25.0", "distilkit": "0.1.0"}

@@ -3,12 +3,8 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 from conftest import FAST, ner_sentences, run_cli, topic_rows, write_conll, write_csv
-
-from distilkit.cli import main
 
 
 def test_finetune_learns_and_writes_a_run_folder(topic_run):
@@ -17,8 +13,13 @@ def test_finetune_learns_and_writes_a_run_folder(topic_run):
     metrics = json.loads((topic_run / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9  # chance is 1/3
     assert metrics["labels"] == ["food", "music", "sport"]
-    for name in ("config.yaml", "model/config.json", "model/model.safetensors", "model/tokenizer.json",
-                 "confusion_matrix_test.png"):
+    for name in (
+        "config.yaml",
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+        "confusion_matrix_test.png",
+    ):
         assert (topic_run / name).exists(), name
     assert list((topic_run / "logs").glob("events.out.tfevents.*"))
     assert not (topic_run / "checkpoints").exists()
@@ -52,14 +53,16 @@ def test_evaluate_on_a_new_csv(topic_run, tmp_path, capsys):
 
 
 def test_predict_from_arguments_file_and_stdin(topic_run, tmp_path, capsys, monkeypatch):
-    code, out, _ = run_cli(["predict", "--model", topic_run, "the band played a song", "we ate bread and cheese"],
-                           capsys)
+    code, out, _ = run_cli(
+        ["predict", "--model", topic_run, "the band played a song", "we ate bread and cheese"], capsys
+    )
     results = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [r["label"] for r in results] == ["music", "food"]
     assert abs(sum(results[0]["scores"].values()) - 1) < 1e-4
     (tmp_path / "in.txt").write_text("the coach saw the match\n\nthe chef made soup\n")
-    code, _, _ = run_cli(["predict", "--model", topic_run, "--file", tmp_path / "in.txt", "--output",
-                          tmp_path / "out.jsonl"], capsys)
+    code, _, _ = run_cli(
+        ["predict", "--model", topic_run, "--file", tmp_path / "in.txt", "--output", tmp_path / "out.jsonl"], capsys
+    )
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert [json.loads(x)["label"] for x in lines] == ["sport", "food"]
     import io
@@ -73,8 +76,9 @@ def test_predict_from_arguments_file_and_stdin(topic_run, tmp_path, capsys, monk
 def test_token_classification_end_to_end(tiny_model, tmp_path, capsys):
     data = write_conll(tmp_path / "ner.conll", ner_sentences(200, seed=2))
     out = tmp_path / "ner"
-    code, _, _ = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", out, "--epochs", "8", *FAST],
-                         capsys)
+    code, _, _ = run_cli(
+        ["finetune", "--model", tiny_model, "--data", data, "--output", out, "--epochs", "8", *FAST], capsys
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert code == 0 and metrics["task"] == "token-classification"
     assert metrics["test"]["entity"]["f1"] >= 0.9 and metrics["best_checkpoint_metric"]["f1"] >= 0.9
@@ -93,8 +97,26 @@ def test_regression_and_freezing(tiny_model, tmp_path, capsys):
     rows = [{"text": r["text"], "label": f"{1.5 if r['label'] == 'music' else -0.5:.1f}"} for r in topic_rows(60)]
     data = write_csv(tmp_path / "reg.csv", rows)
     out = tmp_path / "reg"
-    code, _, _ = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", out, "--epochs", "2",
-                          "--freeze-embeddings", "--freeze-layers", "1", "--dropout", "0", *FAST], capsys)
+    code, _, _ = run_cli(
+        [
+            "finetune",
+            "--model",
+            tiny_model,
+            "--data",
+            data,
+            "--output",
+            out,
+            "--epochs",
+            "2",
+            "--freeze-embeddings",
+            "--freeze-layers",
+            "1",
+            "--dropout",
+            "0",
+            *FAST,
+        ],
+        capsys,
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert code == 0 and metrics["regression"] and "mse" in metrics["test"]
     assert metrics["trainable_parameters"] < metrics["parameters"]
@@ -138,8 +160,23 @@ def test_early_stopping_stops(tiny_model, tmp_path, capsys):
     rows = [{"text": r["text"], "label": rng.choice(["x", "y"])} for r in topic_rows(80)]  # unlearnable labels
     data = write_csv(tmp_path / "noise.csv", rows)
     out = tmp_path / "es"
-    code, _, _ = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", out, "--epochs", "30",
-                          "--early-stopping", "2", *FAST], capsys)
+    code, _, _ = run_cli(
+        [
+            "finetune",
+            "--model",
+            tiny_model,
+            "--data",
+            data,
+            "--output",
+            out,
+            "--epochs",
+            "30",
+            "--early-stopping",
+            "2",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0 and json.loads((out / "metrics.json").read_text())["train"]["epochs"] < 30
 
 
@@ -205,8 +242,12 @@ def test_yaml_config_sets_options(tiny_model, tmp_path):
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "distilkit", "predict", "--model", str(tmp_path / "missing")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "distilkit", "predict", "--model", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"distilkit: error: {tmp_path / 'missing'}: model folder not found"]
     version = subprocess.run([sys.executable, "-m", "distilkit", "--version"], capture_output=True, text=True)

@@ -33,8 +33,21 @@ def test_run_folder_keeps_a_data_sample(old_run):
 def test_continue_on_a_new_label(old_run, tmp_path, capsys, extra):
     new = write_csv(tmp_path / "new.csv", rows_of({"food"}, 90, 2) + rows_of({"sport"}, 30, 3))
     out = tmp_path / "new"
-    main(["finetune", "--continue-from", str(old_run), "--data", str(new), "--output", str(out), "--epochs", "10",
-          *FAST, *extra])
+    main(
+        [
+            "finetune",
+            "--continue-from",
+            str(old_run),
+            "--data",
+            str(new),
+            "--output",
+            str(out),
+            "--epochs",
+            "10",
+            *FAST,
+            *extra,
+        ]
+    )
     stdout = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["labels"] == ["music", "sport", "food"]  # old ids unchanged, the new label appended
@@ -48,8 +61,8 @@ def test_continue_on_a_new_label(old_run, tmp_path, capsys, extra):
 
 
 def test_old_head_rows_are_kept(old_run, tmp_path):
-    from distilkit import continual
     from distilkit.models import load_model
+    from distilkit.training import continual
 
     previous = continual.load_previous(str(old_run))
     model = load_model(previous.path, "sequence-classification", ["music", "sport", "food"])

@@ -41,8 +41,12 @@ def test_integer_label_among_text_labels_is_an_error(tmp_path):
     rows = topic_rows(12)
     rows[3]["label"] = 1  # line 4: a JSON number among "sport"/"music"/"food"
     path = write_jsonl(tmp_path / "mixed.jsonl", rows)
-    message = one_line_error(r"mixed\.jsonl:4: label 1 is a number but most labels are text \(.*mixed\.jsonl:1: "
-                             r"'sport'\)", load_task_data, DataOptions(data=str(path)))
+    message = one_line_error(
+        r"mixed\.jsonl:4: label 1 is a number but most labels are text \(.*mixed\.jsonl:1: "
+        r"'sport'\)",
+        load_task_data,
+        DataOptions(data=str(path)),
+    )
     assert "class of its own" in message
     # the same file is also refused when only evaluated (no label map is built then)
     one_line_error(r"mixed\.jsonl:4", load_task_data, DataOptions(data=str(path)), for_training=False)
@@ -51,15 +55,24 @@ def test_integer_label_among_text_labels_is_an_error(tmp_path):
 def test_other_mixed_and_non_scalar_labels(tmp_path):
     rows = [{"text": f"t {i}", "label": i % 3} for i in range(12)]
     rows[7]["label"] = True
-    one_line_error(r"b\.jsonl:8: label true is true/false but most labels are numbers",
-                   load_task_data, DataOptions(data=str(write_jsonl(tmp_path / "b.jsonl", rows))))
+    one_line_error(
+        r"b\.jsonl:8: label true is true/false but most labels are numbers",
+        load_task_data,
+        DataOptions(data=str(write_jsonl(tmp_path / "b.jsonl", rows))),
+    )
     rows[7]["label"] = ["pos"]
-    one_line_error(r"l\.jsonl:8: label in column 'label' is a JSON list",
-                   load_task_data, DataOptions(data=str(write_jsonl(tmp_path / "l.jsonl", rows))))
+    one_line_error(
+        r"l\.jsonl:8: label in column 'label' is a JSON list",
+        load_task_data,
+        DataOptions(data=str(write_jsonl(tmp_path / "l.jsonl", rows))),
+    )
     sents = [{"tokens": t, "tags": g} for t, g in ner_sentences(6)]
     sents[4]["tags"] = [0] + sents[4]["tags"][1:]
-    one_line_error(r"t\.jsonl:5: tag 0 is a number but most tags are text",
-                   load_task_data, DataOptions(data=str(write_jsonl(tmp_path / "t.jsonl", sents))))
+    one_line_error(
+        r"t\.jsonl:5: tag 0 is a number but most tags are text",
+        load_task_data,
+        DataOptions(data=str(write_jsonl(tmp_path / "t.jsonl", sents))),
+    )
 
 
 def test_consistent_json_types_still_work(tmp_path):
@@ -88,8 +101,12 @@ def test_text_label_among_fractional_numbers_is_an_error(tmp_path):
     rows = [{"text": f"t {i}", "label": f"{i / 7:.2f}"} for i in range(20)]
     rows[9]["label"] = "n/a"
     path = write_csv(tmp_path / "na.csv", rows)
-    one_line_error(r"na\.csv:11: label 'n/a' is not a number, but the other labels are numbers.*"
-                   r"--regression false", load_task_data, DataOptions(data=str(path)))
+    one_line_error(
+        r"na\.csv:11: label 'n/a' is not a number, but the other labels are numbers.*"
+        r"--regression false",
+        load_task_data,
+        DataOptions(data=str(path)),
+    )
 
 
 # ---- CSV quotes and long fields ----
@@ -154,8 +171,13 @@ def test_regression_model_on_text_labels(tmp_path):
 
     trained = SimpleNamespace(task=SEQ, regression=True, labels=[], path="runs/sts/model")
     path = write_csv(tmp_path / "topics.csv", topic_rows(9))
-    one_line_error(r"topics\.csv:2: label 'sport' is not a number, but the task is regression",
-                   splits_rows_for, trained, DataOptions(data=str(path)), ["test"])
+    one_line_error(
+        r"topics\.csv:2: label 'sport' is not a number, but the task is regression",
+        splits_rows_for,
+        trained,
+        DataOptions(data=str(path)),
+        ["test"],
+    )
 
 
 def test_model_without_label_names(tmp_path):
@@ -163,8 +185,13 @@ def test_model_without_label_names(tmp_path):
 
     trained = SimpleNamespace(task=SEQ, regression=False, labels=[], path="model.onnx")
     path = write_csv(tmp_path / "topics.csv", topic_rows(9))
-    message = one_line_error(r"topics\.csv:2: test label 'sport' cannot be matched: the model has no label names",
-                             splits_rows_for, trained, DataOptions(data=str(path)), ["test"])
+    message = one_line_error(
+        r"topics\.csv:2: test label 'sport' cannot be matched: the model has no label names",
+        splits_rows_for,
+        trained,
+        DataOptions(data=str(path)),
+        ["test"],
+    )
     assert "known: )" not in message
 
 
@@ -173,11 +200,19 @@ def test_teacher_label_mismatch_lists_the_labels_on_one_line(tmp_path):
 
     teacher = SimpleNamespace(task=SEQ, regression=False, labels=["neg", "pos\nx", " padded"], path="t")
     path = write_csv(tmp_path / "topics.csv", topic_rows(12))
-    one_line_error(r"train label '\w+' is not one of the model's labels \(neg, 'pos\\nx', ' padded'\); use data",
-                   _prepare_data, DistillConfig(data=str(path)), teacher)
+    one_line_error(
+        r"train label '\w+' is not one of the model's labels \(neg, 'pos\\nx', ' padded'\); use data",
+        _prepare_data,
+        DistillConfig(data=str(path)),
+        teacher,
+    )
     regression_teacher = SimpleNamespace(task=SEQ, regression=True, labels=[], path="t")
-    one_line_error(r"label '\w+' is not a number, but the task is regression",
-                   _prepare_data, DistillConfig(data=str(path)), regression_teacher)
+    one_line_error(
+        r"label '\w+' is not a number, but the task is regression",
+        _prepare_data,
+        DistillConfig(data=str(path)),
+        regression_teacher,
+    )
     assert check_known_labels(SEQ, [{"label": "a", "_where": "f:2"}], ["a", "b"], "dev") is None
 
 
@@ -226,10 +261,16 @@ def test_duplicate_header_column(tmp_path):
 def test_list_as_text_and_nan_label(tmp_path):
     rows = topic_rows(6)
     rows[2]["text"] = ["a", "list"]
-    one_line_error(r"lt\.jsonl:3: column 'text' holds \['a', 'list'\], not a text",
-                   load_task_data, DataOptions(data=str(write_jsonl(tmp_path / "lt.jsonl", rows))))
+    one_line_error(
+        r"lt\.jsonl:3: column 'text' holds \['a', 'list'\], not a text",
+        load_task_data,
+        DataOptions(data=str(write_jsonl(tmp_path / "lt.jsonl", rows))),
+    )
     path = tmp_path / "nan.jsonl"
-    path.write_text("".join(json.dumps({"text": f"t {i}", "label": i / 3}) + "\n" for i in range(5)) +
-                    '{"text": "x", "label": NaN}\n')
-    one_line_error(r"nan\.jsonl:6: label nan in column 'label' is not a finite number", load_task_data,
-                   DataOptions(data=str(path)))
+    path.write_text(
+        "".join(json.dumps({"text": f"t {i}", "label": i / 3}) + "\n" for i in range(5))
+        + '{"text": "x", "label": NaN}\n'
+    )
+    one_line_error(
+        r"nan\.jsonl:6: label nan in column 'label' is not a finite number", load_task_data, DataOptions(data=str(path))
+    )

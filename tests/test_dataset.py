@@ -55,8 +55,11 @@ def test_custom_column_names(tmp_path):
 
 def test_missing_column_names_the_columns_found(tmp_path):
     path = write_csv(tmp_path / "c.csv", [{"sentence": "x", "label": "a"}, {"sentence": "y", "label": "b"}])
-    with pytest.raises(DistilkitError, match=r"c\.csv: no column 'text'; columns found: sentence, label; "
-                                             r"pass --text-column"):
+    with pytest.raises(
+        DistilkitError,
+        match=r"c\.csv: no column 'text'; columns found: sentence, label; "
+        r"pass --text-column",
+    ):
         load_task_data(DataOptions(data=str(path)))
 
 

@@ -60,8 +60,10 @@ def test_uniform_layer_map_follows_tinybert():
     assert build_layer_map("0:0,1:2,2:5", 2, 6).attention == ((0, 1), (1, 4))
 
 
-@pytest.mark.parametrize("spec,match", [("uniform", "not a multiple"), ("1:7", "out of range"), ("0:3", "embeddings"),
-                                        ("a:b", "student:teacher pairs")])
+@pytest.mark.parametrize(
+    "spec,match",
+    [("uniform", "not a multiple"), ("1:7", "out of range"), ("0:3", "embeddings"), ("a:b", "student:teacher pairs")],
+)
 def test_layer_map_errors(spec, match):
     with pytest.raises(DistilkitError, match=match):
         build_layer_map(spec, 4, 6)
@@ -80,7 +82,9 @@ def test_student_from_teacher_layers_copies_weights(teacher):
     student, how = build_student("layers:1", model, "sequence-classification")
     assert student.config.num_hidden_layers == 1 and "[1]" in how
     t, s = model.state_dict(), student.state_dict()
-    assert torch.equal(s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.1.attention.self.query.weight"])
+    assert torch.equal(
+        s["bert.encoder.layer.0.attention.self.query.weight"], t["bert.encoder.layer.1.attention.self.query.weight"]
+    )
     assert torch.equal(s["classifier.weight"], t["classifier.weight"])
     assert torch.equal(s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"])
 
@@ -116,9 +120,11 @@ def test_cache_matches_live_outputs_and_keys_change(teacher, tmp_path):
     for i in range(3):
         n = int(lengths[i])
         assert torch.allclose(cache.get("hidden_2", ids, seq)[i, :n], live.hidden_states[2][i, :n], atol=1e-2)
-        assert torch.allclose(cache.get("scores_1", ids, seq)[i, :, :n, :n], rec.attention_scores[1][i, :, :n, :n], atol=1e-2)
+        assert torch.allclose(
+            cache.get("scores_1", ids, seq)[i, :, :n, :n], rec.attention_scores[1][i, :, :n, :n], atol=1e-2
+        )
         assert torch.allclose(cache.get("v_0", ids, seq)[i, :n], rec.queries_keys_values[0][2][i, :n], atol=1e-2)
-    assert cache.get("hidden_2", ids, seq)[1, int(lengths[1]):].abs().sum() == 0  # padding stays zero
+    assert cache.get("hidden_2", ids, seq)[1, int(lengths[1]) :].abs().sum() == 0  # padding stays zero
     key = cache_key(model, ds, spec)
     assert cache_key(model, ds, spec) == key
     assert cache_key(model, ds.select([0, 1]), spec) != key  # other data

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import build_tiny_model, ner_sentences, run_cli, write_conll
 
-from distilkit.compress.onnx_model import graph_is_quantized
-from distilkit.inference import load_trained
+from distilkit.inference.loading import load_trained
+from distilkit.inference.onnx_model import graph_is_quantized
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_onnx_runs_on_dynamic_batch_and_length(topic_run, topic_onnx):
     for batch, length in ((1, 3), (5, 17), (9, 40)):
         ids = np.random.default_rng(batch).integers(5, 60, size=(batch, length))
         mask = np.ones_like(ids)
-        mask[0, length // 2:] = 0  # padding in one row
+        mask[0, length // 2 :] = 0  # padding in one row
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         with torch.no_grad():
             ref = torch_model.model(**{k: torch.tensor(v) for k, v in feed.items()}).logits.numpy()
@@ -71,14 +71,18 @@ def test_token_classification_export(ner_run, tmp_path, capsys):
     assert code == 0, err
     assert json.loads((out / "distilkit_onnx.json").read_text())["parity"]["max_abs_logit_diff"] <= 1e-4
     sentence = ["anna visited new york"]
-    assert predictions(ner_run, sentence, tmp_path, capsys)[0]["tags"] == predictions(out, sentence, tmp_path, capsys)[0]["tags"]
+    assert (
+        predictions(ner_run, sentence, tmp_path, capsys)[0]["tags"]
+        == predictions(out, sentence, tmp_path, capsys)[0]["tags"]
+    )
 
 
 @pytest.mark.parametrize("method", ["dynamic", "static"])
 def test_ort_quantization_writes_int8_and_a_report(topic_onnx, tmp_path, capsys, method):
     out = tmp_path / f"int8-{method}"
-    code, stdout, err = run_cli(["quantize", "--model", topic_onnx, "--method", method, "--output", out,
-                                 "--calibration-samples", "32"], capsys)
+    code, stdout, err = run_cli(
+        ["quantize", "--model", topic_onnx, "--method", method, "--output", out, "--calibration-samples", "32"], capsys
+    )
     assert code == 0, err
     assert graph_is_quantized(out / "model.onnx")
     report = json.loads((out / "quantize_report.json").read_text())
@@ -116,8 +120,9 @@ def test_quantizing_a_quantized_onnx_model_is_refused(topic_onnx, tmp_path, caps
 
 def test_calibration_data_of_the_wrong_task_is_refused(topic_onnx, tmp_path, capsys):
     conll = write_conll(tmp_path / "ner.conll", ner_sentences(20))
-    code, _, err = run_cli(["quantize", "--model", topic_onnx, "--method", "static", "--data", conll,
-                            "--output", tmp_path / "q"], capsys)
+    code, _, err = run_cli(
+        ["quantize", "--model", topic_onnx, "--method", "static", "--data", conll, "--output", tmp_path / "q"], capsys
+    )
     assert code == 2 and "token-classification data" in err and "sequence-classification model" in err
     assert not (tmp_path / "q").exists() and not (tmp_path / ".q.partial").exists()
 
@@ -137,8 +142,16 @@ def test_unsupported_architecture_export_fails_cleanly(tmp_path, capsys):
     from transformers import LongformerConfig, LongformerForSequenceClassification
 
     folder = build_tiny_model(tmp_path / "tok")  # only its tokenizer is used
-    config = LongformerConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                              intermediate_size=64, attention_window=4, max_position_embeddings=130, num_labels=2)
+    config = LongformerConfig(
+        vocab_size=1000,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        attention_window=4,
+        max_position_embeddings=130,
+        num_labels=2,
+    )
     LongformerForSequenceClassification(config).save_pretrained(folder)
     capsys.readouterr()
     code, _, err = run_cli(["export", "--model", folder, "--output", tmp_path / "out"], capsys)

@@ -23,8 +23,13 @@ from distilkit.data.encode import encode_splits
 from distilkit.errors import DistilkitError
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 200, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES <= 200,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _base_files() -> dict[str, bytes]:
@@ -37,14 +42,40 @@ def _base_files() -> dict[str, bytes]:
     for tokens, tags in ner_sentences(8):
         conll += [f"{t} NN {g}" for t, g in zip(tokens, tags)] + [""]
     tok_jsonl = [json.dumps({"tokens": t, "ner_tags": g}) for t, g in ner_sentences(8)]
-    return {"csv": "\n".join(csv_lines).encode(), "tsv": "\n".join(tsv_lines).encode(),
-            "jsonl": "\n".join(jsonl).encode(), "conll": "\n".join(conll).encode(),
-            "tok.jsonl": "\n".join(tok_jsonl).encode()}
+    return {
+        "csv": "\n".join(csv_lines).encode(),
+        "tsv": "\n".join(tsv_lines).encode(),
+        "jsonl": "\n".join(jsonl).encode(),
+        "conll": "\n".join(conll).encode(),
+        "tok.jsonl": "\n".join(tok_jsonl).encode(),
+    }
 
 
 BASE = _base_files()
-INSERTS = [b'"', b'""', b"\t", b"\n", b"\r", b"\r\n", b"\x00", b"\xff", b"\xc3", b"\xe2\x80\xa8", b",", b" ",
-           b"{", b"[", b"]", b"}", b":", b"NaN", b"-DOCSTART-", b"\xef\xbb\xbf", b"1e999", b'"label": 1']
+INSERTS = [
+    b'"',
+    b'""',
+    b"\t",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x80\xa8",
+    b",",
+    b" ",
+    b"{",
+    b"[",
+    b"]",
+    b"}",
+    b":",
+    b"NaN",
+    b"-DOCSTART-",
+    b"\xef\xbb\xbf",
+    b"1e999",
+    b'"label": 1',
+]
 MUTATION = st.one_of(
     st.tuples(st.just("flip"), st.floats(0, 1), st.integers(0, 255)),
     st.tuples(st.just("truncate"), st.floats(0, 1)),
@@ -54,9 +85,15 @@ MUTATION = st.one_of(
     st.tuples(st.just("drop_column"), st.floats(0, 1)),
     st.tuples(st.just("empty")),
 )
-JSON_VALUE = st.one_of(st.integers(-3, 3), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
-                       st.text(max_size=4), st.lists(st.integers(0, 2), max_size=2),
-                       st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+JSON_VALUE = st.one_of(
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=4),
+    st.lists(st.integers(0, 2), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
 
 
 def mutate(data: bytes, mutation: tuple) -> bytes:
@@ -65,13 +102,13 @@ def mutate(data: bytes, mutation: tuple) -> bytes:
     lines = data.split(b"\n")
     line = min(int(args[0] * len(lines)), len(lines) - 1) if args else 0
     if kind == "flip" and data:
-        return data[:at] + bytes([args[1]]) + data[at + 1:]
+        return data[:at] + bytes([args[1]]) + data[at + 1 :]
     if kind == "truncate":
         return data[:at]
     if kind == "insert":
         return data[:at] + args[1] + data[at:]
     if kind == "delete_line":
-        return b"\n".join(lines[:line] + lines[line + 1:])
+        return b"\n".join(lines[:line] + lines[line + 1 :])
     if kind == "repeat_line":
         return b"\n".join(lines[: line + 1] + lines[line:])
     if kind == "drop_column":  # cut the line at its last separator: a row (or the header) loses a column
@@ -105,8 +142,9 @@ def check_task_data(data: TaskData, for_training: bool) -> None:
 def load(path: Path, fmt: str, for_training: bool, regression=None) -> TaskData | None:
     """The CLI's data step; None when it ended in a (one-line) DistilkitError."""
     try:
-        data = load_task_data(DataOptions(data=str(path), format=fmt, regression=regression), seed=0,
-                              for_training=for_training)
+        data = load_task_data(
+            DataOptions(data=str(path), format=fmt, regression=regression), seed=0, for_training=for_training
+        )
     except DistilkitError as err:
         message = str(err)
         assert message and "\n" not in message and "\r" not in message, message
@@ -128,8 +166,12 @@ FILES = {"csv": "data.csv", "tsv": "data.tsv", "jsonl": "data.jsonl", "conll": "
 
 
 @FUZZ
-@given(base=st.sampled_from(sorted(BASE)), mutations=st.lists(MUTATION, min_size=1, max_size=4),
-       fmt=st.sampled_from(["auto", "auto", "auto", "csv", "tsv", "jsonl", "conll"]), for_training=st.booleans())
+@given(
+    base=st.sampled_from(sorted(BASE)),
+    mutations=st.lists(MUTATION, min_size=1, max_size=4),
+    fmt=st.sampled_from(["auto", "auto", "auto", "csv", "tsv", "jsonl", "conll"]),
+    for_training=st.booleans(),
+)
 def test_mutated_files_load_or_fail_cleanly(base, mutations, fmt, for_training):
     content = BASE[base]
     for m in mutations:
@@ -141,10 +183,13 @@ def test_mutated_files_load_or_fail_cleanly(base, mutations, fmt, for_training):
 
 
 @FUZZ
-@given(labels=st.lists(st.tuples(st.integers(0, 11), JSON_VALUE), min_size=1, max_size=3),
-       texts=st.lists(st.tuples(st.integers(0, 11), JSON_VALUE), max_size=2),
-       drop=st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["text", "label"])), max_size=1),
-       regression=st.sampled_from([None, None, True, False]), for_training=st.booleans())
+@given(
+    labels=st.lists(st.tuples(st.integers(0, 11), JSON_VALUE), min_size=1, max_size=3),
+    texts=st.lists(st.tuples(st.integers(0, 11), JSON_VALUE), max_size=2),
+    drop=st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["text", "label"])), max_size=1),
+    regression=st.sampled_from([None, None, True, False]),
+    for_training=st.booleans(),
+)
 def test_jsonl_values_of_any_type(labels, texts, drop, regression, for_training):
     rows = topic_rows(12)
     for i, value in labels:
@@ -160,9 +205,17 @@ def test_jsonl_values_of_any_type(labels, texts, drop, regression, for_training)
 
 
 @FUZZ
-@given(numbers=st.lists(st.one_of(st.integers(-5, 5).map(str), st.floats(-2, 2).map(lambda f: f"{f:.2f}"),
-                                  st.sampled_from(["nan", "inf", "n/a", "1e999", "0x1", "1_0", " 2 ", "pos"])),
-                        min_size=4, max_size=12))
+@given(
+    numbers=st.lists(
+        st.one_of(
+            st.integers(-5, 5).map(str),
+            st.floats(-2, 2).map(lambda f: f"{f:.2f}"),
+            st.sampled_from(["nan", "inf", "n/a", "1e999", "0x1", "1_0", " 2 ", "pos"]),
+        ),
+        min_size=4,
+        max_size=12,
+    )
+)
 def test_csv_numeric_labels(numbers):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "num.csv"
@@ -170,8 +223,13 @@ def test_csv_numeric_labels(numbers):
         load(path, "auto", True)
 
 
-@settings(max_examples=max(10, EXAMPLES // 4), deadline=None, derandomize=EXAMPLES <= 200, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=max(10, EXAMPLES // 4),
+    deadline=None,
+    derandomize=EXAMPLES <= 200,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(base=st.sampled_from(sorted(BASE)), mutations=st.lists(MUTATION, min_size=1, max_size=3))
 def test_mutated_files_tokenize(tokenizer, base, mutations):
     """Whatever loads must also tokenize (the next step of finetune), label ids included."""

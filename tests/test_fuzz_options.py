@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from distilkit.cli import COMMANDS, parse
 from distilkit.errors import DistilkitError
 
-NUMERIC = sorted({(name, f.name) for name, (cls, _) in COMMANDS.items() for f in dataclasses.fields(cls)
-                  if f.metadata.get("rule")})
+NUMERIC = sorted(
+    {(name, f.name) for name, (cls, _) in COMMANDS.items() for f in dataclasses.fields(cls) if f.metadata.get("rule")}
+)
 VALUES = st.one_of(
-    st.integers(min_value=-10**12, max_value=10**12),
+    st.integers(min_value=-(10**12), max_value=10**12),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["0", "-1", "1e-4", "nan", "inf", "-inf", "", "abc", "1,5", "0x10", "1e400", "true", "[]", "{}"]),
 )
@@ -39,13 +40,17 @@ def test_any_value_of_any_numeric_option_parses_or_is_one_error(option, value):
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.fixed_dictionaries({
-    "--batch-size": st.sampled_from(["0", "1", "7", "-3", "100000"]),
-    "--lr": st.sampled_from(["1e-3", "0", "-1", "nan", "1e9"]),
-    "--epochs": st.sampled_from(["1", "0", "0.5", "-2"]),
-    "--max-length": st.sampled_from(["16", "0", "-5", "100000", "4"]),
-    "--warmup": st.sampled_from(["0", "0.5", "3", "-0.1"]),
-}))
+@given(
+    values=st.fixed_dictionaries(
+        {
+            "--batch-size": st.sampled_from(["0", "1", "7", "-3", "100000"]),
+            "--lr": st.sampled_from(["1e-3", "0", "-1", "nan", "1e9"]),
+            "--epochs": st.sampled_from(["1", "0", "0.5", "-2"]),
+            "--max-length": st.sampled_from(["16", "0", "-5", "100000", "4"]),
+            "--warmup": st.sampled_from(["0", "0.5", "3", "-0.1"]),
+        }
+    )
+)
 def test_finetune_with_random_values_finishes_or_stops_cleanly(tiny_model, tmp_path_factory, capsys, values):
     folder = tmp_path_factory.mktemp("fuzz")
     data = write_csv(folder / "t.csv", topic_rows(24))

@@ -9,7 +9,7 @@ from conftest import run_cli
 
 from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjections
 from distilkit.distill.layer_map import build_layer_map
-from distilkit.distill.losses import LOSSES, LossInputs, kd_loss, register_loss
+from distilkit.losses import LOSSES, LossInputs, kd_loss, register_loss
 
 B, N, PAD, C, HEADS, WIDTH = 3, 5, 2, 4, 2, 8
 
@@ -37,9 +37,17 @@ def random_batch(seed: int, n: int = N, same: bool = False, pad: int = 0) -> Los
     emb, hid = pair(B, total, WIDTH), pair(B, total, WIDTH)
     scores = pair(B, HEADS, total, total)
     q, k, v = pair(B, total, WIDTH), pair(B, total, WIDTH), pair(B, total, WIDTH)
-    return LossInputs(mask=mask, student_logits=s_logits, teacher_logits=[t_logits], embeddings=[(*emb, None)],
-                      hidden=[(*hid, None)], scores=[scores], qkv=((q[0], k[0], v[0]), (q[1], k[1], v[1])),
-                      relation_heads=2, temperature=2.0)
+    return LossInputs(
+        mask=mask,
+        student_logits=s_logits,
+        teacher_logits=[t_logits],
+        embeddings=[(*emb, None)],
+        hidden=[(*hid, None)],
+        scores=[scores],
+        qkv=((q[0], k[0], v[0]), (q[1], k[1], v[1])),
+        relation_heads=2,
+        temperature=2.0,
+    )
 
 
 def with_padding(batch: LossInputs, seed: int) -> LossInputs:
@@ -58,11 +66,15 @@ def with_padding(batch: LossInputs, seed: int) -> LossInputs:
 
     return LossInputs(
         mask=torch.cat([batch.mask, torch.zeros(B, PAD, dtype=torch.long)], 1),
-        student_logits=batch.student_logits, teacher_logits=batch.teacher_logits,
-        embeddings=[grow_pair(p) for p in batch.embeddings], hidden=[grow_pair(p) for p in batch.hidden],
+        student_logits=batch.student_logits,
+        teacher_logits=batch.teacher_logits,
+        embeddings=[grow_pair(p) for p in batch.embeddings],
+        hidden=[grow_pair(p) for p in batch.hidden],
         scores=[tuple(grow(x, [2, 3]) for x in p) for p in batch.scores],
         qkv=tuple(tuple(grow(x, [1]) for x in side) for side in batch.qkv),
-        relation_heads=batch.relation_heads, temperature=batch.temperature)
+        relation_heads=batch.relation_heads,
+        temperature=batch.temperature,
+    )
 
 
 DISTILLATION_LOSSES = sorted(name for name, loss in LOSSES.items() if "labels" not in loss.reads)
@@ -80,12 +92,13 @@ def test_every_loss_is_finite_non_negative_and_zero_when_student_equals_teacher(
 @pytest.mark.parametrize("name", DISTILLATION_LOSSES)
 def test_every_loss_ignores_masked_padding(name):
     batch = random_batch(3)
-    assert LOSSES[name].term(with_padding(batch, 4)).item() == pytest.approx(LOSSES[name].term(batch).item(),
-                                                                            rel=1e-4, abs=1e-6)
+    assert LOSSES[name].term(with_padding(batch, 4)).item() == pytest.approx(
+        LOSSES[name].term(batch).item(), rel=1e-4, abs=1e-6
+    )
 
 
 def test_every_loss_declares_what_it_reads():
-    from distilkit.distill.registry import READABLE
+    from distilkit.losses.registry import READABLE
 
     for loss in LOSSES.values():
         assert loss.reads and loss.reads <= READABLE
@@ -107,10 +120,11 @@ def test_the_plan_derives_capture_and_cache_from_the_losses():
 
 # ---- compute_loss on real tiny models --------------------------------------------------------------------------
 
+
 def tiny_distiller(topic_run, weights: dict, caches=None, layer_map="uniform"):
     """A Distiller without the Trainer around it: the teacher is the topic run, the student a 1-layer copy."""
     from distilkit.distill.students import build_student
-    from distilkit.inference import load_trained
+    from distilkit.inference.loading import load_trained
 
     teacher = load_trained(str(topic_run))
     student, _ = build_student("1", teacher.model, teacher.task, seed=0)
@@ -167,10 +181,23 @@ def test_cached_and_live_teacher_outputs_give_the_same_loss(topic_run, tmp_path)
     inputs, rows = encoded(teacher)
     dataset = datasets.Dataset.from_list(rows)
     config = teacher.model.config
-    dims = {"task": "sequence-classification", "token_level": False, "hidden": config.hidden_size,
-            "heads": config.num_attention_heads, "labels": config.num_labels}
-    cache = build_cache(teacher.model, dataset, collator_for("sequence-classification", teacher.tokenizer),
-                        live.plan.cache_spec(logits=True), tmp_path / "cache", 2, dims, progress=False)
+    dims = {
+        "task": "sequence-classification",
+        "token_level": False,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "labels": config.num_labels,
+    }
+    cache = build_cache(
+        teacher.model,
+        dataset,
+        collator_for("sequence-classification", teacher.tokenizer),
+        live.plan.cache_spec(logits=True),
+        tmp_path / "cache",
+        2,
+        dims,
+        progress=False,
+    )
     cached, _, _ = tiny_distiller(topic_run, weights, caches=[cache])
 
     def no_live_teacher(*args, **kwargs):
@@ -187,27 +214,63 @@ def test_cached_and_live_teacher_outputs_give_the_same_loss(topic_run, tmp_path)
 
 # ---- a user's loss through the command line --------------------------------------------------------------------
 
+
 def test_a_loss_from_outside_the_package_is_used_and_logged(topic_run, topic_data, tmp_path, capsys):
     out = tmp_path / "d"
-    code, stdout, err = run_cli(["distill", "--teacher", topic_run, "--data", topic_data, "--student", "1",
-                                 "--losses", "{kd: 1, test_logit_l1: 0.5}", "--epochs", "1", "--batch-size", "16",
-                                 "--logging-steps", "2", "--output", out], capsys)
+    code, stdout, err = run_cli(
+        [
+            "distill",
+            "--teacher",
+            topic_run,
+            "--data",
+            topic_data,
+            "--student",
+            "1",
+            "--losses",
+            "{kd: 1, test_logit_l1: 0.5}",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--logging-steps",
+            "2",
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "0.5·test_logit_l1" in stdout
     logged = stdout + err
     assert "'loss_test_logit_l1'" in logged
-    assert json.loads((out / "metrics.json").read_text())["stages"][-1]["weights"] == {"kd": 1.0,
-                                                                                      "test_logit_l1": 0.5}
+    assert json.loads((out / "metrics.json").read_text())["stages"][-1]["weights"] == {"kd": 1.0, "test_logit_l1": 0.5}
 
 
 def test_a_plugin_file_registers_its_loss(topic_run, topic_data, tmp_path, capsys):
     plugin = tmp_path / "my_losses.py"
-    plugin.write_text("from distilkit.distill.losses import register_loss\n\n"
-                      "@register_loss('plugin_logit_mse', reads={'logits'})\n"
-                      "def plugin_logit_mse(batch):\n"
-                      "    return ((batch.student_logits - batch.teacher_logits[0]) ** 2).mean()\n")
-    args = ["distill", "--teacher", topic_run, "--data", topic_data, "--student", "1", "--epochs", "1",
-            "--batch-size", "16", "--losses", "{plugin_logit_mse: 1}", "--output", tmp_path / "d"]
+    plugin.write_text(
+        "from distilkit.losses import register_loss\n\n"
+        "@register_loss('plugin_logit_mse', reads={'logits'})\n"
+        "def plugin_logit_mse(batch):\n"
+        "    return ((batch.student_logits - batch.teacher_logits[0]) ** 2).mean()\n"
+    )
+    args = [
+        "distill",
+        "--teacher",
+        topic_run,
+        "--data",
+        topic_data,
+        "--student",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--losses",
+        "{plugin_logit_mse: 1}",
+        "--output",
+        tmp_path / "d",
+    ]
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "unknown loss 'plugin_logit_mse'" in err and "--plugins" in err
     code, stdout, err = run_cli([*args, "--plugins", plugin, "--logging-steps", "2"], capsys)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from distilkit.distill.losses import LOSSES, build_loss, masked_mean
 from distilkit.errors import DistilkitError
+from distilkit.losses import LOSSES, build_loss, masked_mean
 
 
 def softmax(x):
@@ -25,9 +25,12 @@ T_LOGITS = torch.tensor([[2.0, 1.0, 0.0], [0.5, 0.5, 2.0]])
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
 def test_kd_is_t_squared_kl_teacher_student(temperature):
-    expected = np.mean([
-        kl(softmax(t.numpy() / temperature), softmax(s.numpy() / temperature)) for s, t in zip(S_LOGITS, T_LOGITS)
-    ]) * temperature**2
+    expected = (
+        np.mean(
+            [kl(softmax(t.numpy() / temperature), softmax(s.numpy() / temperature)) for s, t in zip(S_LOGITS, T_LOGITS)]
+        )
+        * temperature**2
+    )
     got = LOSSES["kd"](S_LOGITS, T_LOGITS, temperature)
     assert got.item() == pytest.approx(expected, rel=1e-5)
 
@@ -111,8 +114,8 @@ def test_minilm_relations_by_hand():
         per = []
         for a in range(heads):
             ds, dt = 4 // heads, 6 // heads
-            s_part = xs[0, :, a * ds:(a + 1) * ds].numpy()
-            t_part = xt[0, :, a * dt:(a + 1) * dt].numpy()
+            s_part = xs[0, :, a * ds : (a + 1) * ds].numpy()
+            t_part = xt[0, :, a * dt : (a + 1) * dt].numpy()
             for i in range(n):
                 rs = softmax(s_part[i] @ s_part.T / math.sqrt(ds))
                 rt = softmax(t_part[i] @ t_part.T / math.sqrt(dt))

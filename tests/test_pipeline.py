@@ -14,7 +14,7 @@ from conftest import run_cli, topic_rows, write_csv
 
 from distilkit.cli import parse
 from distilkit.errors import DistilkitError
-from distilkit.pipeline import Pipeline, changed_sections, load_recipe
+from distilkit.pipeline.runner import Pipeline, changed_sections, load_recipe
 
 RECIPES = Path(__file__).parent.parent / "recipes"
 
@@ -22,7 +22,8 @@ RECIPES = Path(__file__).parent.parent / "recipes"
 def tiny_recipe(tmp_path, tiny_model, **changes) -> Path:
     data = write_csv(tmp_path / "topics.csv", topic_rows(240, seed=1))
     recipe = {
-        "name": "tiny", "output": str(tmp_path / "run"),
+        "name": "tiny",
+        "output": str(tmp_path / "run"),
         "data": {"data": str(data), "max_length": 32},
         "teacher": {"model": str(tiny_model), "epochs": 8, "lr": 1e-3, "batch_size": 16, "warmup": 0},
         "students": {"s1": {"student": "1", "recipe": "kd", "epochs": 6, "lr": 1e-3, "batch_size": 16, "warmup": 0}},
@@ -104,9 +105,21 @@ def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):
         pytest.skip("Debian chromium is not installed here (apt-get install chromium)")
     _, run = tiny_pipeline
     shot = tmp_path / "report.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={shot}", "--window-size=1200,1800", (run / "report.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,1800",
+            (run / "report.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     import matplotlib.image
 
     pixels = matplotlib.image.imread(shot)[..., :3]
@@ -120,8 +133,22 @@ def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):
 def test_bench_torch_and_onnx(tiny_pipeline, tmp_path, capsys):
     _, run = tiny_pipeline
     out = tmp_path / "bench.json"
-    code, stdout, err = run_cli(["bench", run / "students" / "s1", run / "int8" / "s1-dynamic", "--rounds", "3",
-                                 "--seq-len", "16", "--batch-size", "4", "--output", out], capsys)
+    code, stdout, err = run_cli(
+        [
+            "bench",
+            run / "students" / "s1",
+            run / "int8" / "s1-dynamic",
+            "--rounds",
+            "3",
+            "--seq-len",
+            "16",
+            "--batch-size",
+            "4",
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     rows = json.loads(out.read_text())["models"]
     assert [r["backend"] for r in rows] == ["torch", "onnx"] and rows[1]["precision"] == "dynamic"
@@ -160,14 +187,23 @@ def test_bench_onnx_backend_needs_an_export(tiny_pipeline, capsys):
     assert code == 2 and "run distilkit export --model" in err
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"studnets": {}}, "unknown key 'studnets' in the recipe; did you mean 'students'?"),
-    ({"students": {"s1": {"student": "1", "epocs": 2}}}, "unknown key 'epocs' in students.s1; did you mean 'epochs'?"),
-    ({"stages": ["distill", "evaluate"]}, "stage distill needs"),
-    ({"stages": ["teacher", "distill", "export", "evaluate", "report"]}, "stage report needs"),
-    ({"quantize": {"methods": ["int4"]}}, "unknown method 'int4'"),
-    ({"quantize": {"models": ["s9"], "methods": ["dynamic"]}}, "'s9' is not the teacher, a student or a pruned model"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"studnets": {}}, "unknown key 'studnets' in the recipe; did you mean 'students'?"),
+        (
+            {"students": {"s1": {"student": "1", "epocs": 2}}},
+            "unknown key 'epocs' in students.s1; did you mean 'epochs'?",
+        ),
+        ({"stages": ["distill", "evaluate"]}, "stage distill needs"),
+        ({"stages": ["teacher", "distill", "export", "evaluate", "report"]}, "stage report needs"),
+        ({"quantize": {"methods": ["int4"]}}, "unknown method 'int4'"),
+        (
+            {"quantize": {"models": ["s9"], "methods": ["dynamic"]}},
+            "'s9' is not the teacher, a student or a pruned model",
+        ),
+    ],
+)
 def test_bad_recipes_fail_with_one_line(tiny_model, tmp_path, capsys, change, message):
     recipe = tiny_recipe(tmp_path, tiny_model, **change)
     code, _, err = run_cli(["run", recipe], capsys)
@@ -188,7 +224,9 @@ def test_shipped_recipes_parse_and_every_option_exists(recipe, tmp_path):
         config = tmp_path / f"{command}.yaml"
         config.write_text(yaml.safe_dump(options))
         parse([command, "--config", str(config)])  # raises UsageError on a bad name or type
-    assert {"bbc-news", "brown-pos", "sst2-tinybert4", "conll03-ner-tinybert4"} <= {p.stem for p in RECIPES.glob("*.yaml")}
+    assert {"bbc-news", "brown-pos", "sst2-tinybert4", "conll03-ner-tinybert4"} <= {
+        p.stem for p in RECIPES.glob("*.yaml")
+    }
 
 
 def test_missing_recipe_file(tmp_path):

@@ -8,10 +8,12 @@ import torch
 from conftest import FAST, build_tiny_model, run_cli, topic_rows, write_csv
 
 from distilkit.compress import pruning
-from distilkit.inference import load_trained
+from distilkit.inference.loading import load_trained
 
-BATCH = {"input_ids": torch.tensor([[2, 10, 11, 12, 13, 3], [2, 20, 21, 3, 0, 0]]),
-         "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])}
+BATCH = {
+    "input_ids": torch.tensor([[2, 10, 11, 12, 13, 3], [2, 20, 21, 3, 0, 0]]),
+    "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]),
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +33,7 @@ def logits_with_gates(model, heads_off: dict, neurons_off: dict):
     paths, d = pruning.paths_for(model), pruning.head_size(model)
     hooks = []
     for i, layer in enumerate(pruning.encoder_layer_list(model, paths)):
+
         def zero_heads(module, args, off=heads_off.get(i, [])):
             x = args[0].clone().view(*args[0].shape[:-1], -1, d)
             x[..., off, :] = 0
@@ -81,8 +84,10 @@ def test_prune_cli_writes_a_loadable_smaller_model(four_head_run, tmp_path, caps
     from transformers import AutoModelForSequenceClassification
 
     out = tmp_path / "pruned"
-    code, stdout, err = run_cli(["prune", "--model", four_head_run, "--heads", "0.25", "--ffn", "0.25",
-                                 "--budget", "layer", "--output", out], capsys)
+    code, stdout, err = run_cli(
+        ["prune", "--model", four_head_run, "--heads", "0.25", "--ffn", "0.25", "--budget", "layer", "--output", out],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["pruned"]["attention_heads"] == [3, 3] and metrics["pruned"]["intermediate_sizes"] == [48, 48]
@@ -116,9 +121,26 @@ def test_unstructured_sparsity_is_permanent_and_reported(four_head_run, tmp_path
 @pytest.mark.parametrize("method", ["finetune", "distill"])
 def test_recovery_keeps_the_pruned_shapes(four_head_run, tmp_path, capsys, method):
     out = tmp_path / method
-    code, stdout, err = run_cli(["prune", "--model", four_head_run, "--heads", "0:2,1:1", "--sparsity", "0.3",
-                                 "--recover", method, "--recover-epochs", "1", "--recover-lr", "1e-3",
-                                 "--output", out], capsys)
+    code, stdout, err = run_cli(
+        [
+            "prune",
+            "--model",
+            four_head_run,
+            "--heads",
+            "0:2,1:1",
+            "--sparsity",
+            "0.3",
+            "--recover",
+            method,
+            "--recover-epochs",
+            "1",
+            "--recover-lr",
+            "1e-3",
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recovery"]["method"] == method and "accuracy" in metrics["recovered"]
@@ -128,13 +150,16 @@ def test_recovery_keeps_the_pruned_shapes(four_head_run, tmp_path, capsys, metho
     assert f"after {method} recovery" in stdout
 
 
-@pytest.mark.parametrize("heads, message", [
-    ("0:5", "layer 0 has only 4 heads, cannot remove 5"),
-    ("1:4", "removing all 4 heads of layer 1"),
-    ("1.0", "1 would remove every head"),
-    ("7:1", "layer 7 does not exist"),
-    ("half", "give a fraction like 0.3"),
-])
+@pytest.mark.parametrize(
+    "heads, message",
+    [
+        ("0:5", "layer 0 has only 4 heads, cannot remove 5"),
+        ("1:4", "removing all 4 heads of layer 1"),
+        ("1.0", "1 would remove every head"),
+        ("7:1", "layer 7 does not exist"),
+        ("half", "give a fraction like 0.3"),
+    ],
+)
 def test_impossible_head_requests_fail_before_writing(four_head_run, tmp_path, capsys, heads, message):
     out = tmp_path / "bad"
     code, _, err = run_cli(["prune", "--model", four_head_run, "--heads", heads, "--output", out], capsys)
@@ -143,6 +168,7 @@ def test_impossible_head_requests_fail_before_writing(four_head_run, tmp_path, c
 
 
 def test_layer_budget_that_empties_a_layer_is_refused(four_head_run, tmp_path, capsys):
-    code, _, err = run_cli(["prune", "--model", four_head_run, "--heads", "0.9", "--budget", "layer",
-                            "--output", tmp_path / "bad"], capsys)
+    code, _, err = run_cli(
+        ["prune", "--model", four_head_run, "--heads", "0.9", "--budget", "layer", "--output", tmp_path / "bad"], capsys
+    )
     assert code == 2 and "would remove all of them" in err and not (tmp_path / "bad").exists()

@@ -48,8 +48,9 @@ def test_format_detection(tmp_path):
 def test_save_to_disk_folder_with_classlabels(tmp_path):
     import datasets
 
-    features = datasets.Features({"text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=["food", "music", "sport"])})
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["food", "music", "sport"])}
+    )
     rows = topic_rows(30)
     ds = datasets.Dataset.from_dict(
         {"text": [r["text"] for r in rows], "label": [["food", "music", "sport"].index(r["label"]) for r in rows]},

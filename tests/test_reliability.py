@@ -28,23 +28,26 @@ def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".partial"))
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["finetune", "--batch-size", "0"], "--batch-size 0: must be an integer ≥ 1"),
-    (["finetune", "--lr=-1e-3"], "--lr -0.001: must be a finite number > 0"),
-    (["finetune", "--max-length", "0"], "--max-length 0"),
-    (["finetune", "--max-length", "-5"], "--max-length -5"),
-    (["finetune", "--epochs", "0"], "--epochs 0.0: must be a finite number > 0"),
-    (["finetune", "--dropout", "1"], "--dropout 1.0: must be a finite number in [0, 1)"),
-    (["finetune", "--seed", "-1"], "--seed -1"),
-    (["distill", "--temperature", "0"], "--temperature 0.0: must be a finite number > 0"),
-    (["distill", "--temperature", "-1"], "--temperature -1.0"),
-    (["distill", "--alpha", "1.5"], "--alpha 1.5: must be a finite number in [0, 1]"),
-    (["distill", "--augment-p", "2"], "--augment-p 2.0"),
-    (["prune", "--ffn", "1.0"], "--ffn 1.0: must be a finite number in [0, 1)"),
-    (["predict", "--batch-size", "0", "hello"], "--batch-size 0"),
-    (["bench", "--rounds", "0"], "--rounds 0"),
-    (["export", "--opset", "9"], "--opset 9: must be an integer ≥ 14"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["finetune", "--batch-size", "0"], "--batch-size 0: must be an integer ≥ 1"),
+        (["finetune", "--lr=-1e-3"], "--lr -0.001: must be a finite number > 0"),
+        (["finetune", "--max-length", "0"], "--max-length 0"),
+        (["finetune", "--max-length", "-5"], "--max-length -5"),
+        (["finetune", "--epochs", "0"], "--epochs 0.0: must be a finite number > 0"),
+        (["finetune", "--dropout", "1"], "--dropout 1.0: must be a finite number in [0, 1)"),
+        (["finetune", "--seed", "-1"], "--seed -1"),
+        (["distill", "--temperature", "0"], "--temperature 0.0: must be a finite number > 0"),
+        (["distill", "--temperature", "-1"], "--temperature -1.0"),
+        (["distill", "--alpha", "1.5"], "--alpha 1.5: must be a finite number in [0, 1]"),
+        (["distill", "--augment-p", "2"], "--augment-p 2.0"),
+        (["prune", "--ffn", "1.0"], "--ffn 1.0: must be a finite number in [0, 1)"),
+        (["predict", "--batch-size", "0", "hello"], "--batch-size 0"),
+        (["bench", "--rounds", "0"], "--rounds 0"),
+        (["export", "--opset", "9"], "--opset 9: must be an integer ≥ 14"),
+    ],
+)
 def test_out_of_range_options_are_one_line_before_anything_runs(tmp_path, capsys, args, needle):
     code, _, err = run_cli([*args, "--output", str(tmp_path / "out")] if args[0] != "bench" else args, capsys)
     one_error_line(code, err, needle)
@@ -62,27 +65,51 @@ def test_config_file_values_are_checked_like_the_command_line(tmp_path, capsys):
 
 def test_recipe_sections_are_range_checked_before_any_stage(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({"data": {"data": "x.csv", "max_length": 64},
-                                      "teacher": {"model": "m", "lr": "1e-4"},
-                                      "students": {"s": {"student": "1", "temperature": 0}}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"data": "x.csv", "max_length": 64},
+                "teacher": {"model": "m", "lr": "1e-4"},
+                "students": {"s": {"student": "1", "temperature": 0}},
+            }
+        )
+    )
     code, _, err = run_cli(["run", str(recipe), "--output", str(tmp_path / "run")], capsys)
     one_error_line(code, err, f"{recipe}: students.s: --temperature 0: must be a finite number > 0")
     assert not (tmp_path / "run").exists()
 
 
 def test_loss_weights_must_be_finite_and_not_all_zero(tmp_path, capsys, topic_run, topic_data):
-    for losses, needle in [("{kd: .nan}", "weight of 'kd' must be a finite number"),
-                           ("{kd: 0, ce: 0}", "every weight is 0")]:
-        code, _, err = run_cli(["distill", "--teacher", topic_run, "--data", topic_data, "--student", "1",
-                                "--losses", losses, "--output", tmp_path / "d"], capsys)
+    for losses, needle in [
+        ("{kd: .nan}", "weight of 'kd' must be a finite number"),
+        ("{kd: 0, ce: 0}", "every weight is 0"),
+    ]:
+        code, _, err = run_cli(
+            [
+                "distill",
+                "--teacher",
+                topic_run,
+                "--data",
+                topic_data,
+                "--student",
+                "1",
+                "--losses",
+                losses,
+                "--output",
+                tmp_path / "d",
+            ],
+            capsys,
+        )
         one_error_line(code, err, needle)
     assert leftovers(tmp_path) == [] and not (tmp_path / "d").exists()
 
 
 def test_max_length_beyond_the_models_positions_is_refused(tiny_model, topic_run, tmp_path, capsys):
     data = write_csv(tmp_path / "t.csv", topic_rows(30))
-    code, _, err = run_cli(["finetune", "--model", tiny_model, "--data", data, "--max-length", "100000",
-                            "--output", tmp_path / "r"], capsys)
+    code, _, err = run_cli(
+        ["finetune", "--model", tiny_model, "--data", data, "--max-length", "100000", "--output", tmp_path / "r"],
+        capsys,
+    )
     one_error_line(code, err, "--max-length 100000", "reads at most 128 tokens", "--max-length 128 or less")
     code, _, err = run_cli(["predict", "--model", topic_run, "--max-length", "129", "hello"], capsys)
     one_error_line(code, err, "reads at most 128 tokens")
@@ -91,13 +118,16 @@ def test_max_length_beyond_the_models_positions_is_refused(tiny_model, topic_run
 
 # ---- outputs: only distilkit's own are replaced -------------------------------------------------------------
 
+
 def test_overwrite_refuses_a_folder_distilkit_did_not_write(tiny_model, tmp_path, capsys):
     data = write_csv(tmp_path / "t.csv", topic_rows(30))
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "important.txt").write_text("do not lose me")
-    code, _, err = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", mine, "--overwrite",
-                            "--epochs", "1", *FAST], capsys)
+    code, _, err = run_cli(
+        ["finetune", "--model", tiny_model, "--data", data, "--output", mine, "--overwrite", "--epochs", "1", *FAST],
+        capsys,
+    )
     one_error_line(code, err, "was not written by distilkit", "move it away")
     assert (mine / "important.txt").read_text() == "do not lose me"
     assert leftovers(tmp_path) == []
@@ -117,8 +147,9 @@ def test_a_file_or_an_unwritable_place_as_output_is_one_line(tiny_model, tmp_pat
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
     for output, needle in [(blocker, "a file is there"), (blocker / "run", "cannot create")]:
-        code, _, err = run_cli(["finetune", "--model", tiny_model, "--data", data, "--output", output,
-                                "--epochs", "1", *FAST], capsys)
+        code, _, err = run_cli(
+            ["finetune", "--model", tiny_model, "--data", data, "--output", output, "--epochs", "1", *FAST], capsys
+        )
         one_error_line(code, err, needle)
     assert blocker.read_text() == "a file"
 
@@ -132,8 +163,10 @@ def test_evaluate_never_writes_over_a_runs_own_files(topic_run, topic_data, tmp_
     assert run_cli(["evaluate", "--model", topic_run, "--data", topic_data, "--output", out], capsys)[0] == 0
     code, _, err = run_cli(["evaluate", "--model", topic_run, "--data", topic_data, "--output", out], capsys)
     one_error_line(code, err, "metrics.json", "--overwrite")
-    assert run_cli(["evaluate", "--model", topic_run, "--data", topic_data, "--output", out, "--overwrite"],
-                   capsys)[0] == 0
+    assert (
+        run_cli(["evaluate", "--model", topic_run, "--data", topic_data, "--output", out, "--overwrite"], capsys)[0]
+        == 0
+    )
 
 
 def test_predict_refuses_to_replace_a_file_without_overwrite_and_never_its_input(topic_run, tmp_path, capsys):
@@ -151,6 +184,7 @@ def test_predict_refuses_to_replace_a_file_without_overwrite_and_never_its_input
 
 
 # ---- resume ------------------------------------------------------------------------------------------------------
+
 
 def interrupted_run(args, output):
     """A partial run folder as a killed `finetune ARGS` leaves it (its options recorded, no checkpoint yet)."""
@@ -184,6 +218,7 @@ def test_resume_with_the_same_options_and_a_free_one_changed_continues(tiny_mode
 
 # ---- damaged or missing models ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def truncated_run(topic_run, tmp_path):
     import shutil
@@ -206,10 +241,22 @@ def test_a_truncated_safetensors_is_one_line_naming_the_file(truncated_run, topi
         with pytest.raises(DistilkitError, match="looks truncated or damaged"):
             Engine.load(str(truncated_run), None)
         return
-    args = {"predict": ["predict", "--model", truncated_run, "hello"],
-            "export": ["export", "--model", truncated_run, "--output", tmp_path / "onnx"],
-            "finetune": ["finetune", "--model", truncated_run / "model", "--data", topic_data, "--output",
-                         tmp_path / "ft", "--epochs", "1", *FAST]}[command]
+    args = {
+        "predict": ["predict", "--model", truncated_run, "hello"],
+        "export": ["export", "--model", truncated_run, "--output", tmp_path / "onnx"],
+        "finetune": [
+            "finetune",
+            "--model",
+            truncated_run / "model",
+            "--data",
+            topic_data,
+            "--output",
+            tmp_path / "ft",
+            "--epochs",
+            "1",
+            *FAST,
+        ],
+    }[command]
     code, _, err = run_cli(args, capsys)
     one_error_line(code, err, f"{weights} looks truncated or damaged")
     assert leftovers(tmp_path) == [] and not (tmp_path / "onnx").exists() and not (tmp_path / "ft").exists()
@@ -243,8 +290,10 @@ def test_an_unreachable_hub_id_fails_fast_with_what_to_do(capsys, monkeypatch):
 def test_a_mistyped_student_size_is_named_not_sent_to_the_hub(topic_run, topic_data, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no hub")))
-    code, _, err = run_cli(["distill", "--teacher", topic_run, "--data", topic_data, "--student", "99L",
-                            "--output", tmp_path / "d"], capsys)
+    code, _, err = run_cli(
+        ["distill", "--teacher", topic_run, "--data", topic_data, "--student", "99L", "--output", tmp_path / "d"],
+        capsys,
+    )
     one_error_line(code, err, "--student '99L': not a size spec", "4L-312H-12A-1200F")
     assert leftovers(tmp_path) == [] and not (tmp_path / "d").exists()
 

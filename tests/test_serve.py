@@ -10,14 +10,13 @@ import pytest
 from conftest import run_cli
 from fastapi.testclient import TestClient
 
-from distilkit.errors import DistilkitError
-from distilkit.inference import length_groups, load_trained
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
-from distilkit.inference import run_batches, softmax
-from distilkit import predict as predict_module
+from distilkit.errors import DistilkitError
+from distilkit.inference import predict as predict_module
+from distilkit.inference.loading import length_groups, load_trained, run_batches, softmax
+from distilkit.inference.predict import entity_spans
 from distilkit.serve.app import create_app
-from distilkit.predict import entity_spans
 from distilkit.serve.engine import Engine, resolve_backend
 from distilkit.serve.options import ServeConfig
 
@@ -104,7 +103,9 @@ def test_mixed_lengths_in_one_batch_match_one_by_one(engine, monkeypatch):
     rows = [{"text": t} for t in ["goal", "song album band new " * 20, "bread cheese", "goal match team today " * 5]]
     shapes = []
     real = predict_module.model_logits
-    monkeypatch.setattr(predict_module, "model_logits", lambda m, b: shapes.append(tuple(b["input_ids"].shape)) or real(m, b))
+    monkeypatch.setattr(
+        predict_module, "model_logits", lambda m, b: shapes.append(tuple(b["input_ids"].shape)) or real(m, b)
+    )
     batched = engine.predict(rows)
     assert len(shapes) == 3 and sum(s[0] for s in shapes) == 4  # short pair, medium, long: three passes
     for got, row in zip(batched, rows):
@@ -129,17 +130,20 @@ def test_long_texts_are_truncated_and_say_so(topic_run, engine):
     assert [len(p["scores"]) for p in body["predictions"]] == [2, 2]  # --top-k
 
 
-@pytest.mark.parametrize("payload, status, words", [
-    ({"texts": ["a b"] * 5}, 413, ["5 texts", "at most 4", "--max-texts"]),
-    ({"texts": ["goal " * 50]}, 413, ["texts[0] has 250 characters", "--max-chars"]),
-    ({"texts": [["goal", "x" * 201]]}, 413, ["201 characters"]),
-    ({"texts": ["goal", "   "]}, 422, ["texts[1] is empty"]),
-    ({"texts": []}, 422, ["at least 1 item"]),
-    ({"texts": "goal match"}, 422, ["list"]),
-    ({"texts": [42]}, 422, ["string"]),
-    ({"texts": ["goal"], "extra": 1}, 422, ["extra"]),
-    ({}, 422, ["missing"]),
-])
+@pytest.mark.parametrize(
+    "payload, status, words",
+    [
+        ({"texts": ["a b"] * 5}, 413, ["5 texts", "at most 4", "--max-texts"]),
+        ({"texts": ["goal " * 50]}, 413, ["texts[0] has 250 characters", "--max-chars"]),
+        ({"texts": [["goal", "x" * 201]]}, 413, ["201 characters"]),
+        ({"texts": ["goal", "   "]}, 422, ["texts[1] is empty"]),
+        ({"texts": []}, 422, ["at least 1 item"]),
+        ({"texts": "goal match"}, 422, ["list"]),
+        ({"texts": [42]}, 422, ["string"]),
+        ({"texts": ["goal"], "extra": 1}, 422, ["extra"]),
+        ({}, 422, ["missing"]),
+    ],
+)
 def test_limits_and_bad_requests(client, payload, status, words):
     response = client.post("/predict", json=payload)
     assert response.status_code == status
@@ -214,7 +218,10 @@ def test_entity_spans_group_bio_tags_with_character_offsets():
     tags = ["B-PER", "O", "B-LOC", "I-LOC", "O", "I-LOC"]
     spans = entity_spans(text, words, tags, [0.9, 0.8, 0.6, 0.8, 0.9, 0.5])
     assert [(e["label"], e["text"], e["start"], e["end"]) for e in spans] == [
-        ("PER", "Alice", 0, 5), ("LOC", "New York,", 15, 24), ("LOC", "Rome", 30, 34)]
+        ("PER", "Alice", 0, 5),
+        ("LOC", "New York,", 15, 24),
+        ("LOC", "Rome", 30, 34),
+    ]
     assert spans[1]["score"] == pytest.approx(0.7)
     assert entity_spans("a b", [(0, 1), (2, 3)], ["B-PER", "I-LOC"], [1, 1])[1]["label"] == "LOC"  # type change
     assert entity_spans("a b", [(0, 1), (2, 3)], ["NOUN", None], [1, 1]) == []  # POS tags, truncated word
@@ -231,7 +238,7 @@ def test_token_classification_tags_and_entities(ner_run):
         assert got["tokens"] == want["tokens"] == text.split() and got["tags"] == want["tags"]
         assert got["truncated"] is False and "label" not in got
         for entity in got["entities"]:
-            assert text[entity["start"]:entity["end"]] == entity["text"] and 0 < entity["score"] <= 1
+            assert text[entity["start"] : entity["end"]] == entity["text"] and 0 < entity["score"] <= 1
     assert any(e["label"] == "LOC" for p in body["predictions"] for e in p["entities"])  # a learnt tag set
     assert pair.status_code == 422 and "token-classification model takes single texts" in str(pair.json()["detail"])
 
@@ -254,14 +261,17 @@ def test_onnx_backend_serves_the_runs_export(topic_run, engine, tmp_path, capsys
         assert got["label"] == want["label"] and abs(got["score"] - want["score"]) < 1e-4
 
 
-@pytest.mark.parametrize("args, words", [
-    (["serve", "{onnx}", "--backend", "torch"], ["is an ONNX folder", "--backend onnx"]),
-    (["serve", "--model", "{missing}", "--backend", "onnx"], ["folder not found"]),
-    (["serve", "{run}", "--max-queue", "2", "--max-texts", "5"], ["--max-queue 2", "raise --max-queue"]),
-    (["serve", "{run}", "--max-batch", "0"], ["--max-batch 0: must be an integer ≥ 1"]),
-    (["serve", "{run}", "--port", "70000"], ["--port 70000"]),
-    (["serve"], ["no model given"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["serve", "{onnx}", "--backend", "torch"], ["is an ONNX folder", "--backend onnx"]),
+        (["serve", "--model", "{missing}", "--backend", "onnx"], ["folder not found"]),
+        (["serve", "{run}", "--max-queue", "2", "--max-texts", "5"], ["--max-queue 2", "raise --max-queue"]),
+        (["serve", "{run}", "--max-batch", "0"], ["--max-batch 0: must be an integer ≥ 1"]),
+        (["serve", "{run}", "--port", "70000"], ["--port 70000"]),
+        (["serve"], ["no model given"]),
+    ],
+)
 def test_cli_errors_are_one_line(topic_run, tmp_path, capsys, args, words):
     onnx = tmp_path / "onnx"
     onnx.mkdir()

@@ -48,6 +48,7 @@ def test_concurrent_requests_share_batches(max_batch, expected):
 @pytest.mark.parametrize("wait_ms, arriving, expected", [(300, 1, [2]), (0, 1, [1, 1]), (300, 0, [1, 1])])
 def test_first_text_waits_for_requests_on_their_way(wait_ms, arriving, expected):
     """It waits up to max_wait_ms, and only while the server has received requests that are not queued yet."""
+
     async def scenario():
         sizes: list = []
         batcher = echo_batcher(sizes, max_batch=8, max_wait_ms=wait_ms, arriving=lambda: arriving)

@@ -75,8 +75,9 @@ def server(topic_run, tmp_path_factory):
 
 def test_real_server_answers_on_localhost(server, topic_run):
     headers = {"X-API-Key": KEY}
-    response = httpx.post(server.url + "/predict", json={"texts": ["goal match team", "song band album"]},
-                          headers=headers)
+    response = httpx.post(
+        server.url + "/predict", json={"texts": ["goal match team", "song band album"]}, headers=headers
+    )
     assert response.status_code == 200
     assert [p["label"] for p in response.json()["predictions"]] == ["sport", "music"]
     assert httpx.post(server.url + "/predict", json={"texts": ["goal"]}).status_code == 401
@@ -94,8 +95,13 @@ def test_openapi_schema_fuzzing_finds_no_server_error(server, mode):
     seen: list = []
 
     @given(case=schema.as_strategy(mode))
-    @settings(max_examples=80, deadline=None, database=None, derandomize=True,  # the same cases on every CI run
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=80,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same cases on every CI run
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case):
         seen.append((case.method, case.path))
         case.call_and_validate(headers={"X-API-Key": KEY}, excluded_checks=[positive_data_acceptance], timeout=30)
@@ -110,8 +116,10 @@ def browser():
     if not Path(CHROMIUM).exists() or not shutil.which(CHROMEDRIVER):
         if os.environ.get("CI"):
             pytest.fail("CI must install Debian's chromium and chromium-driver (the Makefile's test target does)")
-        pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
-                    "apt-get install chromium chromium-driver")
+        pytest.skip(
+            f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
+            "apt-get install chromium chromium-driver"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -22,8 +22,14 @@ from distilkit.serve.batcher import MicroBatcher
 from distilkit.serve.engine import Engine
 from distilkit.serve.options import ServeConfig
 
-NORMAL = ["goal match team today", "song album band new", "bread cheese soup old", "the coach saw the league",
-          "we saw the concert and the singer", "a new recipe from the chef"]
+NORMAL = [
+    "goal match team today",
+    "song album band new",
+    "bread cheese soup old",
+    "the coach saw the league",
+    "we saw the concert and the singer",
+    "a new recipe from the chef",
+]
 JSON = {"Content-Type": "application/json"}
 SURROGATE = "good \ud800 movie"  # what json.loads makes of "good \\ud800 movie": valid JSON, not valid text
 
@@ -112,15 +118,20 @@ class FailsOnBoom(Engine):
         return super().predict(rows)
 
 
-@pytest.mark.parametrize("poison, status, words", [
-    ("surrogate", 422, ["cannot be read", "TypeError"]),  # the tokenizer refuses it: the request's fault
-    ("model error", 500, ["the model failed on this request (RuntimeError)"]),  # the model fails on it
-])
+@pytest.mark.parametrize(
+    "poison, status, words",
+    [
+        ("surrogate", 422, ["cannot be read", "TypeError"]),  # the tokenizer refuses it: the request's fault
+        ("model error", 500, ["the model failed on this request (RuntimeError)"]),  # the model fails on it
+    ],
+)
 def test_a_poisoned_request_fails_alone_in_its_micro_batch(topic_run, engine, expected, poison, status, words):
     """The user's report: one request of 45 concurrent ones made 43 fail. Here the poison gets past the edge
     (its check is switched off, or the model itself fails on the text) into a batch of 46 requests."""
-    app = create_app(ServeConfig(model=str(topic_run), max_batch=128, max_texts=4),
-                     FailsOnBoom(engine.trained) if poison == "model error" else engine)
+    app = create_app(
+        ServeConfig(model=str(topic_run), max_batch=128, max_texts=4),
+        FailsOnBoom(engine.trained) if poison == "model error" else engine,
+    )
     normal = [{"texts": [NORMAL[i % 6], NORMAL[(i + 1) % 6]][: 1 + i % 2]} for i in range(45)]
     poisoned = {"texts": [NORMAL[1], SURROGATE if poison == "surrogate" else "boom boom"]}
     with mock.patch("distilkit.serve.app.text_problem", lambda value: None, create=True):  # no edge check
@@ -143,20 +154,25 @@ def test_a_lone_surrogate_is_refused_at_the_edge_for_its_request_only(topic_run,
     normal = [{"texts": [NORMAL[i % 6]]} for i in range(45)]
     first, bad, answers, metrics = asyncio.run(_mixed_batch(app, {"texts": ["goal", SURROGATE]}, normal, edge=True))
     assert bad.status_code == 422
-    assert all(a.status_code == 200 and same_prediction(a.json()["predictions"][0], expected[p["texts"][0]])
-               for p, a in zip(normal, answers))
+    assert all(
+        a.status_code == 200 and same_prediction(a.json()["predictions"][0], expected[p["texts"][0]])
+        for p, a in zip(normal, answers)
+    )
     assert metric(metrics, "distilkit_batch_retries_total") == 0  # it never reached a batch
 
 
 # --- the edge -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw, where, shown", [
-    (b'{"texts": ["goal match", "good \\ud800 movie"]}', "texts[1]", "U+D800"),
-    (b'{"texts": ["good \\udfff"]}', "texts[0]", "U+DFFF"),
-    (b'{"texts": [["goal", "x \\ud83d y"]]}', "texts[0][1]", "U+D83D"),  # half of a pair of a text pair
-    ('{"texts": ["goal", "\ud800"]}'.encode("utf-8", "surrogatepass"), "texts[1]", "U+D800"),  # raw, in UTF-8
-])
+@pytest.mark.parametrize(
+    "raw, where, shown",
+    [
+        (b'{"texts": ["goal match", "good \\ud800 movie"]}', "texts[1]", "U+D800"),
+        (b'{"texts": ["good \\udfff"]}', "texts[0]", "U+DFFF"),
+        (b'{"texts": [["goal", "x \\ud83d y"]]}', "texts[0][1]", "U+D83D"),  # half of a pair of a text pair
+        ('{"texts": ["goal", "\ud800"]}'.encode("utf-8", "surrogatepass"), "texts[1]", "U+D800"),  # raw, in UTF-8
+    ],
+)
 def test_lone_surrogates_get_422_naming_the_text(client, raw, where, shown):
     response = client.post("/predict", content=raw, headers=JSON)
     assert response.status_code == 422
@@ -166,23 +182,34 @@ def test_lone_surrogates_get_422_naming_the_text(client, raw, where, shown):
     assert client.post("/predict", json={"texts": ["goal match"]}).status_code == 200
 
 
-@pytest.mark.parametrize("raw", [b'{"texts": "\\ud800"}', b'{"\\ud800": 1, "texts": ["goal"]}',
-                                 b'{"texts": [["\\ud800", 1]]}'])
+@pytest.mark.parametrize(
+    "raw", [b'{"texts": "\\ud800"}', b'{"\\ud800": 1, "texts": ["goal"]}', b'{"texts": [["\\ud800", 1]]}']
+)
 def test_surrogates_elsewhere_in_a_bad_body_still_get_a_readable_422(client, raw):
     response = client.post("/predict", content=raw, headers=JSON)
     assert response.status_code == 422 and "\\ud" in response.text
 
 
-@pytest.mark.parametrize("raw", [b'{"texts": ["goal"', b"{texts: ['goal']}", b'{"texts": ["goal"]} trailing',
-                                 b'{"texts": ["goal",]}', b"not json at all"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"texts": ["goal"',
+        b"{texts: ['goal']}",
+        b'{"texts": ["goal"]} trailing',
+        b'{"texts": ["goal",]}',
+        b"not json at all",
+    ],
+)
 def test_malformed_json_gets_400(client, raw):
     response = client.post("/predict", content=raw, headers=JSON)
     assert response.status_code == 400
     assert response.json()["detail"].startswith("the body is not valid JSON: ")
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml",
-                                          "multipart/form-data; boundary=x", None])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/xml", "multipart/form-data; boundary=x", None],
+)
 def test_a_body_that_is_not_sent_as_json_gets_415(client, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
     response = client.post("/predict", content=body({"texts": ["goal match"]}), headers=headers)
@@ -200,7 +227,7 @@ def test_an_oversize_body_gets_413_before_it_is_parsed(client):
     padded = b'{"texts": ["goal match"]' + b" " * limit + b"}"  # valid JSON, too big
     response = client.post("/predict", content=padded, headers=JSON)
     assert response.status_code == 413 and "--max-body" in response.json()["detail"]
-    chunks = (padded[i:i + 4096] for i in range(0, len(padded), 4096))  # chunked: no Content-Length at all
+    chunks = (padded[i : i + 4096] for i in range(0, len(padded), 4096))  # chunked: no Content-Length at all
     response = client.post("/predict", content=chunks, headers=JSON)
     assert response.status_code == 413 and f"more than {limit} bytes" in response.json()["detail"]
     fits = b'{"texts": ["goal match"]' + b" " * (limit - 100) + b"}"
@@ -224,7 +251,7 @@ def test_a_lying_content_length_does_not_lift_the_limit(topic_run, engine):
     app = create_app(ServeConfig(model=str(topic_run), max_texts=1, max_chars=10), engine)
     limit = 1 * 2 * 10 * 12 + 64 * 1024
     payload = b'{"texts": ["goal match"]' + b" " * (10 * limit) + b"}"
-    chunks = [payload[i:i + 1024] for i in range(0, len(payload), 1024)]
+    chunks = [payload[i : i + 1024] for i in range(0, len(payload), 1024)]
     read, sent = [], []
 
     async def receive():
@@ -236,10 +263,20 @@ def test_a_lying_content_length_does_not_lift_the_limit(topic_run, engine):
 
     async def scenario():
         async with app.router.lifespan_context(app):
-            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                     "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
-                     "root_path": "", "client": ("test", 1), "server": ("test", 80),
-                     "headers": [(b"content-type", b"application/json"), (b"content-length", b"30")]}
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": "/predict",
+                "raw_path": b"/predict",
+                "query_string": b"",
+                "root_path": "",
+                "client": ("test", 1),
+                "server": ("test", 80),
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"30")],
+            }
             await app(scope, receive, send)
 
     asyncio.run(scenario())
@@ -251,11 +288,28 @@ def test_a_lying_content_length_does_not_lift_the_limit(topic_run, engine):
 
 MAX_CHARS = 2000
 poison = st.one_of(
-    st.builds(lambda a, s, b: a + s + b, st.sampled_from(NORMAL), st.characters(min_codepoint=0xD800,
-                                                                                 max_codepoint=0xDFFF),
-              st.sampled_from(["", " movie", "\x00"])),  # lone surrogates
-    st.sampled_from(["\x00", "goal\x00match", "", "   ", "\t\n", "\u200b", "\ufeff", "\U0010ffff", "e\u0301" * 50,
-                     "\ufffe\uffff", "\u202e\u2066 rtl", "\x1b[31m red"]),  # NUL, empty, weird unicode
+    st.builds(
+        lambda a, s, b: a + s + b,
+        st.sampled_from(NORMAL),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+        st.sampled_from(["", " movie", "\x00"]),
+    ),  # lone surrogates
+    st.sampled_from(
+        [
+            "\x00",
+            "goal\x00match",
+            "",
+            "   ",
+            "\t\n",
+            "\u200b",
+            "\ufeff",
+            "\U0010ffff",
+            "e\u0301" * 50,
+            "\ufffe\uffff",
+            "\u202e\u2066 rtl",
+            "\x1b[31m red",
+        ]
+    ),  # NUL, empty, weird unicode
     st.text(st.characters(exclude_categories=()), max_size=40),  # any code point, surrogates included
     st.integers(MAX_CHARS - 10, MAX_CHARS).map(lambda n: ("goal " * n)[:n]),  # huge, within the limit
 )
@@ -284,8 +338,9 @@ def test_fuzz_normal_requests_always_get_their_answers(topic_run, engine, expect
             reqs, edge = case
             off = mock.patch("distilkit.serve.app.text_problem", lambda value: None, create=True)
             with off if not edge else contextlib.nullcontext():  # off: the batcher's isolation is all there is
-                answers = list(pool.map(lambda r: c.post("/predict", content=body({"texts": r[1]}), headers=JSON),
-                                        reqs))
+                answers = list(
+                    pool.map(lambda r: c.post("/predict", content=body({"texts": r[1]}), headers=JSON), reqs)
+                )
             for (bad, texts), answer in zip(reqs, answers):
                 if bad:
                     assert answer.status_code in (200, 422), answer.text  # the request's fault, never a 500

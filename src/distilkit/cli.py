@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
 from distilkit import __version__
-from distilkit.config import (AugmentConfig, DistillConfig, EvaluateConfig, FinetuneConfig, MergeConfig,
-                              PredictConfig, SearchConfig)
-from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig
+from distilkit.compress.options import ExportConfig, MergeConfig, PruneConfig, QuantizeConfig
+from distilkit.config import DistillConfig, FinetuneConfig
 from distilkit.config_loader import load_options, read_yaml
+from distilkit.distill.options import AugmentConfig
 from distilkit.errors import DistilkitError
+from distilkit.evaluate.options import BenchConfig, EvaluateConfig, ReportConfig
+from distilkit.inference.options import PredictConfig
+from distilkit.pipeline.options import PipelineConfig, SearchConfig
 from distilkit.serve.options import ServeConfig
-from distilkit.evaluate.options import BenchConfig, ReportConfig
-from distilkit.pipeline_options import PipelineConfig
 
 
 class UsageError(DistilkitError):
@@ -68,8 +69,11 @@ def _one_line(message: str, parser: ArgumentParser) -> str:
         detail = re.sub(r"<class '(\w+)'>", r"\1", detail)
         detail = re.sub(r"a typing\.Literal\[(.*?)\]", lambda m: "one of " + m.group(1).replace("'", ""), detail)
         if "Union subtypes" in detail:  # Optional[...] options: keep the non-None expectation and the value
-            expected = [e.strip() for e in re.findall(r"- Expected (.*?)(?= - Expected| Given value|$)", detail)
-                        if "NoneType" not in e]
+            expected = [
+                e.strip()
+                for e in re.findall(r"- Expected (.*?)(?= - Expected| Given value|$)", detail)
+                if "NoneType" not in e
+            ]
             given = re.search(r"Given value: (.*)$", detail)
             detail = f"Expected {' or '.join(expected)}. Got value: {given.group(1) if given else '?'}"
         text = f"--{key.group(1)}: {detail}"
@@ -109,8 +113,10 @@ def _normalise_argv(argv: list[str], cls) -> list[str]:
             arg = "--" + name.replace("-", "_") + eq + value
             out.append(arg)
             following = argv[i + 1] if i + 1 < len(argv) else None
-            if name.replace("-", "_") in bools and not eq and (
-                following is None or following.lower() not in ("true", "false", "yes", "no", "1", "0")
+            if (
+                name.replace("-", "_") in bools
+                and not eq
+                and (following is None or following.lower() not in ("true", "false", "yes", "no", "1", "0"))
             ):
                 out.append("true")
         else:
@@ -133,35 +139,76 @@ class Command:
 
 
 COMMAND_TABLE: dict[str, Command] = {
-    "finetune": Command(FinetuneConfig, "distilkit.finetune:finetune",
-                        "fine-tune a model on labelled data (writes a run folder)"),
-    "distill": Command(DistillConfig, "distilkit.distill.command:distill",
-                       "distil fine-tuned teacher(s) into a smaller student (writes a run folder)"),
-    "augment": Command(AugmentConfig, "distilkit.distill.augment_cli:augment",
-                       "write an augmented copy of a data file (TinyBERT-style)"),
+    "finetune": Command(
+        FinetuneConfig,
+        "distilkit.training.finetune:finetune",
+        "fine-tune a model on labelled data (writes a run folder)",
+    ),
+    "distill": Command(
+        DistillConfig,
+        "distilkit.distill.command:distill",
+        "distil fine-tuned teacher(s) into a smaller student (writes a run folder)",
+    ),
+    "augment": Command(
+        AugmentConfig,
+        "distilkit.distill.augment_cli:augment",
+        "write an augmented copy of a data file (TinyBERT-style)",
+    ),
     "evaluate": Command(EvaluateConfig, "distilkit.evaluate.evaluator:evaluate", "evaluate a saved model on a dataset"),
-    "search": Command(SearchConfig, "distilkit.search:search",
-                      "hyper-parameter search over finetune or distill options (Optuna)"),
-    "merge": Command(MergeConfig, "distilkit.adapters.merge:merge",
-                     "fold a LoRA or BitFit adapter into its base model (plain model folder)"),
-    "predict": Command(PredictConfig, "distilkit.predict:predict", "predict labels for texts (JSONL out)",
-                       ("texts", "*", "texts to classify (a tab separates the two texts of a pair)")),
-    "prune": Command(PruneConfig, "distilkit.compress.prune:prune",
-                     "remove attention heads, FFN neurons or weights (writes a run folder)"),
-    "export": Command(ExportConfig, "distilkit.compress.export:export",
-                      "export a model to ONNX, checked against PyTorch (ONNX folder)"),
-    "quantize": Command(QuantizeConfig, "distilkit.compress.quantize:quantize",
-                        "int8-quantize a model (ONNX Runtime dynamic/static, or torchao)"),
-    "bench": Command(BenchConfig, "distilkit.evaluate.bench:bench",
-                     "measure size, FLOPs, latency, throughput and memory of models side by side",
-                     ("models", "*", "models to measure (the first is the baseline)")),
-    "report": Command(ReportConfig, "distilkit.evaluate.report:report",
-                      "write report.html + report.md (plots) for pipeline runs", ("runs", "*", "pipeline run folders")),
-    "run": Command(PipelineConfig, "distilkit.pipeline:run_pipeline",
-                   "run a recipe: teacher → students → prune → int8 → evaluate → bench → report",
-                   ("recipe", "?", "recipe YAML file (see recipes/)")),
-    "serve": Command(ServeConfig, "distilkit.serve.command:serve",
-                     "serve a model over HTTP: /predict (micro-batched), /health, /metrics, a playground"),
+    "search": Command(
+        SearchConfig,
+        "distilkit.pipeline.search:search",
+        "hyper-parameter search over finetune or distill options (Optuna)",
+    ),
+    "merge": Command(
+        MergeConfig,
+        "distilkit.compress.merge:merge",
+        "fold a LoRA or BitFit adapter into its base model (plain model folder)",
+    ),
+    "predict": Command(
+        PredictConfig,
+        "distilkit.inference.predict:predict",
+        "predict labels for texts (JSONL out)",
+        ("texts", "*", "texts to classify (a tab separates the two texts of a pair)"),
+    ),
+    "prune": Command(
+        PruneConfig,
+        "distilkit.compress.prune:prune",
+        "remove attention heads, FFN neurons or weights (writes a run folder)",
+    ),
+    "export": Command(
+        ExportConfig,
+        "distilkit.compress.export:export",
+        "export a model to ONNX, checked against PyTorch (ONNX folder)",
+    ),
+    "quantize": Command(
+        QuantizeConfig,
+        "distilkit.compress.quantize:quantize",
+        "int8-quantize a model (ONNX Runtime dynamic/static, or torchao)",
+    ),
+    "bench": Command(
+        BenchConfig,
+        "distilkit.evaluate.bench:bench",
+        "measure size, FLOPs, latency, throughput and memory of models side by side",
+        ("models", "*", "models to measure (the first is the baseline)"),
+    ),
+    "report": Command(
+        ReportConfig,
+        "distilkit.evaluate.report:report",
+        "write report.html + report.md (plots) for pipeline runs",
+        ("runs", "*", "pipeline run folders"),
+    ),
+    "run": Command(
+        PipelineConfig,
+        "distilkit.pipeline.runner:run_pipeline",
+        "run a recipe: teacher → students → prune → int8 → evaluate → bench → report",
+        ("recipe", "?", "recipe YAML file (see recipes/)"),
+    ),
+    "serve": Command(
+        ServeConfig,
+        "distilkit.serve.command:serve",
+        "serve a model over HTTP: /predict (micro-batched), /health, /metrics, a playground",
+    ),
 }
 # name → (config class, help): derived from COMMAND_TABLE, for code written against that older shape (the tests)
 COMMANDS = {name: (command.config, command.help) for name, command in COMMAND_TABLE.items()}

@@ -11,9 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distilkit.adapters import PeftMethod
-from distilkit.option_rules import (AT_LEAST_1, COUNT, FRACTION, FRACTION_BELOW_1, MAX_LENGTH, NON_NEGATIVE, POSITIVE,
-                                     SEED, Checked, opt)
+from distilkit.option_rules import (
+    AT_LEAST_1,
+    COUNT,
+    FRACTION,
+    FRACTION_BELOW_1,
+    MAX_LENGTH,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    Checked,
+    opt,
+)
+
+# The PEFT methods --peft can choose; each is registered by a module of distilkit.adapters, which checks that
+# its registry and this list agree.
+PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 
 Task = Literal["auto", "sequence-classification", "token-classification"]
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "disk"]
@@ -165,48 +178,6 @@ class ContinualOptions(Checked):
 
 
 @dataclass
-class SearchConfig(Checked):
-    """Hyper-parameter search over finetune or distill options (Optuna TPE); writes best.yaml and trials.csv.
-
-    Args:
-        command: Which command to tune.
-        base: YAML file with the fixed options of every trial (model/teacher, data, ...).
-        options: Fixed options given inline, e.g. {model: minilm-l6, data: bbc-news} (override --base).
-        space: Option → [low, high] or {choices: [...]}, e.g. {lr: [1e-5, 1e-3], epochs: [1, 3]}.
-        trials: Number of trials (the budget).
-        metric: Dev metric to optimise (default: accuracy; mse for regression).
-        seed: Seed of the sampler.
-        output: Folder for the trials, best.yaml and trials.csv.
-        overwrite: Replace a finished search in --output.
-    """
-
-    command: Literal["finetune", "distill"] = "finetune"
-    base: Optional[str] = None
-    options: Optional[dict] = None
-    space: Optional[dict] = None
-    trials: int = opt(10, AT_LEAST_1)
-    metric: Optional[str] = None
-    seed: int = opt(42, SEED)
-    output: str = "runs/search"
-    overwrite: bool = False
-
-
-@dataclass
-class MergeConfig(Checked):
-    """Fold a LoRA (or BitFit) adapter into its base model and save a plain model folder for deployment.
-
-    Args:
-        model: Adapter folder or run folder trained with --peft lora or --peft bitfit.
-        output: Folder for the merged model.
-        overwrite: Replace an existing output folder.
-    """
-
-    model: str = ""
-    output: str = ""
-    overwrite: bool = False
-
-
-@dataclass
 class FinetuneConfig(DataOptions, TrainOptions, PeftOptions, ContinualOptions):
     """Fine-tune an encoder (teacher or student) on labelled data and write a run folder.
 
@@ -234,7 +205,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
         losses: Custom loss weights for the last stage, replacing the recipe's, e.g. {kd: 0.5, ce: 0.5, hidden_mse: 1}.
             Names: any registered loss (an unknown name is refused with the list), your own included (--plugins).
         plugins: Python modules or .py files to import first, comma-separated, e.g. my_losses.py to register your
-            own losses with distilkit.distill.losses.register_loss.
+            own losses with distilkit.losses.register_loss.
         alpha: Weight of the label loss (CE); KD gets 1 - alpha (default: the recipe's).
         temperature: Softmax temperature of logit KD; the KD term is scaled by T² (default: the recipe's).
         layer_map: uniform (TinyBERT), last, or student:teacher hidden-state pairs like 0:0,1:2,2:4 (default: the
@@ -277,89 +248,6 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     separate_tokenization: bool = False
     force: bool = False
     output: str = "runs/distill"
-
-
-@dataclass
-class AugmentConfig(Checked):
-    """Write an augmented copy of a data file (TinyBERT-style word replacement), in the format it was read.
-
-    Args:
-        data: Input file (CSV, TSV, JSONL or CoNLL).
-        output: Output file (same format as the input).
-        model: Model whose tokenizer and embeddings (and MLM head, if trained) pick replacement words.
-        copies: Augmented copies per example (the originals are kept too).
-        p: Probability of replacing each eligible word (stop words and non-words are kept).
-        top_k: Candidates per word (nearest neighbours or MLM predictions).
-        seed: Random seed.
-        format: Input format; auto picks it from the extension.
-        text_column: Column with the text.
-        text_pair_column: Column with the second text of a pair (augmented too).
-        tokens_column: JSONL token classification: column with the list of words.
-        overwrite: Replace an existing output file.
-    """
-
-    data: str = ""
-    output: str = ""
-    model: str = "minilm-l6"
-    copies: int = opt(4, AT_LEAST_1)
-    p: float = opt(0.4, FRACTION)
-    top_k: int = opt(15, AT_LEAST_1)
-    seed: int = opt(42, SEED)
-    format: DataFormat = "auto"
-    text_column: str = "text"
-    text_pair_column: Optional[str] = None
-    tokens_column: str = "tokens"
-    overwrite: bool = False
-
-
-@dataclass
-class EvaluateConfig(DataOptions):
-    """Evaluate a saved model on a dataset of its task.
-
-    Args:
-        model: Model folder or distilkit run folder.
-        eval_split: Which split to evaluate when --data has splits; a single data file is evaluated whole.
-        output: Folder for metrics.json, report.md and confusion_matrix.png (default: print only).
-        batch_size: Evaluation batch size.
-        json: Print the metrics as JSON instead of a table.
-        overwrite: Replace the files of an earlier evaluation in --output.
-    """
-
-    model: str = ""
-    eval_split: SplitName = "test"
-    output: Optional[str] = None
-    batch_size: int = opt(64, AT_LEAST_1)
-    json: bool = False
-    overwrite: bool = False
-
-
-@dataclass
-class PredictConfig(Checked):
-    """Predict labels (or tags) for texts given as arguments, in a file, or on stdin; writes JSONL.
-
-    Args:
-        model: Model folder or distilkit run folder.
-        texts: Texts to classify. For pair tasks join the two texts with a tab.
-        file: Read texts from this file: plain text (one per line; tab separates a pair) or JSONL with a text field.
-        text_column: JSONL field with the text.
-        text_pair_column: JSONL field with the second text of a pair.
-        output: Write JSONL here instead of stdout.
-        batch_size: Prediction batch size.
-        max_length: Maximum tokens per text (longer texts are truncated and flagged).
-        top_k: Scores to report per text (0 = all labels).
-        overwrite: Replace an existing --output file.
-    """
-
-    model: str = ""
-    texts: Optional[list[str]] = None
-    file: Optional[str] = None
-    text_column: str = "text"
-    text_pair_column: Optional[str] = None
-    output: Optional[str] = None
-    batch_size: int = opt(64, AT_LEAST_1)
-    max_length: int = opt(128, MAX_LENGTH)
-    top_k: int = opt(0, COUNT)
-    overwrite: bool = False
 
 
 def parse_split_fractions(split: str) -> tuple[float, float, float]:

@@ -70,8 +70,13 @@ def check_keys(mapping, valid, source: str, where: str = "", of: str = "") -> di
         if name not in valid:
             near = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
             hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
-            what = (f"{key!r} is not an option of {of}" if of else
-                    f"unknown key {key!r} in {where}" if where else f"unknown option {key!r}")
+            what = (
+                f"{key!r} is not an option of {of}"
+                if of
+                else f"unknown key {key!r} in {where}"
+                if where
+                else f"unknown option {key!r}"
+            )
             raise DistilkitError(f"{source}: {what}{hint}")
         if name in out:  # batch-size and batch_size in one file: which one was meant is a guess, so ask
             raise DistilkitError(f"{_prefix(source, where)}{name} is given twice (dashed and underscored); keep one")

@@ -51,8 +51,17 @@ def write_yaml(path: Path, obj) -> None:
 
 MARKER = ".distilkit"
 # Options that may differ when a run is resumed: they change how it is run or logged, not what it computes.
-RESUME_FREE = {"resume", "overwrite", "threads", "logging_steps", "eval_batch_size", "cache", "cache_dir",
-               "cache_max_gb", "force"}
+RESUME_FREE = {
+    "resume",
+    "overwrite",
+    "threads",
+    "logging_steps",
+    "eval_batch_size",
+    "cache",
+    "cache_dir",
+    "cache_max_gb",
+    "force",
+}
 DATA_FILE_KEYS = ("data", "train_file", "dev_file", "test_file", "unlabeled")
 
 
@@ -80,15 +89,19 @@ def check_new_file(path: Path, overwrite: bool, option: str = "--output", inputs
     if path.is_dir():
         raise DistilkitError(f"{option} {path}: a folder is there; give a file name")
     if path.exists() and not overwrite:
-        raise DistilkitError(f"{option} {path}: the file exists; pass --overwrite to replace it or choose another "
-                             f"{option}")
+        raise DistilkitError(
+            f"{option} {path}: the file exists; pass --overwrite to replace it or choose another {option}"
+        )
 
 
 def written_by_distilkit(folder: Path) -> bool:
     """A distilkit output: the marker, or the layout of a run written before markers existed."""
     folder = Path(folder)
-    legacy = ((folder / "config.yaml").is_file() and (folder / "metrics.json").is_file()) or \
-        (folder / "distilkit_onnx.json").is_file() or (folder / "stages.json").is_file()
+    legacy = (
+        ((folder / "config.yaml").is_file() and (folder / "metrics.json").is_file())
+        or (folder / "distilkit_onnx.json").is_file()
+        or (folder / "stages.json").is_file()
+    )
     return folder.is_dir() and ((folder / MARKER).is_file() or legacy)
 
 
@@ -96,11 +109,14 @@ def check_replaceable(path: Path, option: str = "--output") -> None:
     """Refuse to replace anything distilkit did not write: a file, or a non-empty folder without the marker."""
     path = Path(path)
     if path.is_file() or path.is_symlink():
-        raise DistilkitError(f"{option} {path}: a file is there, not a folder distilkit wrote; move it away or choose "
-                             f"another {option}")
+        raise DistilkitError(
+            f"{option} {path}: a file is there, not a folder distilkit wrote; move it away or choose another {option}"
+        )
     if path.is_dir() and any(path.iterdir()) and not written_by_distilkit(path):
-        raise DistilkitError(f"{option} {path}: this folder was not written by distilkit (no {MARKER} marker), so "
-                             f"--overwrite will not delete it; move it away or choose another {option}")
+        raise DistilkitError(
+            f"{option} {path}: this folder was not written by distilkit (no {MARKER} marker), so "
+            f"--overwrite will not delete it; move it away or choose another {option}"
+        )
 
 
 def remove_output(path: Path, option: str = "--output") -> None:
@@ -115,8 +131,9 @@ def make_folder(folder: Path, option: str = "--output") -> None:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DistilkitError(f"{option}: cannot create {folder} ({err.strerror or err}); choose a folder you can "
-                             "write") from None
+        raise DistilkitError(
+            f"{option}: cannot create {folder} ({err.strerror or err}); choose a folder you can write"
+        ) from None
 
 
 def _file_digest(path: Path) -> str:
@@ -151,8 +168,10 @@ class RunFolder:
             raise DistilkitError(f"--output {self.final}: a file is there, not a folder; choose another --output")
         if self.final.exists() and any(self.final.iterdir()):
             if not self.overwrite:
-                raise DistilkitError(f"{self.final}: a run folder is already there; pass --overwrite to replace it or "
-                                     "choose another --output")
+                raise DistilkitError(
+                    f"{self.final}: a run folder is already there; pass --overwrite to replace it or "
+                    "choose another --output"
+                )
             check_replaceable(self.final)
         if self.work.exists() and not (self.resume or self.overwrite):
             raise DistilkitError(
@@ -185,11 +204,14 @@ class RunFolder:
         changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         if changed:
             first = changed[0]
-            detail = (f"--{first.replace('_', '-')} was {saved.get(first)!r}, now {now.get(first)!r}"
-                      if "(contents)" not in first else f"the file of --{first.split()[0].replace('_', '-')} changed")
+            detail = (
+                f"--{first.replace('_', '-')} was {saved.get(first)!r}, now {now.get(first)!r}"
+                if "(contents)" not in first
+                else f"the file of --{first.split()[0].replace('_', '-')} changed"
+            )
             raise DistilkitError(
                 f"--resume {self.final}: the interrupted run was started with other options ({detail}"
-                f"{f'; also changed: ' + ', '.join(changed[1:]) if changed[1:] else ''}); resume with the same "
+                f"{'; also changed: ' + ', '.join(changed[1:]) if changed[1:] else ''}); resume with the same "
                 "options, or pass --overwrite to start again"
             )
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, get_args
+from typing import Callable, get_args
 
+from distilkit.config import PeftMethod
 from distilkit.errors import DistilkitError
 
 META_FILE = "distilkit_adapter.json"
-# The names of the methods, and so the choices of --peft (config.py imports this). It lives here, not in the
-# registry below, because the registry is filled by modules that import torch and peft, which --help must not.
-PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 
 
 @dataclass(frozen=True)

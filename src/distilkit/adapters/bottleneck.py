@@ -65,8 +65,13 @@ def insert(model, size: int, placement: str):
 
 
 def _is_trained(name: str) -> bool:
-    return ".down." in name or ".up." in name or "LayerNorm" in name or "layer_norm" in name \
+    return (
+        ".down." in name
+        or ".up." in name
+        or "LayerNorm" in name
+        or "layer_norm" in name
         or name.split(".")[0] in HEAD_NAMES
+    )
 
 
 def apply(model, options, task):

@@ -45,8 +45,13 @@ def _config(method: str, options, task: str, model):
     common = dict(task_type=_task_type(task))
     if method == "lora":
         check_targets(model, options.target_modules)
-        return peft.LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
-                               target_modules=options.target_modules, **common)
+        return peft.LoraConfig(
+            r=options.lora_r,
+            lora_alpha=options.lora_alpha,
+            lora_dropout=options.lora_dropout,
+            target_modules=options.target_modules,
+            **common,
+        )
     if method == "ia3":
         check_targets(model, options.target_modules)
         targets = options.target_modules

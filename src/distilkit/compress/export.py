@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from distilkit.compress.common import default_output, with_run_data
-from distilkit.compress.onnx_model import META_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distilkit.compress.options import ExportConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.inference import MODEL_INPUTS, load_trained, run_batches
+from distilkit.inference.loading import MODEL_INPUTS, load_trained, run_batches
+from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distilkit.runs import RunFolder, folder_bytes, write_json
 
 # Real sentences for the parity check when the model's data is unknown (a model folder without its run).
@@ -75,8 +75,10 @@ def plain_torch_model(trained):
     model = trained.model
     if hasattr(model, "peft_config"):
         if not hasattr(model, "merge_and_unload") or next(iter(model.peft_config.values())).peft_type.value != "LORA":
-            raise DistilkitError(f"{trained.path}: only LoRA adapters can be merged for export; fine-tune without "
-                                 "--peft (or with --peft lora) to export this model")
+            raise DistilkitError(
+                f"{trained.path}: only LoRA adapters can be merged for export; fine-tune without "
+                "--peft (or with --peft lora) to export this model"
+            )
         model = model.merge_and_unload()
     return model.eval()
 
@@ -92,8 +94,11 @@ def quiet_exporter():
     for h in handlers:
         h.setLevel(logging.CRITICAL + 1)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings():
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -109,9 +114,18 @@ def export_graph(model, example: dict, input_names: list[str], out_file: Path, o
     large = sum(p.numel() * p.element_size() for p in model.parameters()) > 1.8e9  # protobuf's 2 GB limit
     try:
         with quiet_exporter(), torch.no_grad():
-            torch.onnx.export(LogitsOnly(model), args, str(out_file), input_names=input_names,
-                              output_names=["logits"], dynamic_shapes=dynamic, opset_version=opset, dynamo=True,
-                              external_data=large, verbose=False)
+            torch.onnx.export(
+                LogitsOnly(model),
+                args,
+                str(out_file),
+                input_names=input_names,
+                output_names=["logits"],
+                dynamic_shapes=dynamic,
+                opset_version=opset,
+                dynamo=True,
+                external_data=large,
+                verbose=False,
+            )
     except Exception as err:  # the exporter raises many types; all mean "this model cannot be exported as is"
         root = err
         while root.__cause__ is not None:  # the exporter wraps torch.export's error, which says what failed
@@ -149,8 +163,9 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
     trained = load_trained(cfg.model, cfg.max_length)
     model = plain_torch_model(trained)
     rows, rows_from = parity_rows(cfg, trained)
-    dataset, _ = encode_rows(rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id,
-                             trained.regression)
+    dataset, _ = encode_rows(
+        rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id, trained.regression
+    )
     collator = collator_for(trained.task, trained.tokenizer)
     # reference logits first: tracing for export can leave the eager model in a different state
     reference = run_batches(model, dataset, collator, 8)
@@ -168,14 +183,17 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         seconds = time.perf_counter() - started
         diff = max_difference(run_batches(OnnxClassifier(work), dataset, collator, 8), reference)
         if diff > cfg.tolerance:
-            raise DistilkitError(f"parity check failed: max |logit difference| {diff:.2e} > --tolerance {cfg.tolerance}"
-                                 f" on {len(rows)} examples of {rows_from}; nothing written")
+            raise DistilkitError(
+                f"parity check failed: max |logit difference| {diff:.2e} > --tolerance {cfg.tolerance}"
+                f" on {len(rows)} examples of {rows_from}; nothing written"
+            )
         parity = {"examples": len(rows), "inputs": rows_from, "max_abs_logit_diff": diff}
         fused = {}
         if cfg.optimize and model.config.model_type in ORT_FUSABLE:
             fused = optimize_graph(work / ONNX_FILE, work / "optimized.onnx", model.config.model_type)
-            opt_diff = max_difference(run_batches(OnnxClassifier(work / "optimized.onnx"),
-                                                  dataset, collator, 8), reference)
+            opt_diff = max_difference(
+                run_batches(OnnxClassifier(work / "optimized.onnx"), dataset, collator, 8), reference
+            )
             if opt_diff <= cfg.tolerance:
                 (work / "optimized.onnx").replace(work / ONNX_FILE)
                 parity["max_abs_logit_diff_optimized"] = opt_diff
@@ -187,10 +205,17 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         config.save_pretrained(work)
         trained.tokenizer.save_pretrained(work)
         meta = {
-            "task": trained.task, "labels": trained.labels, "regression": trained.regression,
-            "inputs": input_names, "source": str(Path(trained.path).resolve()), "opset": cfg.opset,
-            "max_length": cfg.max_length, "export_seconds": round(seconds, 1), "fused_operators": fused,
-            "parity": parity, "size_bytes": (work / ONNX_FILE).stat().st_size,
+            "task": trained.task,
+            "labels": trained.labels,
+            "regression": trained.regression,
+            "inputs": input_names,
+            "source": str(Path(trained.path).resolve()),
+            "opset": cfg.opset,
+            "max_length": cfg.max_length,
+            "export_seconds": round(seconds, 1),
+            "fused_operators": fused,
+            "parity": parity,
+            "size_bytes": (work / ONNX_FILE).stat().st_size,
         }
         write_json(work / META_FILE, meta)
         final = run.finish()
@@ -198,9 +223,15 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         run.abort()
         raise
     print(f"exported {trained.path} → {final / ONNX_FILE} ({folder_bytes(final) / 1e6:.1f} MB folder)")
-    print(f"parity on {len(rows)} examples of {rows_from}: max |logit difference| {diff:.2e} (tolerance "
-          f"{cfg.tolerance})" + (f"; after fusions {parity['max_abs_logit_diff_optimized']:.2e}"
-                                 if "max_abs_logit_diff_optimized" in parity else ""))
+    print(
+        f"parity on {len(rows)} examples of {rows_from}: max |logit difference| {diff:.2e} (tolerance "
+        f"{cfg.tolerance})"
+        + (
+            f"; after fusions {parity['max_abs_logit_diff_optimized']:.2e}"
+            if "max_abs_logit_diff_optimized" in parity
+            else ""
+        )
+    )
     if fused:
         print("ONNX Runtime fusions: " + ", ".join(f"{k} {v}" for k, v in fused.items()))
     return final

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from distilkit.config import DataOptions
-from distilkit.option_rules import AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, SEED, Rule, opt
+from distilkit.option_rules import AT_LEAST_1, FRACTION_BELOW_1, POSITIVE, SEED, Checked, Rule, opt
 
 # The int8 methods: the choices of `quantize --method` and of a recipe's quantize.methods (pipeline.METHODS).
 QuantizeMethod = Literal["dynamic", "static", "torchao"]
@@ -104,4 +104,19 @@ class PruneConfig(DataOptions):
     batch_size: int = opt(32, AT_LEAST_1)
     eval_split: str = "test"
     seed: int = opt(42, SEED)
+    overwrite: bool = False
+
+
+@dataclass
+class MergeConfig(Checked):
+    """Fold a LoRA (or BitFit) adapter into its base model and save a plain model folder for deployment.
+
+    Args:
+        model: Adapter folder or run folder trained with --peft lora or --peft bitfit.
+        output: Folder for the merged model.
+        overwrite: Replace an existing output folder.
+    """
+
+    model: str = ""
+    output: str = ""
     overwrite: bool = False

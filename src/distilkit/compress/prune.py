@@ -18,13 +18,13 @@ import torch
 from distilkit.compress import pruning
 from distilkit.compress.common import check_fraction, with_run_data
 from distilkit.compress.options import PruneConfig
-from distilkit.compress.pruned_modeling import __file__ as PRUNED_MODELING_SOURCE
 from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import score_rows, splits_rows_for
 from distilkit.evaluate.metrics import default_metric, headline
-from distilkit.inference import MODEL_INPUTS, TrainedModel, load_trained
+from distilkit.inference.loading import MODEL_INPUTS, TrainedModel, load_trained
+from distilkit.models.pruned import __file__ as PRUNED_MODELING_SOURCE
 from distilkit.runs import RunFolder
 
 MODELING_FILE = "modeling_distilkit_pruned.py"
@@ -36,8 +36,12 @@ def importance_batches(trained, rows: list[dict], samples: int, batch_size: int,
     collator = collator_for(trained.task, trained.tokenizer)
     keep = [*MODEL_INPUTS, "labels"]
     for start in range(0, len(dataset), batch_size):
-        yield collator([{k: v for k, v in dataset[i].items() if k in keep}
-                        for i in range(start, min(start + batch_size, len(dataset)))])
+        yield collator(
+            [
+                {k: v for k, v in dataset[i].items() if k in keep}
+                for i in range(start, min(start + batch_size, len(dataset)))
+            ]
+        )
 
 
 def save_pruned(model, tokenizer, folder: Path, task: str, structural: bool) -> None:
@@ -45,25 +49,37 @@ def save_pruned(model, tokenizer, folder: Path, task: str, structural: bool) -> 
     if structural:
         model.config.distilkit_pruning = pruning.shape_summary(model)
         base = type(model).__mro__[1] if type(model).__name__.startswith("Pruned") else type(model)
-        auto = "AutoModelForTokenClassification" if task == "token-classification" else "AutoModelForSequenceClassification"
+        auto = (
+            "AutoModelForTokenClassification"
+            if task == "token-classification"
+            else "AutoModelForSequenceClassification"
+        )
         model.config.auto_map = {auto: f"{MODELING_FILE[:-3]}.DistilkitPrunedModel"}
         model.config.architectures = [base.__name__]
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     if structural:
         source = Path(PRUNED_MODELING_SOURCE).read_text()
-        stanza = (f"\n\nfrom transformers import {base.__name__} as _Base  # noqa: E402\n\n"
-                  "DistilkitPrunedModel = pruned_class(_Base)\n")
+        stanza = (
+            f"\n\nfrom transformers import {base.__name__} as _Base  # noqa: E402\n\n"
+            "DistilkitPrunedModel = pruned_class(_Base)\n"
+        )
         (folder / MODELING_FILE).write_text(source + stanza)
 
 
 def recover(cfg: PruneConfig, opts: DataOptions, pruned_folder: Path, work: Path) -> dict:
     """Recovery training into work/recovery; returns its metrics. Its model replaces the pruned one."""
     data = {k: getattr(opts, k) for k in (f.name for f in dataclasses.fields(DataOptions))}
-    train = dict(epochs=cfg.recover_epochs, lr=cfg.recover_lr, batch_size=cfg.batch_size, seed=cfg.seed,
-                 output=str(work / "recovery"), overwrite=True)
+    train = dict(
+        epochs=cfg.recover_epochs,
+        lr=cfg.recover_lr,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        output=str(work / "recovery"),
+        overwrite=True,
+    )
     if cfg.recover == "finetune":
-        from distilkit.finetune import finetune
+        from distilkit.training.finetune import finetune
 
         run_cfg = FinetuneConfig(**data, **train, model=str(pruned_folder))
         folder = finetune(run_cfg, dataclasses.asdict(run_cfg))
@@ -100,18 +116,25 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         fraction, counts = pruning.parse_head_spec(cfg.heads, before_shape["attention_heads"])
     opts = with_run_data(cfg, cfg.model, "importance scores and evaluation")
     data, [(eval_split, eval_rows), (imp_split, imp_rows)] = splits_rows_for(
-        trained, opts, [cfg.eval_split, cfg.importance_split], as_in_training=True)
+        trained, opts, [cfg.eval_split, cfg.importance_split], as_in_training=True
+    )
     torch.manual_seed(cfg.seed)
 
-    metrics = {"before": {**evaluate_model(model, trained, data, eval_rows, cfg), **before_shape,
-                          "parameters": sum(p.numel() for p in model.parameters()),
-                          "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model)},
-               "evaluated_on": f"{data.name} ({eval_split}, {len(eval_rows)} examples)",
-               "importance_from": f"{data.name} ({imp_split}, {min(cfg.importance_samples, len(imp_rows))} examples)"}
+    metrics = {
+        "before": {
+            **evaluate_model(model, trained, data, eval_rows, cfg),
+            **before_shape,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model),
+        },
+        "evaluated_on": f"{data.name} ({eval_split}, {len(eval_rows)} examples)",
+        "importance_from": f"{data.name} ({imp_split}, {min(cfg.importance_samples, len(imp_rows))} examples)",
+    }
     want_heads, want_ffn = bool(cfg.heads) and (fraction or counts), cfg.ffn > 0
     if want_heads or want_ffn:
-        batches = importance_batches(trained, imp_rows, cfg.importance_samples, cfg.batch_size, cfg.seed,
-                                     cfg.max_length)
+        batches = importance_batches(
+            trained, imp_rows, cfg.importance_samples, cfg.batch_size, cfg.seed, cfg.max_length
+        )
         head_scores, ffn_scores = pruning.score_importance(model, batches, want_heads, want_ffn)
         if want_heads:
             if counts is not None:
@@ -123,15 +146,21 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         if want_ffn:
             pruning.remove_neurons(model, pruning.choose_lowest(ffn_scores, cfg.ffn, cfg.budget, "neurons"))
     masks = pruning.sparsify(model, cfg.sparsity, cfg.budget) if cfg.sparsity else None
-    after = {**pruning.shape_summary(model), "parameters": sum(p.numel() for p in model.parameters()),
-             "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model)}
+    after = {
+        **pruning.shape_summary(model),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model),
+    }
     if masks is not None:
         after.update(pruning.sparsity_report(model))
     metrics["pruned"] = {**evaluate_model(model, trained, data, eval_rows, cfg), **after}
     metrics["macs_ratio"] = after["encoder_macs_per_token_seq128"] / metrics["before"]["encoder_macs_per_token_seq128"]
 
-    structural = after["attention_heads"] != before_shape["attention_heads"] or \
-        after["intermediate_sizes"] != before_shape["intermediate_sizes"] or bool(getattr(model.config, "distilkit_pruning", None))
+    structural = (
+        after["attention_heads"] != before_shape["attention_heads"]
+        or after["intermediate_sizes"] != before_shape["intermediate_sizes"]
+        or bool(getattr(model.config, "distilkit_pruning", None))
+    )
     work = run.prepare()
     try:
         save_pruned(model, trained.tokenizer, work / "model", trained.task, structural)
@@ -144,8 +173,10 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
             save_pruned(recovered.model, trained.tokenizer, work / "model", trained.task, structural)
             shutil.rmtree(work / "recovery" / "model")
             metrics["recovered"] = evaluate_model(recovered.model, trained, data, eval_rows, cfg)
-        config = {**(resolved or dataclasses.asdict(cfg)), **{k: getattr(opts, k) for k in ("data", "train_file",
-                                                                                            "dev_file", "test_file")}}
+        config = {
+            **(resolved or dataclasses.asdict(cfg)),
+            **{k: getattr(opts, k) for k in ("data", "train_file", "dev_file", "test_file")},
+        }
         run.write_results(metrics, config)
         final = run.finish()
     except BaseException:
@@ -161,10 +192,14 @@ def print_summary(metrics: dict, final: Path) -> None:
     print(f"heads per layer: {before['attention_heads']} → {pruned['attention_heads']}")
     print(f"FFN width per layer: {before['intermediate_sizes']} → {pruned['intermediate_sizes']}")
     if "encoder_linear_sparsity" in pruned:
-        print(f"encoder Linear sparsity: {100 * pruned['encoder_linear_sparsity']:.1f}% (zeros save no time "
-              "without sparse kernels; they compress well)")
-    print(f"parameters: {before['parameters']:,} → {pruned['parameters']:,}; encoder MACs/token at seq 128: "
-          f"{100 * metrics['macs_ratio']:.1f}% of before")
+        print(
+            f"encoder Linear sparsity: {100 * pruned['encoder_linear_sparsity']:.1f}% (zeros save no time "
+            "without sparse kernels; they compress well)"
+        )
+    print(
+        f"parameters: {before['parameters']:,} → {pruned['parameters']:,}; encoder MACs/token at seq 128: "
+        f"{100 * metrics['macs_ratio']:.1f}% of before"
+    )
     line = f"{metric} on {metrics['evaluated_on']}: {before[metric]:.4f} → pruned {pruned[metric]:.4f}"
     if "recovered" in metrics:
         line += f" → after {metrics['recovery']['method']} recovery {metrics['recovered'][metric]:.4f}"

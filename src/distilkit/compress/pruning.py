@@ -17,8 +17,8 @@ import torch
 from torch.nn.utils import prune as torch_prune
 from transformers.pytorch_utils import prune_linear_layer
 
-from distilkit.compress.pruned_modeling import encoder_layer_list, get_module, layer_paths, set_heads, set_module
 from distilkit.errors import DistilkitError
+from distilkit.models.pruned import encoder_layer_list, get_module, layer_paths, set_heads, set_module
 
 LINEAR_KEYS = ("q", "k", "v", "out", "ffn_in", "ffn_out")
 
@@ -71,6 +71,7 @@ def score_importance(model, batches, heads: bool, neurons: bool) -> tuple[list, 
     ffn_gates = [torch.ones(f, requires_grad=True) for f in shapes["intermediate_sizes"]]
     hooks = []
     for layer, hg, fg in zip(layers, head_gates, ffn_gates):
+
         def gate_heads(module, args, gate=hg):
             (x,) = args  # concatenated head outputs [batch, seq, heads*d] entering the output projection
             return ((x.view(*x.shape[:-1], -1, d) * gate.to(x.dtype)[:, None]).view_as(x),)
@@ -112,7 +113,9 @@ def parse_head_spec(spec: str, heads_per_layer: list[int]) -> tuple[float | None
         try:
             fraction = float(spec)
         except ValueError:
-            raise DistilkitError(f"--heads {spec!r}: give a fraction like 0.3 or per-layer counts like 0:2,3:4") from None
+            raise DistilkitError(
+                f"--heads {spec!r}: give a fraction like 0.3 or per-layer counts like 0:2,3:4"
+            ) from None
         if not 0 <= fraction < 1:
             raise DistilkitError(f"--heads {spec}: the fraction must be in [0, 1); 1 would remove every head")
         return fraction, None
@@ -124,13 +127,17 @@ def parse_head_spec(spec: str, heads_per_layer: list[int]) -> tuple[float | None
         except ValueError:
             raise DistilkitError(f"--heads {spec!r}: {part!r} is not LAYER:COUNT (e.g. 0:2)") from None
         if not 0 <= layer < len(heads_per_layer):
-            raise DistilkitError(f"--heads {spec!r}: layer {layer} does not exist (layers 0-{len(heads_per_layer) - 1})")
+            raise DistilkitError(
+                f"--heads {spec!r}: layer {layer} does not exist (layers 0-{len(heads_per_layer) - 1})"
+            )
         have = heads_per_layer[layer]
         if count > have:
             raise DistilkitError(f"--heads {spec!r}: layer {layer} has only {have} heads, cannot remove {count}")
         if count == have:
-            raise DistilkitError(f"--heads {spec!r}: removing all {have} heads of layer {layer} would leave it with "
-                                 f"none; remove at most {have - 1}")
+            raise DistilkitError(
+                f"--heads {spec!r}: removing all {have} heads of layer {layer} would leave it with "
+                f"none; remove at most {have - 1}"
+            )
         counts[layer] = count
     return None, counts
 
@@ -191,8 +198,11 @@ def remove_neurons(model, remove: list[list[int]]) -> None:
 
 def encoder_linears(model) -> list[tuple[str, torch.nn.Linear]]:
     paths = paths_for(model)
-    return [(f"layer{i}.{key}", get_module(layer, paths[key]))
-            for i, layer in enumerate(encoder_layer_list(model, paths)) for key in LINEAR_KEYS]
+    return [
+        (f"layer{i}.{key}", get_module(layer, paths[key]))
+        for i, layer in enumerate(encoder_layer_list(model, paths))
+        for key in LINEAR_KEYS
+    ]
 
 
 @torch.no_grad()
@@ -200,7 +210,9 @@ def sparsify(model, sparsity: float, budget: str) -> dict[str, torch.Tensor]:
     """Zero the smallest-magnitude encoder Linear weights, permanently. Returns the masks (1 = kept)."""
     linears = encoder_linears(model)
     if budget == "global":
-        torch_prune.global_unstructured([(m, "weight") for _, m in linears], torch_prune.L1Unstructured, amount=sparsity)
+        torch_prune.global_unstructured(
+            [(m, "weight") for _, m in linears], torch_prune.L1Unstructured, amount=sparsity
+        )
     else:
         for _, m in linears:
             torch_prune.l1_unstructured(m, "weight", amount=sparsity)
@@ -223,4 +235,8 @@ def sparsity_report(model) -> dict:
     zeros = sum(int((m.weight == 0).sum()) for _, m in linears)
     total = sum(m.weight.numel() for _, m in linears)
     all_params = sum(p.numel() for p in model.parameters())
-    return {"encoder_linear_sparsity": zeros / total, "zero_weights": zeros, "share_of_all_parameters": zeros / all_params}
+    return {
+        "encoder_linear_sparsity": zeros / total,
+        "zero_weights": zeros,
+        "share_of_all_parameters": zeros / all_params,
+    }

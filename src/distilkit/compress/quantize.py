@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.compress.common import default_output, with_run_data
-from distilkit.compress.onnx_model import META_FILE, ONNX_FILE, graph_is_quantized, is_onnx_folder, read_meta
 from distilkit.compress.options import ExportConfig, QuantizeConfig
 from distilkit.data.encode import encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import score_rows, split_rows_for
 from distilkit.evaluate.metrics import default_metric, headline
-from distilkit.inference import MODEL_INPUTS, load_trained
+from distilkit.inference.loading import MODEL_INPUTS, load_trained
+from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, graph_is_quantized, is_onnx_folder, read_meta
 from distilkit.models import read_config_dict, resolve_model
 from distilkit.runs import RunFolder, folder_bytes, write_json
 
@@ -98,21 +98,44 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     if cfg.method == "dynamic":
         with quiet_root_logger():
-            quantize_dynamic(str(src), str(work / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=cfg.per_channel,
-                             extra_options=extra)
+            quantize_dynamic(
+                str(src),
+                str(work / ONNX_FILE),
+                weight_type=QuantType.QInt8,
+                per_channel=cfg.per_channel,
+                extra_options=extra,
+            )
         return {"method": "dynamic", "weights": "int8", "per_channel": cfg.per_channel}
-    dataset, _ = encode_rows(rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id,
-                             trained.regression)
+    dataset, _ = encode_rows(
+        rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id, trained.regression
+    )
     input_names = [i for i in read_meta(src_folder)["inputs"] if i in MODEL_INPUTS]
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     with contextlib.redirect_stdout(io.StringIO()), quiet_root_logger():
-        quantize_static(str(src), str(work / ONNX_FILE), CalibrationReader(dataset, input_names),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=cfg.per_channel, calibrate_method=methods[cfg.calibration_method],
-                        extra_options=extra)
-    return {"method": "static", "format": "QDQ", "activations": "uint8", "weights": "int8",
-            "per_channel": cfg.per_channel, "calibration": cfg.calibration_method, "calibration_examples": len(rows)}
+        quantize_static(
+            str(src),
+            str(work / ONNX_FILE),
+            CalibrationReader(dataset, input_names),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=cfg.per_channel,
+            calibrate_method=methods[cfg.calibration_method],
+            extra_options=extra,
+        )
+    return {
+        "method": "static",
+        "format": "QDQ",
+        "activations": "uint8",
+        "weights": "int8",
+        "per_channel": cfg.per_channel,
+        "calibration": cfg.calibration_method,
+        "calibration_examples": len(rows),
+    }
 
 
 def quantize_torchao(model_path: str, work: Path, trained) -> dict:
@@ -153,7 +176,9 @@ def compare(reference: dict, candidate: dict, ref_logits: list, cand_logits: lis
         "change": after - before,
         "max_abs_logit_diff": float(max(d.max() for d in diffs)),
         "mean_abs_logit_diff": float(np.mean([d.mean() for d in diffs])),
-        "agreement": float(np.mean([np.array_equal(a.argmax(-1), b.argmax(-1)) for a, b in zip(ref_logits, cand_logits)])),
+        "agreement": float(
+            np.mean([np.array_equal(a.argmax(-1), b.argmax(-1)) for a, b in zip(ref_logits, cand_logits)])
+        ),
     }
 
 
@@ -192,14 +217,20 @@ def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
                 "quantization": settings,
                 "evaluated_on": f"{data.name} ({split}, {len(rows)} examples)",
                 **compare(ref_metrics, new_metrics, ref_logits, new_logits, metric),
-                "size_bytes": {"fp32": folder_bytes(Path(resolve_model(cfg.model)) if cfg.method == "torchao" else source),
-                               "int8": folder_bytes(work)},
+                "size_bytes": {
+                    "fp32": folder_bytes(Path(resolve_model(cfg.model)) if cfg.method == "torchao" else source),
+                    "int8": folder_bytes(work),
+                },
                 "quantized_from": str(Path(cfg.model).resolve()),
             }
             write_json(work / "quantize_report.json", report)
             if cfg.method != "torchao":
-                meta = {**read_meta(work), "quantization": settings, "quantized_from": report["quantized_from"],
-                        "size_bytes": (work / ONNX_FILE).stat().st_size}
+                meta = {
+                    **read_meta(work),
+                    "quantization": settings,
+                    "quantized_from": report["quantized_from"],
+                    "size_bytes": (work / ONNX_FILE).stat().st_size,
+                }
                 write_json(work / META_FILE, meta)
             final = run.finish()
         except BaseException:
@@ -208,7 +239,9 @@ def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
     sizes = report["size_bytes"]
     change = report["change"]
     print(f"quantized ({cfg.method}) → {final}: {sizes['fp32'] / 1e6:.1f} MB → {sizes['int8'] / 1e6:.1f} MB")
-    print(f"{metric} on {report['evaluated_on']}: fp32 {report['fp32']:.4f} → int8 {report['int8']:.4f} "
-          f"({change:+.4f}); max |logit difference| {report['max_abs_logit_diff']:.3f}, "
-          f"mean {report['mean_abs_logit_diff']:.4f}; same prediction on {100 * report['agreement']:.1f}%")
+    print(
+        f"{metric} on {report['evaluated_on']}: fp32 {report['fp32']:.4f} → int8 {report['int8']:.4f} "
+        f"({change:+.4f}); max |logit difference| {report['max_abs_logit_diff']:.3f}, "
+        f"mean {report['mean_abs_logit_diff']:.4f}; same prediction on {100 * report['agreement']:.1f}%"
+    )
     return final

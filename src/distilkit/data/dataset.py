@@ -14,8 +14,15 @@ from pathlib import Path
 
 from distilkit.config import DataOptions, parse_split_fractions
 from distilkit.data import builtin
-from distilkit.data.labels import (check_label_types, check_tag_types, check_tokens, is_number, plain,
-                                   regression_reason, show)
+from distilkit.data.labels import (
+    check_label_types,
+    check_tag_types,
+    check_tokens,
+    is_number,
+    plain,
+    regression_reason,
+    show,
+)
 from distilkit.data.readers import detect_format, read_disk, read_file
 from distilkit.errors import DistilkitError
 
@@ -38,8 +45,10 @@ class TaskData:
     @property
     def is_bio(self) -> bool:
         """True when the tags look like BIO/IOB2 entity tags (then seqeval's entity metrics apply)."""
-        return self.task == TOK and any(t[:2] in ("B-", "I-") for t in self.labels) and all(
-            t == "O" or t[:2] in ("B-", "I-", "E-", "S-") for t in self.labels
+        return (
+            self.task == TOK
+            and any(t[:2] in ("B-", "I-") for t in self.labels)
+            and all(t == "O" or t[:2] in ("B-", "I-", "E-", "S-") for t in self.labels)
         )
 
 
@@ -115,8 +124,10 @@ def _columns_error(row: dict, wanted: str, option: str) -> DistilkitError:
 def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool) -> list[dict]:
     out, first = [], rows[0]
     tok_col = opts.tokens_column if opts.tokens_column in first else "tokens"
-    tag_col = opts.tags_column if opts.tags_column in first else next(
-        (c for c in ("tags", "ner_tags", "pos_tags") if c in first), opts.tags_column
+    tag_col = (
+        opts.tags_column
+        if opts.tags_column in first
+        else next((c for c in ("tags", "ner_tags", "pos_tags") if c in first), opts.tags_column)
     )
     if tok_col not in first:
         raise _columns_error(first, opts.tokens_column, "--tokens-column")
@@ -165,8 +176,10 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
             if value is None or str(value).strip() == "":
                 raise DistilkitError(f"{row['_where']}: empty text in column {col!r}; fill it in or remove the row")
             if isinstance(value, (list, dict)):
-                raise DistilkitError(f"{row['_where']}: column {col!r} holds {show(value)}, not a text; "
-                                     "for a list of words per row pass --task token-classification")
+                raise DistilkitError(
+                    f"{row['_where']}: column {col!r} holds {show(value)}, not a text; "
+                    "for a list of words per row pass --task token-classification"
+                )
             item[key] = str(value)
         if has_labels:
             label = row.get(opts.label_column)
@@ -199,8 +212,11 @@ def decide_regression(train_rows: list[dict], forced: bool | None) -> bool:
     reason = regression_reason(train_rows)
     if reason is not None:  # said out loud: a user with classes "0.5"/"1.5" must learn why they got regression
         value = str(reason["label"]).strip()
-        print(f"regression: the labels are numbers, not all integers ({reason['_where']}: {value}); "
-              "pass --regression false to treat them as classes", flush=True)
+        print(
+            f"regression: the labels are numbers, not all integers ({reason['_where']}: {value}); "
+            "pass --regression false to treat them as classes",
+            flush=True,
+        )
     return reason is not None
 
 
@@ -226,8 +242,7 @@ def build_labels(task: str, train_rows: list[dict], source: str, known: list[str
     return values
 
 
-def check_known_labels(task: str, rows: list[dict], labels: list[str], split: str,
-                       from_training: bool = False) -> None:
+def check_known_labels(task: str, rows: list[dict], labels: list[str], split: str, from_training: bool = False) -> None:
     """Every dev/test label must be one the model was trained on: the labels of the training split when
     `from_training` (finetune), else those of a saved model (evaluate, a distillation teacher)."""
     known = set(labels)
@@ -297,8 +312,9 @@ def split_rows(rows: list[dict], fractions: tuple[float, ...], seed: int, strati
     return parts
 
 
-def load_task_data(opts: DataOptions, seed: int = 42, for_training: bool = True,
-                   known_labels: list[str] | None = None) -> TaskData:
+def load_task_data(
+    opts: DataOptions, seed: int = 42, for_training: bool = True, known_labels: list[str] | None = None
+) -> TaskData:
     """Read, normalise, split and check the data named by `opts`.
 
     For training, missing dev/test splits are carved from train with `--split`. For evaluation, a single file

@@ -57,10 +57,14 @@ def warn_unknown_words(rows: list[dict], task: str, tokenizer, what: str = "the 
     share, sampled = unknown_word_share(rows, task, tokenizer)
     if share > UNK_WARN_SHARE:
         name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-        print(f"WARNING: {100 * share:.0f}% of the words of {what} ({sampled} sampled) become the unknown token "
-              f"{tokenizer.unk_token} with the tokenizer of {name}; the model cannot learn from them — its "
-              "vocabulary probably does not fit this language or casing (pick a model for this language, or a "
-              "cased/uncased one to match the text)", file=sys.stderr, flush=True)
+        print(
+            f"WARNING: {100 * share:.0f}% of the words of {what} ({sampled} sampled) become the unknown token "
+            f"{tokenizer.unk_token} with the tokenizer of {name}; the model cannot learn from them — its "
+            "vocabulary probably does not fit this language or casing (pick a model for this language, or a "
+            "cased/uncased one to match the text)",
+            file=sys.stderr,
+            flush=True,
+        )
     return share
 
 
@@ -94,8 +98,16 @@ def _token_batch(batch, tokenizer, max_length, label2id):
     return out
 
 
-def encode_rows(rows: list[dict], task: str, tokenizer, max_length: int, label2id: dict, regression: bool,
-                what: str = "the data", check_unknown: bool = True):
+def encode_rows(
+    rows: list[dict],
+    task: str,
+    tokenizer,
+    max_length: int,
+    label2id: dict,
+    regression: bool,
+    what: str = "the data",
+    check_unknown: bool = True,
+):
     """Tokenize one split with `datasets.map(batched=True)`. Returns (Dataset, number of truncated examples).
 
     The result keeps `word_ids` for token classification (the Trainer drops it: the model does not take it;
@@ -115,8 +127,15 @@ def encode_rows(rows: list[dict], task: str, tokenizer, max_length: int, label2i
     else:
         fn = _sequence_batch
         kwargs = dict(tokenizer=tokenizer, max_length=max_length, label2id=label2id, regression=regression)
-    encoded = raw.map(fn, batched=True, batch_size=1000, fn_kwargs=kwargs, remove_columns=columns,
-                      desc="tokenizing", load_from_cache_file=False)
+    encoded = raw.map(
+        fn,
+        batched=True,
+        batch_size=1000,
+        fn_kwargs=kwargs,
+        remove_columns=columns,
+        desc="tokenizing",
+        load_from_cache_file=False,
+    )
     truncated = int(sum(encoded["truncated"])) if len(encoded) else 0
     return encoded.remove_columns("truncated"), truncated
 
@@ -128,8 +147,15 @@ def encode_splits(data: TaskData, tokenizer, max_length: int, label2id: dict | N
     checked = "train" if "train" in data.splits else next(iter(data.splits), None)  # one warning, not one per split
     for split, rows in data.splits.items():
         encoded[split], truncated[split] = encode_rows(
-            rows, data.task, tokenizer, max_length, label2id, data.regression,
-            what=f"the {split} split of {data.name}", check_unknown=split == checked)
+            rows,
+            data.task,
+            tokenizer,
+            max_length,
+            label2id,
+            data.regression,
+            what=f"the {split} split of {data.name}",
+            check_unknown=split == checked,
+        )
     return encoded, truncated
 
 

@@ -60,8 +60,10 @@ def _check_scalar(value, where: str, what: str, column: str) -> None:
             f"({show(value)}); a {what} must be a string or a number"
         )
     if isinstance(value, float) and not math.isfinite(value):
-        raise DistilkitError(f"{where}: {what} {show(value)} in column {column!r} is not a finite number; "
-                             f"fill in the {what} or remove the row")
+        raise DistilkitError(
+            f"{where}: {what} {show(value)} in column {column!r} is not a finite number; "
+            f"fill in the {what} or remove the row"
+        )
 
 
 def check_label_types(items: list[tuple[object, str]], what: str, column: str) -> None:

@@ -145,7 +145,7 @@ def read_delimited(path: Path, delimiter: str) -> list[dict]:
                     "quote fields that contain the delimiter"
                 )
             row = dict(zip(header, fields))
-            row.update({col: None for col in header[len(fields):]})  # short rows: missing columns are empty
+            row.update({col: None for col in header[len(fields) :]})  # short rows: missing columns are empty
             row["_where"] = where
             rows.append(row)
     except csv.Error as err:

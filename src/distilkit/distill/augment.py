@@ -18,14 +18,16 @@ import re
 
 import torch
 
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a about above after again against all am an and any are as at be because been before being below between both
 but by can could did do does doing down during each few for from further had has have having he her here hers
 herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
 once only or other our ours ourselves out over own same she should so some such than that the their theirs them
 themselves then there these they this those through to too under until up very was we were what when where which
 while who whom why will with would you your yours yourself yourselves
-""".split())
+""".split()
+)
 WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
 
 
@@ -63,8 +65,9 @@ class EmbeddingNeighbours:
         for start in range(0, len(todo), 1024):
             chunk = todo[start : start + 1024]
             pieces = self.tokenizer(chunk, add_special_tokens=False)["input_ids"]
-            vectors = torch.stack([self.embeddings[ids].mean(0) if ids else torch.zeros(self.embeddings.shape[1])
-                                   for ids in pieces])
+            vectors = torch.stack(
+                [self.embeddings[ids].mean(0) if ids else torch.zeros(self.embeddings.shape[1]) for ids in pieces]
+            )
             sims = torch.nn.functional.normalize(vectors, dim=-1) @ self.embeddings.T
             sims[:, ~self.allowed] = -2.0
             top = sims.topk(self.top_k + 1, dim=-1).indices
@@ -81,7 +84,9 @@ class MaskedLMCandidates:
         self.model, self.tokenizer, self.top_k, self.batch_size = mlm_model.eval(), tokenizer, top_k, batch_size
 
     @torch.inference_mode()
-    def candidates(self, sentences: list[list[str]], positions: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
+    def candidates(
+        self, sentences: list[list[str]], positions: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], list[str]]:
         out = {}
         for start in range(0, len(positions), self.batch_size):
             chunk = positions[start : start + self.batch_size]
@@ -141,8 +146,19 @@ class Augmenter:
         return out
 
 
-def augment_rows(rows: list[dict], task: str, model, tokenizer, copies: int, p: float, seed: int,
-                 text_keys=("text", "text_pair"), tokens_key: str = "tokens", top_k: int = 15, mlm_model=None) -> list[dict]:
+def augment_rows(
+    rows: list[dict],
+    task: str,
+    model,
+    tokenizer,
+    copies: int,
+    p: float,
+    seed: int,
+    text_keys=("text", "text_pair"),
+    tokens_key: str = "tokens",
+    top_k: int = 15,
+    mlm_model=None,
+) -> list[dict]:
     """Originals followed by their augmented copies; other fields (labels, tags) are copied unchanged."""
     augmenter = Augmenter(model, tokenizer, p, top_k, mlm_model, seed)
     if task == "token-classification":
@@ -151,8 +167,10 @@ def augment_rows(rows: list[dict], task: str, model, tokenizer, copies: int, p: 
         fields = [k for k in text_keys if rows and k in rows[0]]
     new_rows = [[dict(r) for _ in range(copies)] for r in rows]
     for field in fields:
-        sentences = [list(r[field]) if field == tokens_key and task == "token-classification" else str(r[field]).split()
-                     for r in rows]
+        sentences = [
+            list(r[field]) if field == tokens_key and task == "token-classification" else str(r[field]).split()
+            for r in rows
+        ]
         augmented = augmenter.augment_sentences(sentences, copies)
         for i, versions in enumerate(augmented):
             for c, words in enumerate(versions):

@@ -10,10 +10,10 @@ import io
 import json
 from pathlib import Path
 
-from distilkit.config import AugmentConfig
 from distilkit.data.readers import detect_format, read_file
 from distilkit.distill.augment import augment_rows
 from distilkit.distill.general import has_mlm_head
+from distilkit.distill.options import AugmentConfig
 from distilkit.errors import DistilkitError
 from distilkit.models import load_tokenizer, resolve_model
 from distilkit.runs import check_new_file, write_atomic
@@ -38,8 +38,15 @@ def _render(rows: list[dict], fmt: str, columns: list[str]) -> str:
     if fmt in ("csv", "tsv"):
         buffer = io.StringIO()
         quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-        writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting,
-                                escapechar="\\" if fmt == "tsv" else None, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(
+            buffer,
+            fieldnames=columns,
+            delimiter="\t" if fmt == "tsv" else ",",
+            quoting=quoting,
+            escapechar="\\" if fmt == "tsv" else None,
+            extrasaction="ignore",
+            lineterminator="\n",
+        )
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
@@ -53,7 +60,9 @@ def augment(cfg: AugmentConfig, resolved: dict | None = None) -> Path:
     check_new_file(output, cfg.overwrite, inputs=(cfg.data,))
     fmt = detect_format(source, cfg.format)
     if fmt == "disk":
-        raise DistilkitError(f"{source}: augment reads and writes files (CSV, TSV, JSONL, CoNLL), not save_to_disk folders")
+        raise DistilkitError(
+            f"{source}: augment reads and writes files (CSV, TSV, JSONL, CoNLL), not save_to_disk folders"
+        )
     if cfg.copies < 1:
         raise DistilkitError(f"--copies {cfg.copies}: must be at least 1")
     rows = read_file(source, fmt)
@@ -68,14 +77,29 @@ def augment(cfg: AugmentConfig, resolved: dict | None = None) -> Path:
         keys = tuple(k for k in (cfg.text_column, cfg.text_pair_column) if k)
         missing = [k for k in keys if k not in rows[0]]
         if missing:
-            raise DistilkitError(f"{source}: no column {missing[0]!r}; columns found: {', '.join(columns)}; "
-                                 "pass --text-column")
+            raise DistilkitError(
+                f"{source}: no column {missing[0]!r}; columns found: {', '.join(columns)}; pass --text-column"
+            )
     model, tokenizer, mlm = load_augment_model(cfg.model)
-    print(f"augmenting {len(rows)} examples × {cfg.copies} copies with "
-          f"{'MLM predictions + ' if mlm is not None else ''}embedding neighbours of {cfg.model}")
-    augmented = augment_rows(rows, task, model, tokenizer, cfg.copies, cfg.p, cfg.seed, text_keys=keys,
-                             tokens_key="tokens" if fmt == "conll" else cfg.tokens_column, top_k=cfg.top_k,
-                             mlm_model=mlm)
+    print(
+        f"augmenting {len(rows)} examples × {cfg.copies} copies with "
+        f"{'MLM predictions + ' if mlm is not None else ''}embedding neighbours of {cfg.model}"
+    )
+    augmented = augment_rows(
+        rows,
+        task,
+        model,
+        tokenizer,
+        cfg.copies,
+        cfg.p,
+        cfg.seed,
+        text_keys=keys,
+        tokens_key="tokens" if fmt == "conll" else cfg.tokens_column,
+        top_k=cfg.top_k,
+        mlm_model=mlm,
+    )
     write_atomic(output, _render(augmented, fmt, columns))
-    print(f"wrote {len(augmented)} examples ({len(rows)} originals + {len(augmented) - len(rows)} augmented) to {output}")
+    print(
+        f"wrote {len(augmented)} examples ({len(rows)} originals + {len(augmented) - len(rows)} augmented) to {output}"
+    )
     return output

@@ -92,8 +92,9 @@ class TeacherCache:
         self._offsets = {}
         for name in self.meta["names"]:
             self._offsets[name] = np.load(self.folder / f"{name}.offsets.npy")
-            self._arrays[name] = np.memmap(self.folder / f"{name}.f16", dtype=np.float16, mode="r",
-                                           shape=(int(self._offsets[name][-1]),))
+            self._arrays[name] = np.memmap(
+                self.folder / f"{name}.f16", dtype=np.float16, mode="r", shape=(int(self._offsets[name][-1]),)
+            )
 
     def has(self, name: str) -> bool:
         return name in self._arrays
@@ -119,8 +120,9 @@ class TeacherCache:
 
 
 @torch.inference_mode()
-def build_cache(teacher, dataset, collator, spec: CacheSpec, folder: Path, batch_size: int, dims: dict,
-                progress: bool = True) -> TeacherCache:
+def build_cache(
+    teacher, dataset, collator, spec: CacheSpec, folder: Path, batch_size: int, dims: dict, progress: bool = True
+) -> TeacherCache:
     """Run the teacher over `dataset` once and write the outputs; returns the reader."""
     from tqdm.auto import tqdm
 
@@ -134,7 +136,9 @@ def build_cache(teacher, dataset, collator, spec: CacheSpec, folder: Path, batch
         sizes = _per_example_sizes(name, lengths, dims)
         offsets[name] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         np.save(tmp / f"{name}.offsets.npy", offsets[name])
-        arrays[name] = np.memmap(tmp / f"{name}.f16", dtype=np.float16, mode="w+", shape=(max(int(offsets[name][-1]), 1),))
+        arrays[name] = np.memmap(
+            tmp / f"{name}.f16", dtype=np.float16, mode="w+", shape=(max(int(offsets[name][-1]), 1),)
+        )
     np.save(tmp / "lengths.npy", lengths)
     device = next(teacher.parameters()).device
     order = np.argsort(lengths, kind="stable")

@@ -48,8 +48,7 @@ def capture_attention(module, query, key, value, attention_mask, dropout=0.0, sc
             recorder.attention_scores.append(torch.matmul(query, key.transpose(-1, -2)) * scale)
         if recorder.qkv:
             recorder.queries_keys_values.append((_merge_heads(query), _merge_heads(key), _merge_heads(value)))
-    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                  **kwargs)
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
 
 
 def register() -> None:

@@ -13,7 +13,7 @@ from distilkit.data.encode import collator_for
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import task_metrics
-from distilkit.inference import run_batches
+from distilkit.inference.loading import run_batches
 
 MAX_CHECK_EXAMPLES = 512
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.adversarial import with_adversarial
 from distilkit.config import DistillConfig
 from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import collator_for, encode_rows
@@ -25,16 +24,24 @@ from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjecti
 from distilkit.distill.general import load_general_teacher, read_raw_text
 from distilkit.distill.layer_map import build_layer_map
 from distilkit.distill.recipes import RECIPES, default_relation_heads, resolve_stages
-from distilkit.distill.registry import import_plugins, reads_of
 from distilkit.distill.students import build_student, is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
-from distilkit.inference import load_trained, run_batches
+from distilkit.inference.loading import load_trained, run_batches
+from distilkit.losses.registry import import_plugins, reads_of
 from distilkit.models import check_max_length, encoder_layers, load_tokenizer, resolve_model
 from distilkit.runs import RunFolder
-from distilkit.trainer_setup import (EpochTimer, compute_metrics_fn, count_parameters, metric_choice,
-                                     preprocess_logits, tensorboard_callback, training_arguments)
+from distilkit.training.adversarial import with_adversarial
+from distilkit.training.trainer_setup import (
+    EpochTimer,
+    compute_metrics_fn,
+    count_parameters,
+    metric_choice,
+    preprocess_logits,
+    tensorboard_callback,
+    training_arguments,
+)
 
 
 def _parse_weights(text: str | None, n: int) -> list[float]:
@@ -58,22 +65,30 @@ def _load_teachers(cfg: DistillConfig):
             raise DistilkitError("general distillation takes one teacher")
         model, tokenizer, uses_mlm, path = load_general_teacher(names[0])
         check_max_length(cfg.max_length, path)
-        return [dataclasses.make_dataclass("T", ["path", "model", "tokenizer", "task", "labels", "regression"])(
-            path, model, tokenizer, "general", [], False)], uses_mlm
+        return [
+            dataclasses.make_dataclass("T", ["path", "model", "tokenizer", "task", "labels", "regression"])(
+                path, model, tokenizer, "general", [], False
+            )
+        ], uses_mlm
     teachers = [load_trained(n, cfg.max_length) for n in names]
     checks.check_same_labels(teachers)
     for other in teachers[1:]:
         if not checks.same_tokenizer(teachers[0].tokenizer, other.tokenizer):
-            raise DistilkitError(f"teachers {teachers[0].path} and {other.path} use different tokenizers; "
-                                 "multi-teacher KD needs one tokenizer")
+            raise DistilkitError(
+                f"teachers {teachers[0].path} and {other.path} use different tokenizers; "
+                "multi-teacher KD needs one tokenizer"
+            )
     return teachers, False
 
 
 def _prepare_data(cfg: DistillConfig, teacher):
     if cfg.general:
         return read_raw_text(cfg.data or cfg.train_file or "", cfg.text_column, cfg.max_train_samples)
-    data = load_task_data(dataclasses.replace(cfg, task=teacher.task if cfg.task == "auto" else cfg.task),
-                          seed=cfg.seed, for_training=True)
+    data = load_task_data(
+        dataclasses.replace(cfg, task=teacher.task if cfg.task == "auto" else cfg.task),
+        seed=cfg.seed,
+        for_training=True,
+    )
     if data.task != teacher.task:
         raise DistilkitError(f"{data.name}: this is {data.task} data but the teacher is a {teacher.task} model")
     data.regression, data.labels = teacher.regression, list(teacher.labels)
@@ -109,8 +124,10 @@ def _caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
     sizes = estimate_bytes(spec, lengths, dims)
     total_gb = sum(sizes.values()) / 1e9
     if total_gb > cfg.cache_max_gb:
-        print(f"teacher cache: intermediate outputs would take {total_gb:.2f} GB (> --cache-max-gb "
-              f"{cfg.cache_max_gb}); caching logits only, the teacher runs live for the rest")
+        print(
+            f"teacher cache: intermediate outputs would take {total_gb:.2f} GB (> --cache-max-gb "
+            f"{cfg.cache_max_gb}); caching logits only, the teacher runs live for the rest"
+        )
         spec = CacheSpec(logits=has_logits)
     if not spec.names():
         return []
@@ -124,12 +141,21 @@ def _caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
                 print(f"teacher cache: reusing {folder}")
                 caches.append(TeacherCache(folder))
             else:
-                print(f"teacher cache: computing {', '.join(this_spec.names())} "
-                      f"({gb:.3f} GB, fp16) into {folder}")
+                print(f"teacher cache: computing {', '.join(this_spec.names())} ({gb:.3f} GB, fp16) into {folder}")
                 teacher.model.to(args.device)
-                caches.append(build_cache(teacher.model, dataset, collator_for(
-                    "sequence-classification" if dims["task"] == "general" else dims["task"], teacher.tokenizer),
-                    this_spec, folder, args.per_device_eval_batch_size, dims))
+                caches.append(
+                    build_cache(
+                        teacher.model,
+                        dataset,
+                        collator_for(
+                            "sequence-classification" if dims["task"] == "general" else dims["task"], teacher.tokenizer
+                        ),
+                        this_spec,
+                        folder,
+                        args.per_device_eval_batch_size,
+                        dims,
+                    )
+                )
     return caches
 
 
@@ -140,8 +166,10 @@ def _evaluate_pair(student, teacher, student_ds, teacher_ds, data, tokenizer, te
     t_logits = run_batches(teacher.model, teacher_ds, collator_for(data.task, teacher_tokenizer), batch_size)
     s_pred, labels = predictions_and_labels(s_logits, student_ds, data.task, data.regression)
     t_pred, _ = predictions_and_labels(t_logits, teacher_ds, data.task, data.regression)
-    out = {"student": task_metrics(data.task, data.regression, data.labels, s_pred, labels, data.is_bio),
-           "teacher": task_metrics(data.task, data.regression, data.labels, t_pred, labels, data.is_bio)}
+    out = {
+        "student": task_metrics(data.task, data.regression, data.labels, s_pred, labels, data.is_bio),
+        "teacher": task_metrics(data.task, data.regression, data.labels, t_pred, labels, data.is_bio),
+    }
     key = "mse" if data.regression else "f1" if data.is_bio else "accuracy"
     if not data.regression:
         valid = labels != -100
@@ -193,27 +221,35 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         tokenizer = load_tokenizer(resolve_model(cfg.student))
     separate = checks.check_tokenizers(lead.tokenizer, tokenizer, cfg.separate_tokenization, logits_only, data.task)
     if separate and not cfg.cache:
-        raise DistilkitError("--separate-tokenization needs the teacher cache (the teacher reads its own tokens); "
-                             "drop --cache false")
-    layer_map = build_layer_map(cfg.layer_map or recipe.layer_map, len(encoder_layers(student)),
-                                len(encoder_layers(lead.model)))
+        raise DistilkitError(
+            "--separate-tokenization needs the teacher cache (the teacher reads its own tokens); drop --cache false"
+        )
+    layer_map = build_layer_map(
+        cfg.layer_map or recipe.layer_map, len(encoder_layers(student)), len(encoder_layers(lead.model))
+    )
     checks.check_heads(student, lead.model, "scores" in reads)
     if cfg.peft:
         student = _peft_student(cfg, student, data.task, logits_only)
     total, _ = count_parameters(student)
     teacher_total, _ = count_parameters(lead.model)
-    print(f"teacher: {lead.path} — {teacher_total / 1e6:.2f}M parameters" + (f" (+{len(teachers) - 1} more)" if len(teachers) > 1 else ""))
+    print(
+        f"teacher: {lead.path} — {teacher_total / 1e6:.2f}M parameters"
+        + (f" (+{len(teachers) - 1} more)" if len(teachers) > 1 else "")
+    )
     print(f"student: {how} — {total / 1e6:.2f}M parameters ({teacher_total / max(total, 1):.1f}x smaller)")
     if not logits_only:
         print(f"layer map: {layer_map.describe()}")
-    print("stages: " + "; ".join(f"{s.name}: " + " + ".join(f"{w:g}·{k}" for k, w in s.weights.items()) for s in stages))
+    print(
+        "stages: " + "; ".join(f"{s.name}: " + " + ".join(f"{w:g}·{k}" for k, w in s.weights.items()) for s in stages)
+    )
 
     if cfg.augment:
         from distilkit.distill.augment import augment_rows
 
         before = len(data.splits["train"])
-        data.splits["train"] = augment_rows(data.splits["train"], data.task, lead.model, lead.tokenizer,
-                                            cfg.augment, cfg.augment_p, cfg.seed)
+        data.splits["train"] = augment_rows(
+            data.splits["train"], data.task, lead.model, lead.tokenizer, cfg.augment, cfg.augment_p, cfg.seed
+        )
         print(f"augmentation: {before} → {len(data.splits['train'])} training examples")
     label2id = {n: i for i, n in enumerate(data.labels)}
     student_sets = _encode(data, tokenizer, cfg.max_length, label2id)
@@ -226,13 +262,18 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         if warning:
             print(f"WARNING: {warning}")
 
-    plan_common = dict(layer_map=layer_map, temperature=recipe.temperature if cfg.temperature is None else cfg.temperature,
-                       attention_probabilities=cfg.attention_probabilities,
-                       token_level=data.task == TOK or uses_mlm, regression=data.regression,
-                       teacher_weights=_parse_weights(cfg.teacher_weights, len(teachers)),
-                       relation_heads=cfg.relation_heads or default_relation_heads(
-                           student.config.hidden_size, lead.model.config.hidden_size,
-                           lead.model.config.num_attention_heads))
+    plan_common = dict(
+        layer_map=layer_map,
+        temperature=recipe.temperature if cfg.temperature is None else cfg.temperature,
+        attention_probabilities=cfg.attention_probabilities,
+        token_level=data.task == TOK or uses_mlm,
+        regression=data.regression,
+        teacher_weights=_parse_weights(cfg.teacher_weights, len(teachers)),
+        relation_heads=cfg.relation_heads
+        or default_relation_heads(
+            student.config.hidden_size, lead.model.config.hidden_size, lead.model.config.num_attention_heads
+        ),
+    )
     if reads & {"scores", "qkv"}:
         capture.enable(student)
         for t in teachers:
@@ -241,9 +282,13 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     # one plan covering every stage: it sizes the projections and the cache, so all stages share one cache
     union_plan = LossPlan(weights={k: 1.0 for k in weights_all}, **plan_common)
     model = StudentWithProjections(student, make_projections(union_plan, *head_width))
-    dims = {"task": data.task, "token_level": data.task == TOK or uses_mlm, "hidden": lead.model.config.hidden_size,
-            "heads": lead.model.config.num_attention_heads,
-            "labels": lead.model.config.vocab_size if uses_mlm else len(data.labels) or int(data.regression)}
+    dims = {
+        "task": data.task,
+        "token_level": data.task == TOK or uses_mlm,
+        "hidden": lead.model.config.hidden_size,
+        "heads": lead.model.config.num_attention_heads,
+        "labels": lead.model.config.vocab_size if uses_mlm else len(data.labels) or int(data.regression),
+    }
     work = run.prepare(resolved if resolved is not None else dataclasses.asdict(cfg))
     try:
         metric, greater = metric_choice(data, cfg) if not cfg.general else ("loss", False)
@@ -273,17 +318,22 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
             timings[stage.name] = {"cache_seconds": round(time.perf_counter() - cache_started, 2)}
             timer = EpochTimer()
             print(f"\nstage {i + 1}/{len(stages)}: {stage.name}, {epochs:g} epochs")
-            trainer_class = with_adversarial(Distiller, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps,
-                                             cfg.pgd_alpha)
+            trainer_class = with_adversarial(
+                Distiller, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps, cfg.pgd_alpha
+            )
             trainer = trainer_class(
-                model=model, args=args, train_dataset=student_sets["train"],
+                model=model,
+                args=args,
+                train_dataset=student_sets["train"],
                 eval_dataset=student_sets.get("dev") if has_dev else None,
                 data_collator=collator_for("sequence-classification" if cfg.general else data.task, tokenizer),
                 processing_class=tokenizer,
                 compute_metrics=compute_metrics_fn(data) if has_dev else None,
                 preprocess_logits_for_metrics=preprocess_logits(data.regression) if has_dev else None,
                 callbacks=[tensorboard_callback(work / "logs" / stage.name), timer],
-                plan=plan, teachers=[t.model for t in teachers], caches=caches,
+                plan=plan,
+                teachers=[t.model for t in teachers],
+                caches=caches,
             )
             checkpoint = run.last_checkpoint(work / "checkpoints" / stage.name) if cfg.resume else None
             trainer.train(resume_from_checkpoint=checkpoint)
@@ -299,28 +349,47 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
             return run.final
         if cfg.peft:  # the adapter alone, pointing to the pretrained student it was trained on
             from distilkit import adapters
-            from distilkit.finetune import base_pointer
+            from distilkit.training.finetune import base_pointer
 
-            adapters.save_adapter(student, work / "model", cfg.peft, base_pointer(cfg.student, resolve_model(cfg.student)),
-                                  data.task)
+            adapters.save_adapter(
+                student, work / "model", cfg.peft, base_pointer(cfg.student, resolve_model(cfg.student)), data.task
+            )
         else:
             student.save_pretrained(str(work / "model"))
         tokenizer.save_pretrained(str(work / "model"))
-        metrics = {"teacher": cfg.teacher, "student": cfg.student, "student_built": how, "recipe": cfg.recipe,
-                   "stages": [{"name": s.name, "weights": s.weights} for s in stages], "data": data.name,
-                   "task": data.task, "labels": data.labels, "parameters": total, "teacher_parameters": teacher_total,
-                   "layer_map": layer_map.describe(), "train": {"wall_seconds": round(elapsed, 1), "stages": timings,
-                                                                "examples": len(student_sets["train"])}}
+        metrics = {
+            "teacher": cfg.teacher,
+            "student": cfg.student,
+            "student_built": how,
+            "recipe": cfg.recipe,
+            "stages": [{"name": s.name, "weights": s.weights} for s in stages],
+            "data": data.name,
+            "task": data.task,
+            "labels": data.labels,
+            "parameters": total,
+            "teacher_parameters": teacher_total,
+            "layer_map": layer_map.describe(),
+            "train": {"wall_seconds": round(elapsed, 1), "stages": timings, "examples": len(student_sets["train"])},
+        }
         if warning:
             metrics["warning"] = warning
         for split in ("dev", "test"):
             if split in student_sets and not cfg.general:
-                result = _evaluate_pair(student, lead, student_sets[split], teacher_sets[split], data, tokenizer,
-                                        lead.tokenizer, cfg.eval_batch_size)
+                result = _evaluate_pair(
+                    student,
+                    lead,
+                    student_sets[split],
+                    teacher_sets[split],
+                    data,
+                    tokenizer,
+                    lead.tokenizer,
+                    cfg.eval_batch_size,
+                )
                 metrics[split] = result
                 if not data.regression:
-                    plot_confusion_matrix(result["student"], work / f"confusion_matrix_{split}.png",
-                                          f"student on {data.name} {split}")
+                    plot_confusion_matrix(
+                        result["student"], work / f"confusion_matrix_{split}.png", f"student on {data.name} {split}"
+                    )
         run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))
     except DistilkitError:
         run.abort()
@@ -331,8 +400,9 @@ def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
         r = metrics[last]
         print(format_table(r["student"], title=f"\nstudent on {data.name} {last}"))
         if "retention" in r:
-            print(f"\nteacher {r['metric']} {r['teacher'][r['metric']]:.4f}, student {r['student'][r['metric']]:.4f}: "
-                  f"retention {100 * r['retention']:.1f}%, agreement with teacher {100 * r['agreement']:.1f}%")
+            print(
+                f"\nteacher {r['metric']} {r['teacher'][r['metric']]:.4f}, student {r['student'][r['metric']]:.4f}: "
+                f"retention {100 * r['retention']:.1f}%, agreement with teacher {100 * r['agreement']:.1f}%"
+            )
     print(f"\nrun folder: {final_dir} (student model in {final_dir / 'model'})")
     return final_dir
-

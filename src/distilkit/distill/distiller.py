@@ -20,7 +20,7 @@ from transformers import Trainer
 from distilkit.distill import capture
 from distilkit.distill.cache import CacheSpec
 from distilkit.distill.layer_map import LayerMap
-from distilkit.distill.registry import LOSSES, LossInputs, reads_of
+from distilkit.losses.registry import LOSSES, LossInputs, reads_of
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -143,11 +143,15 @@ class Distiller(Trainer):
                         out["qkv"] = rec.queries_keys_values
             out["logits"] = logits
         else:
-            out["logits"] = [c.get("logits", example_ids, seq_len).to(device) if c.has("logits") else None
-                             for c in self.caches]
+            out["logits"] = [
+                c.get("logits", example_ids, seq_len).to(device) if c.has("logits") else None for c in self.caches
+            ]
             out["hidden"] = {t: cache.get(f"hidden_{t}", example_ids, seq_len).to(device) for t in hidden_needed}
-            out["scores"] = {t: cache.get(f"scores_{t}", example_ids, seq_len).to(device)
-                             for _, t in plan.layer_map.attention} if plan.needs_scores else {}
+            out["scores"] = (
+                {t: cache.get(f"scores_{t}", example_ids, seq_len).to(device) for _, t in plan.layer_map.attention}
+                if plan.needs_scores
+                else {}
+            )
             if plan.needs_qkv:
                 t = plan.relation_pair[1]
                 qkv = tuple(cache.get(f"{p}_{t}", example_ids, seq_len).to(device) for p in "qkv")
@@ -168,8 +172,11 @@ class Distiller(Trainer):
             student_out = model(**inputs, output_hidden_states=plan.needs_hidden)
         teacher = self._teacher_outputs(inputs, None if example_ids is None else example_ids.cpu().numpy())
         batch = self.loss_inputs(model, inputs["attention_mask"], labels, student_out, rec, teacher)
-        parts = {name: LOSSES[name].term(batch) for name in plan.active
-                 if labels is not None or "labels" not in LOSSES[name].reads}
+        parts = {
+            name: LOSSES[name].term(batch)
+            for name in plan.active
+            if labels is not None or "labels" not in LOSSES[name].reads
+        }
         total = sum(plan.weights[name] * value for name, value in parts.items())
         for name, value in parts.items():
             self._parts[name].append(float(value.detach()))
@@ -179,22 +186,37 @@ class Distiller(Trainer):
         """Pair the student's and teachers' tensors the way the layer map says, for the losses to read."""
         plan = self.plan
         projections = getattr(model, "projections", {})
-        pairs = {s: (student_out.hidden_states[s], teacher["hidden"][t],
-                     projections[str(s)] if str(s) in projections else None) for s, t in plan.hidden_pairs}
+        pairs = {
+            s: (
+                student_out.hidden_states[s],
+                teacher["hidden"][t],
+                projections[str(s)] if str(s) in projections else None,
+            )
+            for s, t in plan.hidden_pairs
+        }
         relation = None
         if plan.needs_qkv:
             s, t = plan.relation_pair
             relation = (rec.queries_keys_values[s], teacher["qkv"][t])
         return LossInputs(
-            mask=mask, labels=labels, student_loss=getattr(student_out, "loss", None),
-            student_logits=getattr(student_out, "logits", None), teacher_logits=teacher["logits"],
+            mask=mask,
+            labels=labels,
+            student_loss=getattr(student_out, "loss", None),
+            student_logits=getattr(student_out, "logits", None),
+            teacher_logits=teacher["logits"],
             teacher_weights=plan.teacher_weights,
-            embeddings=[pairs[s] for s in pairs if s == 0], hidden=[pairs[s] for s in pairs if s > 0],
+            embeddings=[pairs[s] for s in pairs if s == 0],
+            hidden=[pairs[s] for s in pairs if s > 0],
             scores=[(rec.attention_scores[s], teacher["scores"][t]) for s, t in plan.layer_map.attention]
-            if plan.needs_scores else [],
-            qkv=relation, temperature=plan.temperature, relation_heads=plan.relation_heads,
-            attention_probabilities=plan.attention_probabilities, token_level=plan.token_level,
-            regression=plan.regression)
+            if plan.needs_scores
+            else [],
+            qkv=relation,
+            temperature=plan.temperature,
+            relation_heads=plan.relation_heads,
+            attention_probabilities=plan.attention_probabilities,
+            token_level=plan.token_level,
+            regression=plan.regression,
+        )
 
     def _save(self, output_dir=None, state_dict=None):
         """Checkpoint the wrapper (student + projections). Tied weights (an MLM decoder sharing the word

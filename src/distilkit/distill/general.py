@@ -28,8 +28,10 @@ def has_mlm_head(path: str) -> bool:
 
     for f in files:
         with safe_open(str(f), framework="pt") as handle:
-            if any(k.startswith(MLM_HEAD_PREFIXES) or ".".join(k.split(".")[1:]).startswith(MLM_HEAD_PREFIXES)
-                   for k in handle.keys()):
+            if any(
+                k.startswith(MLM_HEAD_PREFIXES) or ".".join(k.split(".")[1:]).startswith(MLM_HEAD_PREFIXES)
+                for k in handle.keys()
+            ):
                 return True
     return False
 
@@ -51,8 +53,9 @@ def read_raw_text(data: str, text_column: str, max_examples: int | None) -> Task
         texts = texts[:max_examples]
     if not texts:
         raise DistilkitError(f"{path}: no text lines found")
-    return TaskData(name=path.name, task="general", regression=False, labels=[],
-                    splits={"train": [{"text": t} for t in texts]})
+    return TaskData(
+        name=path.name, task="general", regression=False, labels=[], splits={"train": [{"text": t} for t in texts]}
+    )
 
 
 def load_general_teacher(name_or_path: str):

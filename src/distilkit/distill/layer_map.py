@@ -57,7 +57,8 @@ def build_layer_map(spec: str, student_layers: int, teacher_layers: int) -> Laye
     for s, t in hidden:
         if not 0 <= s <= student_layers or not 0 <= t <= teacher_layers:
             raise DistilkitError(
-                f"--layer-map {spec!r}: pair {s}:{t} is out of range; the student has hidden states 0..{student_layers} "
+                f"--layer-map {spec!r}: pair {s}:{t} is out of range; the student has hidden states "
+                f"0..{student_layers} "
                 f"and the teacher 0..{teacher_layers} (0 = embeddings)"
             )
         if (s == 0) != (t == 0):

@@ -4,7 +4,7 @@
 |---|---|---|
 | `kd` | α·CE + (1−α)·KD on logits | T = 2, α = 0.5 |
 | `tinybert` | 1) embedding + hidden (projected) + attention-score MSE; 2) KD on logits | T = 1, α = 0, uniform map |
-| `distilbert` | α·CE + (1−α)·KD + cosine on the last hidden states; student from teacher layers | T = 2, α = 0.5, last |
+| `distilbert` | α·CE + (1−α)·KD + cosine on the last hidden states; student from teacher layers | T = 2, α = 0.5 |
 | `minilm` | MiniLMv2 Q/K/V relations of the last layer + (1−α)·KD + α·CE | T = 2, α = 0.5, last |
 
 `--losses` (a mapping, e.g. `{kd: 0.5, ce: 0.5, hidden_mse: 1}` in YAML) replaces the weights of the last
@@ -18,8 +18,8 @@ from math import inf
 from typing import get_args
 
 from distilkit.config import RecipeName
-from distilkit.distill.losses import LOSSES
 from distilkit.errors import DistilkitError
+from distilkit.losses import LOSSES
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,27 @@ RECIPES: dict[RecipeName, Recipe] = {
     "kd": Recipe((Stage("prediction", {"ce": None, "kd": None}),), temperature=2.0, alpha=0.5, layer_map="uniform"),
     "tinybert": Recipe(
         (
-            Stage("intermediate", {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}, "intermediate_epochs"),
+            Stage(
+                "intermediate", {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}, "intermediate_epochs"
+            ),
             Stage("prediction", {"ce": None, "kd": None}),
         ),
-        temperature=1.0, alpha=0.0, layer_map="uniform",
+        temperature=1.0,
+        alpha=0.0,
+        layer_map="uniform",
     ),
-    "distilbert": Recipe((Stage("prediction", {"ce": None, "kd": None, "hidden_cosine": 1.0}),),
-                         temperature=2.0, alpha=0.5, layer_map="last"),
-    "minilm": Recipe((Stage("prediction", {"ce": None, "kd": None, "minilm_relations": 1.0}),),
-                     temperature=2.0, alpha=0.5, layer_map="last"),
+    "distilbert": Recipe(
+        (Stage("prediction", {"ce": None, "kd": None, "hidden_cosine": 1.0}),),
+        temperature=2.0,
+        alpha=0.5,
+        layer_map="last",
+    ),
+    "minilm": Recipe(
+        (Stage("prediction", {"ce": None, "kd": None, "minilm_relations": 1.0}),),
+        temperature=2.0,
+        alpha=0.5,
+        layer_map="last",
+    ),
 }
 if tuple(RECIPES) != get_args(RecipeName):  # --recipe offers config.RecipeName: it must name exactly these
     raise ImportError(f"RECIPES {tuple(RECIPES)} and config.RecipeName {get_args(RecipeName)} differ; keep them equal")
@@ -73,8 +85,10 @@ def resolve_stages(recipe_name: str, alpha: float | None, losses: dict | None, g
     if losses:
         for name, weight in losses.items():
             if name not in LOSSES:  # every registered loss is handled by the distiller: the registry is the list
-                raise DistilkitError(f"--losses: unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))} "
-                                     "(or register your own: --plugins)")
+                raise DistilkitError(
+                    f"--losses: unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))} "
+                    "(or register your own: --plugins)"
+                )
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0 or weight == inf:
                 raise DistilkitError(f"--losses: weight of {name!r} must be a finite number ≥ 0, got {weight!r}")
         if not any(losses.values()):

@@ -34,7 +34,9 @@ def is_pretrained_spec(spec: str) -> bool:
 def uniform_layers(teacher_layers: int, n: int) -> list[int]:
     """n teacher layers spread evenly from the bottom: every k-th when k = L/n is whole (0,2,4 of 6)."""
     if not 0 < n <= teacher_layers:
-        raise DistilkitError(f"--student {n}: choose between 1 and {teacher_layers} layers (the teacher has {teacher_layers})")
+        raise DistilkitError(
+            f"--student {n}: choose between 1 and {teacher_layers} layers (the teacher has {teacher_layers})"
+        )
     if teacher_layers % n == 0:
         k = teacher_layers // n
         return [i * k for i in range(n)]
@@ -95,7 +97,11 @@ def build_student(spec: str, teacher, task: str, seed: int = 42):
         _set_size(config, layers, hidden, heads, ffn)
         torch.manual_seed(seed)
         student = type(teacher)(config)
-        return student, f"random init, {layers} layers, hidden {hidden}, {config.num_attention_heads} heads, FFN {ffn or 4 * hidden}"
+        return (
+            student,
+            f"random init, {layers} layers, hidden {hidden}, {config.num_attention_heads} heads, "
+            f"FFN {ffn or 4 * hidden}",
+        )
     if spec == "half":
         spec = str(max(n_teacher // 2, 1))
     if spec.isdigit() or spec.startswith("layers:"):
@@ -108,8 +114,10 @@ def build_student(spec: str, teacher, task: str, seed: int = 42):
                 raise DistilkitError(f"--student {spec!r}: write teacher layers as layers:0,2,4") from None
         return student_from_layers(teacher, chosen), f"teacher layers {chosen} (+ embeddings and task head)"
     if re.match(r"^\d+[LHAF]", spec, re.IGNORECASE) and not Path(spec).exists():  # "99L", "4L-312": a size spec typo
-        raise DistilkitError(f"--student {spec!r}: not a size spec; write layers-hidden[-heads][-FFN] such as "
-                             "4L-312H-12A-1200F, a layer count such as 3, half, layers:0,2,4, or a model folder")
+        raise DistilkitError(
+            f"--student {spec!r}: not a size spec; write layers-hidden[-heads][-FFN] such as "
+            "4L-312H-12A-1200F, a layer count such as 3, half, layers:0,2,4, or a model folder"
+        )
     labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
     regression = getattr(teacher.config, "problem_type", None) == "regression"
     path = resolve_model(spec)

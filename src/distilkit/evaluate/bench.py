@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.compress.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig
+from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.models import read_config_dict, resolve_model
 from distilkit.runs import folder_bytes, write_json
 
@@ -53,12 +53,17 @@ def bf16_helps() -> bool:
 
 
 def variants_for(models: list[str], backend: str) -> list[Variant]:
-    if backend in ("auto", "onnx") and importlib.util.find_spec("onnxruntime") is None and (
-            backend == "onnx" or any(is_onnx_folder(m) for m in models)):
+    if (
+        backend in ("auto", "onnx")
+        and importlib.util.find_spec("onnxruntime") is None
+        and (backend == "onnx" or any(is_onnx_folder(m) for m in models))
+    ):
         raise DistilkitError("the onnx backend needs ONNX Runtime, which is not installed: pip install onnxruntime")
     if backend == "torch-bf16" and not bf16_helps():
-        raise DistilkitError("--backend torch-bf16: this machine has no native bf16 (no CUDA bf16, no AMX or "
-                             "AVX512-BF16 CPU), where bf16 is slower than fp32; use --backend torch or onnx")
+        raise DistilkitError(
+            "--backend torch-bf16: this machine has no native bf16 (no CUDA bf16, no AMX or "
+            "AVX512-BF16 CPU), where bf16 is slower than fp32; use --backend torch or onnx"
+        )
     out = []
     for m in models:
         name = Path(m).name if Path(m).name != "model" else Path(m).parent.name
@@ -126,8 +131,10 @@ def input_batches(tokenizer, cfg: BenchConfig) -> tuple[list[dict], dict]:
         data = load_task_data(DataOptions(data=cfg.data, max_length=cfg.max_length), for_training=False)
         rows = data.splits.get("test") or next(iter(data.splits.values()))
         texts = [r.get("text") or " ".join(r["tokens"]) for r in rows[: max(cfg.batch_size, 64)]]
-        enc = lambda batch: dict(tokenizer(batch, truncation=True, max_length=cfg.max_length, padding=True,  # noqa
-                                           return_tensors="pt"))
+
+        def enc(batch):
+            return dict(tokenizer(batch, truncation=True, max_length=cfg.max_length, padding=True, return_tensors="pt"))
+
         return [enc([t]) for t in texts], enc(texts[: cfg.batch_size])
     vocab = len(tokenizer)
     ids = torch.randint(min(1000, vocab // 2), min(vocab, 20000), (cfg.batch_size, cfg.seq_len))  # skip specials
@@ -145,9 +152,9 @@ def caller(trained, backend: str):
 
     def run(batch):
         batch = {k: v.to(device) for k, v in batch.items() if k in accepted}
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                     enabled=backend == "torch-bf16"):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=backend == "torch-bf16"):
             return model(**batch).logits
+
     return run
 
 
@@ -171,7 +178,7 @@ def peak_rss_kb() -> int:
 def peak_memory_mb(path: str, backend: str, batch_size: int, seq_len: int) -> float | None:
     """Peak RSS of a fresh process that loads the model and runs one batch (interpreter and libraries included)."""
     code = (
-        "import sys, torch; from distilkit.inference import load_trained; "
+        "import sys, torch; from distilkit.inference.loading import load_trained; "
         "from distilkit.evaluate.bench import caller, peak_rss_kb; t = load_trained(sys.argv[1]); "
         f"v = len(t.tokenizer); ids = torch.randint(min(1000, v // 2), v, ({batch_size}, {seq_len})); "
         "caller(t, sys.argv[2])({'input_ids': ids, 'attention_mask': torch.ones_like(ids), "
@@ -212,8 +219,10 @@ def usable_cores() -> int:
 
 def spread_warning(p50_ms: float, p95_ms: float) -> str | None:
     if p50_ms > 0 and p95_ms > SPREAD_LIMIT * p50_ms:
-        return (f"p95 {p95_ms:.1f} ms is {p95_ms / p50_ms:.1f}x p50 {p50_ms:.1f} ms "
-                f"(limit {SPREAD_LIMIT:g}x): some calls were held up")
+        return (
+            f"p95 {p95_ms:.1f} ms is {p95_ms / p50_ms:.1f}x p50 {p50_ms:.1f} ms "
+            f"(limit {SPREAD_LIMIT:g}x): some calls were held up"
+        )
     return None
 
 
@@ -228,16 +237,19 @@ def load_warning(before: float | None, after: float | None, cores: int, threads:
     if not seen or max(seen) <= limit:
         return None
     shown = lambda x: "n/a" if x is None else f"{x:.1f}"  # noqa: E731
-    return (f"machine busy: 1-minute load average {shown(before)} before and {shown(after)} after measuring, "
-            f"above {limit:g} ({cores} cores, {threads} threads): other processes took CPU time")
+    return (
+        f"machine busy: 1-minute load average {shown(before)} before and {shown(after)} after measuring, "
+        f"above {limit:g} ({cores} cores, {threads} threads): other processes took CPU time"
+    )
 
 
 def _rounded(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
-def judge_timings(rows: list[dict], load_before: float | None, load_after: float | None, cores: int,
-                  threads: int) -> dict:
+def judge_timings(
+    rows: list[dict], load_before: float | None, load_after: float | None, cores: int, threads: int
+) -> dict:
     """Add `trustworthy` and `warnings` to each row; return the summary for the top of the JSON.
 
     A row's flag covers its own timings; a speed-up also depends on the baseline's (the first row).
@@ -251,11 +263,18 @@ def judge_timings(rows: list[dict], load_before: float | None, load_after: float
         if spread:
             summary.append(f"{row['model']}: {spread}")
     summary = ([machine] if machine else []) + summary
-    return {"trustworthy": not summary, "warnings": summary,
-            "load": {"before": _rounded(load_before), "after": _rounded(load_after),
-                     "limit": max(cores, threads) + LOAD_MARGIN,
-                     "cores": cores, "threads": threads},
-            "spread_limit": SPREAD_LIMIT}
+    return {
+        "trustworthy": not summary,
+        "warnings": summary,
+        "load": {
+            "before": _rounded(load_before),
+            "after": _rounded(load_after),
+            "limit": max(cores, threads) + LOAD_MARGIN,
+            "cores": cores,
+            "threads": threads,
+        },
+        "spread_limit": SPREAD_LIMIT,
+    }
 
 
 def timed_rounds(calls, singles: list[dict], many: dict, rounds: int) -> tuple[list[list[float]], list[list[float]]]:
@@ -276,15 +295,20 @@ def timed_rounds(calls, singles: list[dict], many: dict, rounds: int) -> tuple[l
     return latency, throughput
 
 
-def model_row(v: Variant, trained, lat: list[float], thr: list[float], many: dict, cfg: BenchConfig,
-              seq_len: int) -> dict:
+def model_row(
+    v: Variant, trained, lat: list[float], thr: list[float], many: dict, cfg: BenchConfig, seq_len: int
+) -> dict:
     flops = flops_per_example(v.path, seq_len)
     meta = read_meta(Path(v.path)) if v.backend == "onnx" else {}
     return {
-        "model": v.label, "path": v.path, "backend": v.backend,
-        "precision": (meta.get("quantization") or {}).get("method", "fp32") if meta else
-        ("bf16" if v.backend == "torch-bf16" else "fp32"),
-        "parameters": parameter_count(trained), "size_mb": round(weights_bytes(v.path) / 1e6, 2),
+        "model": v.label,
+        "path": v.path,
+        "backend": v.backend,
+        "precision": (meta.get("quantization") or {}).get("method", "fp32")
+        if meta
+        else ("bf16" if v.backend == "torch-bf16" else "fp32"),
+        "parameters": parameter_count(trained),
+        "size_mb": round(weights_bytes(v.path) / 1e6, 2),
         "gflops_per_example": None if flops is None else round(flops / 1e9, 3),
         "latency_p50_ms": round(1000 * statistics.median(lat), 2),
         "latency_p95_ms": round(1000 * float(np.percentile(lat, 95)), 2),
@@ -294,7 +318,7 @@ def model_row(v: Variant, trained, lat: list[float], thr: list[float], many: dic
 
 
 def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
-    from distilkit.inference import load_trained
+    from distilkit.inference.loading import load_trained
 
     if not cfg.models:
         raise DistilkitError("no models given: distilkit bench MODEL [MODEL ...]")
@@ -313,8 +337,9 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
     load_before = machine_load()
     latency, throughput = timed_rounds(calls, singles, many, cfg.rounds)
     load_after = machine_load()  # before the memory probes below, which start processes of their own
-    rows = [model_row(v, t, lat, thr, many, cfg, seq_len)
-            for v, t, lat, thr in zip(variants, loaded, latency, throughput)]
+    rows = [
+        model_row(v, t, lat, thr, many, cfg, seq_len) for v, t, lat, thr in zip(variants, loaded, latency, throughput)
+    ]
     base = rows[0]
     for row in rows:
         row["speedup"] = round(base["latency_p50_ms"] / row["latency_p50_ms"], 2)
@@ -322,8 +347,15 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
             row["speedup_flops"] = round(base["gflops_per_example"] / row["gflops_per_example"], 2)
     threads = torch.get_num_threads()
     timing = judge_timings(rows, load_before, load_after, usable_cores(), threads)
-    result = {"seq_len": seq_len, "inputs": cfg.data or "synthetic", "batch_size": cfg.batch_size,
-              "rounds": cfg.rounds, "threads": threads, **timing, "models": rows}
+    result = {
+        "seq_len": seq_len,
+        "inputs": cfg.data or "synthetic",
+        "batch_size": cfg.batch_size,
+        "rounds": cfg.rounds,
+        "threads": threads,
+        **timing,
+        "models": rows,
+    }
     print(format_bench(result))
     if cfg.output:
         write_json(Path(cfg.output), result)
@@ -331,16 +363,23 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
 
 
 def format_bench(result: dict) -> str:
-    head = (f"{'model':28s} {'backend':10s} {'prec':8s} {'params':>11s} {'MB':>7s} {'GFLOPs':>7s} {'p50 ms':>8s} "
-            f"{'p95 ms':>8s} {'ex/s':>7s} {'peak MB':>8s} {'speed-up':>8s} {'(FLOPs)':>8s}")
-    lines = [f"batch 1 latency and batch {result['batch_size']} throughput, {result['inputs']} inputs, mean length "
-             f"{result['seq_len']}, {result['threads']} threads, {result['rounds']} interleaved rounds", head]
+    head = (
+        f"{'model':28s} {'backend':10s} {'prec':8s} {'params':>11s} {'MB':>7s} {'GFLOPs':>7s} {'p50 ms':>8s} "
+        f"{'p95 ms':>8s} {'ex/s':>7s} {'peak MB':>8s} {'speed-up':>8s} {'(FLOPs)':>8s}"
+    )
+    lines = [
+        f"batch 1 latency and batch {result['batch_size']} throughput, {result['inputs']} inputs, mean length "
+        f"{result['seq_len']}, {result['threads']} threads, {result['rounds']} interleaved rounds",
+        head,
+    ]
     for r in result["models"]:
         lines.append(
-            f"{r['model'][:28]:28s} {r['backend']:10s} {r['precision']:8s} {r['parameters']:>11,d} {r['size_mb']:>7.1f} "
+            f"{r['model'][:28]:28s} {r['backend']:10s} {r['precision']:8s} {r['parameters']:>11,d} "
+            f"{r['size_mb']:>7.1f} "
             f"{(r['gflops_per_example'] or 0):>7.2f} {r['latency_p50_ms']:>8.2f} {r['latency_p95_ms']:>8.2f} "
             f"{r['throughput_per_s']:>7.1f} {(r['peak_memory_mb'] or 0):>8.0f} {r['speedup']:>7.2f}x "
-            f"{r.get('speedup_flops', 0):>7.2f}x")
+            f"{r.get('speedup_flops', 0):>7.2f}x"
+        )
     if result.get("warnings"):
         lines.append("warning: these timings cannot be trusted (rerun on an idle machine before comparing speed):")
         lines += [f"warning: {w}" for w in result["warnings"]]

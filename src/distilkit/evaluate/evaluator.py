@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from distilkit.config import EvaluateConfig
 from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
-from distilkit.inference import load_trained, run_batches
+from distilkit.evaluate.options import EvaluateConfig
+from distilkit.inference.loading import load_trained, run_batches
 from distilkit.runs import make_folder, mark, marker_kind, write_atomic, write_json, written_by_distilkit
 
 
@@ -72,8 +72,9 @@ def splits_rows_for(trained, opts, split_names: list[str], as_in_training: bool 
 
 def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int):
     """Metrics of a loaded model (torch or ONNX) on rows of its task; also returns the per-example logits."""
-    dataset, truncated = encode_rows(rows, data.task, trained.tokenizer, max_length, trained.label2id,
-                                     trained.regression)
+    dataset, truncated = encode_rows(
+        rows, data.task, trained.tokenizer, max_length, trained.label2id, trained.regression
+    )
     logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), batch_size)
     preds, labels = predictions_and_labels(logits, dataset, data.task, trained.regression)
     metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
@@ -90,12 +91,16 @@ def check_evaluation_output(out: Path, overwrite: bool) -> None:
         raise DistilkitError(f"--output {out}: a file is there; evaluate writes a folder (metrics.json, report.md)")
     kind = marker_kind(out)
     if (kind not in (None, "evaluation")) or (kind is None and written_by_distilkit(out)):
-        raise DistilkitError(f"--output {out}: a distilkit {kind or 'run'} folder; evaluate would replace its own "
-                             f"files: write the evaluation elsewhere, e.g. --output {out / 'eval'}")
+        raise DistilkitError(
+            f"--output {out}: a distilkit {kind or 'run'} folder; evaluate would replace its own "
+            f"files: write the evaluation elsewhere, e.g. --output {out / 'eval'}"
+        )
     existing = [name for name in EVALUATION_FILES if (out / name).exists()]
     if existing and not overwrite:
-        raise DistilkitError(f"--output {out}: {', '.join(existing)} already there; pass --overwrite to replace them "
-                             "or choose another --output")
+        raise DistilkitError(
+            f"--output {out}: {', '.join(existing)} already there; pass --overwrite to replace them "
+            "or choose another --output"
+        )
 
 
 def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:

@@ -166,8 +166,15 @@ def plot_confusion_matrix(metrics: dict, path, title: str = "Confusion matrix") 
     if len(names) <= 25:
         for i in range(len(names)):
             for j in range(len(names)):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black",
-                        fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if share[i, j] > 0.5 else "black",
+                    fontsize=8,
+                )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

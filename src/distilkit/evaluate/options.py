@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from distilkit.config import DataOptions, SplitName
 from distilkit.option_rules import AT_LEAST_1, COUNT, FRACTION, MAX_LENGTH, Checked, opt
 
 Backend = Literal["auto", "torch", "torch-bf16", "onnx"]
@@ -56,3 +57,24 @@ class ReportConfig(Checked):
     runs: list[str] = field(default_factory=list)
     output: Optional[str] = None
     min_retention: float = opt(0.98, FRACTION)
+
+
+@dataclass
+class EvaluateConfig(DataOptions):
+    """Evaluate a saved model on a dataset of its task.
+
+    Args:
+        model: Model folder or distilkit run folder.
+        eval_split: Which split to evaluate when --data has splits; a single data file is evaluated whole.
+        output: Folder for metrics.json, report.md and confusion_matrix.png (default: print only).
+        batch_size: Evaluation batch size.
+        json: Print the metrics as JSON instead of a table.
+        overwrite: Replace the files of an earlier evaluation in --output.
+    """
+
+    model: str = ""
+    eval_split: SplitName = "test"
+    output: Optional[str] = None
+    batch_size: int = opt(64, AT_LEAST_1)
+    json: bool = False
+    overwrite: bool = False

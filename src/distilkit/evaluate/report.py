@@ -37,8 +37,9 @@ def collect(run: Path) -> tuple[list[dict], str]:
     """One row per model, in the bench order (teacher first), with score, retention and speed columns."""
     bench_file, eval_dir = run / "bench.json", run / "eval"
     if not bench_file.exists() or not eval_dir.is_dir():
-        raise DistilkitError(f"{run}: not a finished pipeline run (needs bench.json and eval/); run distilkit run "
-                             "RECIPE.yaml first")
+        raise DistilkitError(
+            f"{run}: not a finished pipeline run (needs bench.json and eval/); run distilkit run RECIPE.yaml first"
+        )
     bench = json.loads(bench_file.read_text())
     rows, metric = [], None
     for b in bench["models"]:
@@ -86,8 +87,11 @@ def timing_caveat(rows: list[dict]) -> tuple[str, str] | None:
         return None
     short = ["other processes were busy on the machine while it was measured"] if machine else []
     short += [f"p95 latency was over {SPREAD_LIMIT:g}x p50 for {', '.join(wide)}"] if wide else []
-    return " and ".join(short), ("Timings not trustworthy (starred in the table): " + "; ".join(machine + full)
-                                 + ". Rerun distilkit bench on an idle machine before choosing a model by speed.")
+    return " and ".join(short), (
+        "Timings not trustworthy (starred in the table): "
+        + "; ".join(machine + full)
+        + ". Rerun distilkit bench on an idle machine before choosing a model by speed."
+    )
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:
@@ -98,10 +102,20 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     for r in rows:
         star = " *" if timing_warnings(r) else ""
         speed_star = " *" if star or base_flagged else ""
-        out.append([r["model"], f"{r['score']:.4f}", f"{100 * r['retention']:.1f}%", f"{r['parameters'] / 1e6:.1f}M",
-                    f"{r['size_mb']:.1f}", f"{r['latency_p50_ms']:.1f}{star}", f"{r['latency_p95_ms']:.1f}{star}",
-                    f"{r['throughput_per_s']:.0f}{star}", f"{r['speedup']:.2f}x{speed_star}",
-                    f"{r.get('speedup_flops', 0):.2f}x"])
+        out.append(
+            [
+                r["model"],
+                f"{r['score']:.4f}",
+                f"{100 * r['retention']:.1f}%",
+                f"{r['parameters'] / 1e6:.1f}M",
+                f"{r['size_mb']:.1f}",
+                f"{r['latency_p50_ms']:.1f}{star}",
+                f"{r['latency_p95_ms']:.1f}{star}",
+                f"{r['throughput_per_s']:.0f}{star}",
+                f"{r['speedup']:.2f}x{speed_star}",
+                f"{r.get('speedup_flops', 0):.2f}x",
+            ]
+        )
     return out
 
 
@@ -121,13 +135,20 @@ def verdict_text(rows: list[dict], best: dict, metric: str, min_retention: float
     caveat = timing_caveat(rows)
     full = caveat[1] if caveat else None
     if best["retention"] < min_retention:
-        return f"No model keeps {100 * min_retention:.0f}% of the teacher's {metric}; the best is {best['model']}.", full
+        return (
+            f"No model keeps {100 * min_retention:.0f}% of the teacher's {metric}; the best is {best['model']}.",
+            full,
+        )
     kept = f"{metric} {best['score']:.4f} ({100 * best['retention']:.1f}% of the teacher)"
     if caveat is None:
-        return (f"Ship **{best['model']}**: {kept}, {best['latency_p50_ms']:.1f} ms at batch 1 "
-                f"({best['speedup']:.1f}x faster), {best['size_mb']:.1f} MB."), None
-    return (f"Ship **{best['model']}**, provisionally: {kept}, {best['size_mb']:.1f} MB. Its speed-up could not be "
-            f"measured reliably — {caveat[0]} — so none is claimed."), full
+        return (
+            f"Ship **{best['model']}**: {kept}, {best['latency_p50_ms']:.1f} ms at batch 1 "
+            f"({best['speedup']:.1f}x faster), {best['size_mb']:.1f} MB."
+        ), None
+    return (
+        f"Ship **{best['model']}**, provisionally: {kept}, {best['size_mb']:.1f} MB. Its speed-up could not be "
+        f"measured reliably — {caveat[0]} — so none is claimed."
+    ), full
 
 
 def final_table(run: Path) -> str:
@@ -152,15 +173,30 @@ def pareto_plot(rows: list[dict], metric: str, best: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     xs, ys = [r["latency_p50_ms"] for r in rows], [r["score"] for r in rows]
     higher = metric != "mse"
-    front = [r for r in rows if not any(o["latency_p50_ms"] <= r["latency_p50_ms"] and
-                                        (o["score"] > r["score"] if higher else o["score"] < r["score"]) for o in rows)]
+    front = [
+        r
+        for r in rows
+        if not any(
+            o["latency_p50_ms"] <= r["latency_p50_ms"]
+            and (o["score"] > r["score"] if higher else o["score"] < r["score"])
+            for o in rows
+        )
+    ]
     front.sort(key=lambda r: r["latency_p50_ms"])
-    ax.plot([r["latency_p50_ms"] for r in front], [r["score"] for r in front], "-", color="#9ecae1", zorder=1,
-            label="Pareto front")
+    ax.plot(
+        [r["latency_p50_ms"] for r in front],
+        [r["score"] for r in front],
+        "-",
+        color="#9ecae1",
+        zorder=1,
+        label="Pareto front",
+    )
     colors = ["#d62728" if r is best else ("#1f77b4" if r in front else "#7f7f7f") for r in rows]
     ax.scatter(xs, ys, c=colors, s=[90 if r is best else 45 for r in rows], zorder=2)
     for r in rows:
-        ax.annotate(r["model"], (r["latency_p50_ms"], r["score"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.annotate(
+            r["model"], (r["latency_p50_ms"], r["score"]), textcoords="offset points", xytext=(6, 4), fontsize=8
+        )
     ax.set_xscale("log")
     from matplotlib.ticker import FormatStrFormatter
 
@@ -183,8 +219,15 @@ def size_speed_plot(rows: list[dict], path: Path) -> None:
     axes[0].barh(names, [r["size_mb"] for r in rows][::-1], color="#6baed6")
     axes[0].set_xlabel("weights on disk (MB)")
     axes[1].barh(names, [r["speedup"] for r in rows][::-1], color="#74c476", label="measured")
-    axes[1].scatter([r.get("speedup_flops", np.nan) for r in rows][::-1], names, color="black", marker="|", s=200,
-                    label="from FLOPs", zorder=3)
+    axes[1].scatter(
+        [r.get("speedup_flops", np.nan) for r in rows][::-1],
+        names,
+        color="black",
+        marker="|",
+        s=200,
+        label="from FLOPs",
+        zorder=3,
+    )
     axes[1].set_xlabel("speed-up over the teacher, batch 1")
     axes[1].legend(fontsize=8, loc="lower right")
     axes[1].set_yticklabels([])
@@ -259,9 +302,11 @@ def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = Fal
                 figures.append((f"Confusion matrix: {r['model']}", target))
     verdict, caveat = verdict_text(rows, best, metric, cfg.min_retention)
     bench = json.loads((Path(cfg.runs[0]) / "bench.json").read_text())
-    setup = (f"Test split of the run's data; latency at batch 1 and throughput at batch {bench['batch_size']} on "
-             f"{bench['inputs']} inputs (mean length {bench['seq_len']}), {bench['threads']} threads, "
-             f"{bench['rounds']} interleaved rounds, medians.")
+    setup = (
+        f"Test split of the run's data; latency at batch 1 and throughput at batch {bench['batch_size']} on "
+        f"{bench['inputs']} inputs (mean length {bench['seq_len']}), {bench['threads']} threads, "
+        f"{bench['rounds']} interleaved rounds, medians."
+    )
     md = [f"# distilkit report: {', '.join(Path(r).name for r in cfg.runs)}", "", verdict, ""]
     md += [f"> **Caveat.** {caveat}", ""] if caveat else []
     md += [setup, "", markdown_table(rows, metric), ""]

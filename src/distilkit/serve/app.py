@@ -45,12 +45,17 @@ def check_config(cfg: ServeConfig) -> None:
     """Refuse limits that cannot work together, before anything is loaded (each one's own range is checked
     when the config is built: serve/options.py)."""
     if cfg.max_queue < cfg.max_texts:
-        raise DistilkitError(f"--max-queue {cfg.max_queue} is below --max-texts {cfg.max_texts}: a full request "
-                             "could never be queued; raise --max-queue")
+        raise DistilkitError(
+            f"--max-queue {cfg.max_queue} is below --max-texts {cfg.max_texts}: a full request "
+            "could never be queued; raise --max-queue"
+        )
 
 
-def require_key(request: Request, _bearer: HTTPAuthorizationCredentials | None = Security(bearer),
-                _header: str | None = Security(key_header)) -> None:
+def require_key(
+    request: Request,
+    _bearer: HTTPAuthorizationCredentials | None = Security(bearer),
+    _header: str | None = Security(key_header),
+) -> None:
     """401 unless the request carries the server's key (when it has one); compared in constant time.
 
     The two security schemes only document the headers (and give /docs its Authorize button); the check reads
@@ -65,8 +70,11 @@ def require_key(request: Request, _bearer: HTTPAuthorizationCredentials | None =
         scheme, _, token = request.headers["authorization"].partition(" ")
         given.append(token.strip() if scheme.lower() == "bearer" else "")
     if not given or not all(secrets.compare_digest(k.encode(), expected.encode()) for k in given):
-        raise HTTPException(401, "missing or wrong API key: send the header Authorization: Bearer KEY or X-API-Key: "
-                                 "KEY", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "missing or wrong API key: send the header Authorization: Bearer KEY or X-API-Key: KEY",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 class MetricsMiddleware:
@@ -99,22 +107,29 @@ class MetricsMiddleware:
 
 def invalid(loc: tuple, item, message: str):
     """422 in the shape of FastAPI's own validation errors, so clients parse one kind of 422."""
-    raise RequestValidationError([{"type": "value_error", "loc": ("body", "texts", *loc), "msg": message,
-                                   "input": printable(item)}])
+    raise RequestValidationError(
+        [{"type": "value_error", "loc": ("body", "texts", *loc), "msg": message, "input": printable(item)}]
+    )
 
 
 def to_rows(request: PredictRequest, cfg: ServeConfig, task: str) -> list[dict]:
     """Check the request against the server's limits and turn it into rows {"text", "text_pair"?}."""
     if len(request.texts) > cfg.max_texts:
-        raise HTTPException(413, f"{len(request.texts)} texts in one request; this server takes at most "
-                                 f"{cfg.max_texts} (--max-texts): split the request")
+        raise HTTPException(
+            413,
+            f"{len(request.texts)} texts in one request; this server takes at most "
+            f"{cfg.max_texts} (--max-texts): split the request",
+        )
     rows = []
     for i, item in enumerate(request.texts):
         row = {"text": item} if isinstance(item, str) else {"text": item[0], "text_pair": item[1]}
         for part, value in enumerate(row.values()):
             if len(value) > cfg.max_chars:
-                raise HTTPException(413, f"texts[{i}] has {len(value)} characters; this server takes at most "
-                                         f"{cfg.max_chars} per text (--max-chars): shorten or split it")
+                raise HTTPException(
+                    413,
+                    f"texts[{i}] has {len(value)} characters; this server takes at most "
+                    f"{cfg.max_chars} per text (--max-chars): shorten or split it",
+                )
             problem = text_problem(value)
             if problem:  # refused here, for this request only: in a batch it would fail its neighbours too
                 where = (i,) if isinstance(item, str) else (i, part)
@@ -134,15 +149,25 @@ async def predictions(batcher: MicroBatcher, rows: list[dict]) -> list[dict]:
     except QueueFull as err:
         raise HTTPException(503, f"server busy: {err}; retry later", headers={"Retry-After": "1"}) from None
     except ShuttingDown:
-        raise HTTPException(503, "the server is stopping; retry on another instance or after a restart",
-                            headers={"Retry-After": "1"}) from None
+        raise HTTPException(
+            503, "the server is stopping; retry on another instance or after a restart", headers={"Retry-After": "1"}
+        ) from None
     except UnreadableText as err:  # it failed alone (the batcher retried it so): its texts are to blame
-        raise RequestValidationError([{"type": "value_error", "loc": ("body", "texts"), "input": None,
-                                       "msg": f"the texts of this request cannot be read: {err}"}]) from None
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "texts"),
+                    "input": None,
+                    "msg": f"the texts of this request cannot be read: {err}",
+                }
+            ]
+        ) from None
     except Exception as err:  # noqa: BLE001 - it failed alone; the other requests of its batch were answered
         log.error("distilkit: the model failed on a request of %d texts", len(rows), exc_info=err)
-        raise HTTPException(500, f"the model failed on this request ({type(err).__name__}); the server log has "
-                                 "the details") from None
+        raise HTTPException(
+            500, f"the model failed on this request ({type(err).__name__}); the server log has the details"
+        ) from None
 
 
 def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
@@ -155,20 +180,35 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
         if state.engine is None:
             state.engine = await asyncio.to_thread(Engine.load, cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
         await asyncio.to_thread(state.engine.warm_up)
-        state.batcher = MicroBatcher(state.engine.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
-                                     metrics.on_batch, lambda: arrivals.count, metrics.on_retry)
+        state.batcher = MicroBatcher(
+            state.engine.predict,
+            cfg.max_batch,
+            cfg.max_wait_ms,
+            cfg.max_queue,
+            metrics.on_batch,
+            lambda: arrivals.count,
+            metrics.on_retry,
+        )
         state.batcher.start()
         state.status = "ready"
-        log.info("distilkit: serving %s (%s, %s backend)", state.engine.trained.path, state.engine.trained.task,
-                 state.engine.backend)
+        log.info(
+            "distilkit: serving %s (%s, %s backend)",
+            state.engine.trained.path,
+            state.engine.trained.task,
+            state.engine.backend,
+        )
         yield
         state.status = "stopping"
         await state.batcher.stop()
         log.info("distilkit: stopped after finishing the queued texts")
 
-    app = FastAPI(title="distilkit serve", version="1", lifespan=lifespan,
-                  description="Predictions of a distilkit model. Send the API key (when the server has one) as "
-                              "`Authorization: Bearer KEY` or `X-API-Key: KEY`.")
+    app = FastAPI(
+        title="distilkit serve",
+        version="1",
+        lifespan=lifespan,
+        description="Predictions of a distilkit model. Send the API key (when the server has one) as "
+        "`Authorization: Bearer KEY` or `X-API-Key: KEY`.",
+    )
     app.state.engine, app.state.batcher, app.state.status = engine, None, "loading"
     app.state.api_key = cfg.api_key or os.environ.get(API_KEY_ENV) or None
     metrics = Metrics(lambda: app.state.batcher.depth if app.state.batcher else 0)
@@ -192,12 +232,19 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
     async def metadata() -> dict:
         """The model (path, task, labels, backend, size) and the server's limits."""
         limits = {k: getattr(cfg, k) for k in ("max_texts", "max_chars", "max_batch", "max_wait_ms", "max_queue")}
-        return {**app.state.engine.metadata(), **limits, "max_body": body_limit(cfg),
-                "api_key_required": bool(app.state.api_key)}
+        return {
+            **app.state.engine.metadata(),
+            **limits,
+            "max_body": body_limit(cfg),
+            "api_key_required": bool(app.state.api_key),
+        }
 
-    @app.get("/metrics", dependencies=guarded, response_class=Response,
-             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-                        401: ERRORS[401]})
+    @app.get(
+        "/metrics",
+        dependencies=guarded,
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}, 401: ERRORS[401]},
+    )
     async def prometheus() -> Response:
         """Requests, errors and latency by route, batch sizes, texts predicted and queue depth."""
         return Response(metrics.render(), media_type=Metrics.content_type)
@@ -212,11 +259,23 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
         rows = to_rows(request, cfg, engine.trained.task)
         arrivals.done(http.scope)  # submit queues the texts before it awaits anything
         results = await predictions(app.state.batcher, rows)
-        return {"model": engine.trained.path, "task": engine.trained.task, "backend": engine.backend,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3), "predictions": results}
+        return {
+            "model": engine.trained.path,
+            "task": engine.trained.task,
+            "backend": engine.backend,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "predictions": results,
+        }
 
     # The body is checked (Content-Type, size) by the route itself, before FastAPI reads and parses it.
-    app.router.add_api_route("/predict", predict, methods=["POST"], response_model=PredictResponse,
-                             response_model_exclude_none=True, dependencies=guarded, responses=ERRORS,
-                             route_class_override=guarded_route(body_limit(cfg)))
+    app.router.add_api_route(
+        "/predict",
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        dependencies=guarded,
+        responses=ERRORS,
+        route_class_override=guarded_route(body_limit(cfg)),
+    )
     return app

@@ -60,9 +60,16 @@ class _Item:
 class MicroBatcher:
     """One asyncio worker turning queued texts into batches for `predict(rows) -> results` (blocking)."""
 
-    def __init__(self, predict: Callable[[list[dict]], list[dict]], max_batch: int = 32, max_wait_ms: float = 5.0,
-                 max_queue: int = 512, on_batch: Callable[[int], None] | None = None,
-                 arriving: Callable[[], int] | None = None, on_retry: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        predict: Callable[[list[dict]], list[dict]],
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 512,
+        on_batch: Callable[[int], None] | None = None,
+        arriving: Callable[[], int] | None = None,
+        on_retry: Callable[[int], None] | None = None,
+    ):
         """`arriving()` counts requests on their way to the queue (default: always assume some are);
         `on_retry(n)` is told when a batch of n requests failed and each is run again alone."""
         self.predict = predict
@@ -91,8 +98,9 @@ class MicroBatcher:
         if self.closing:
             raise ShuttingDown()
         if self.depth + len(rows) > self.max_queue:
-            raise QueueFull(f"{self.depth} texts are waiting and this request adds {len(rows)}; the queue holds "
-                            f"{self.max_queue}")
+            raise QueueFull(
+                f"{self.depth} texts are waiting and this request adds {len(rows)}; the queue holds {self.max_queue}"
+            )
         loop = asyncio.get_running_loop()
         request = next(self.requests)
         items = [_Item(row, loop.create_future(), request) for row in rows]

@@ -21,13 +21,21 @@ def serve(cfg: ServeConfig, resolved: dict | None = None) -> None:
         raise DistilkitError(f"--port {cfg.port}: must be between 0 and 65535")
     engine = Engine.load(cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
     app = create_app(cfg, engine)
-    config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level,
-                            timeout_graceful_shutdown=cfg.graceful_timeout, access_log=cfg.log_level == "debug")
+    config = uvicorn.Config(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        log_level=cfg.log_level,
+        timeout_graceful_shutdown=cfg.graceful_timeout,
+        access_log=cfg.log_level == "debug",
+    )
     server = uvicorn.Server(config)
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; the server already shut down cleanly
         pass
     except SystemExit as exc:  # uvicorn exits on startup failures (port in use, ...) after logging the reason
-        raise DistilkitError(f"the server could not start on {cfg.host}:{cfg.port} (see the log above); "
-                             "pick another --port or stop what uses it") from exc
+        raise DistilkitError(
+            f"the server could not start on {cfg.host}:{cfg.port} (see the log above); "
+            "pick another --port or stop what uses it"
+        ) from exc

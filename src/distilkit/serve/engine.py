@@ -1,16 +1,16 @@
 """The model behind the server: which folder a backend runs, loading, warm-up and metadata.
 
-Predictions themselves come from `distilkit.predict.Predictor`, the same code as `distilkit predict`.
+Predictions themselves come from `distilkit.inference.predict.Predictor`, the same code as `distilkit predict`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from distilkit.compress.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.errors import DistilkitError
-from distilkit.inference import load_trained
-from distilkit.predict import Predictor
+from distilkit.inference.loading import load_trained
+from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
+from distilkit.inference.predict import Predictor
 
 WEIGHT_SUFFIXES = (".onnx", ".data", ".onnx_data", ".safetensors", ".bin")
 
@@ -22,12 +22,16 @@ def resolve_backend(model: str, backend: str | None) -> tuple[str, str]:
     path = Path(model)
     if is_onnx_folder(path):
         if backend == "torch":
-            raise DistilkitError(f"{model} is an ONNX folder: serve it with --backend onnx, or pass the run or "
-                                 "model folder it was exported from for --backend torch")
+            raise DistilkitError(
+                f"{model} is an ONNX folder: serve it with --backend onnx, or pass the run or "
+                "model folder it was exported from for --backend torch"
+            )
         return str(path), "onnx"
     if (path / "recipe.yaml").exists() and not (path / "model").exists():
-        raise DistilkitError(f"{model} is a distilkit run (pipeline) folder: serve one of its models, e.g. "
-                             f"{', '.join(servable(path)) or path / 'int8' / 'NAME'}")
+        raise DistilkitError(
+            f"{model} is a distilkit run (pipeline) folder: serve one of its models, e.g. "
+            f"{', '.join(servable(path)) or path / 'int8' / 'NAME'}"
+        )
     if backend != "onnx":
         return model, "torch"
     candidates = [path / "onnx", path.with_name(path.name + "-onnx")]  # distilkit export's default outputs
@@ -39,8 +43,10 @@ def resolve_backend(model: str, backend: str | None) -> tuple[str, str]:
             return str(candidate), "onnx"
     if not path.exists():
         raise DistilkitError(f"{model}: folder not found")
-    raise DistilkitError(f"{model}: no ONNX export in {' or '.join(map(str, candidates))}; run distilkit export "
-                         f"--model {model} first, or serve with --backend torch")
+    raise DistilkitError(
+        f"{model}: no ONNX export in {' or '.join(map(str, candidates))}; run distilkit export "
+        f"--model {model} first, or serve with --backend torch"
+    )
 
 
 def servable(pipeline: Path) -> list[str]:
@@ -53,8 +59,11 @@ def servable(pipeline: Path) -> list[str]:
 def weights_size(folder: str) -> int:
     """Bytes of the weight files (not tokenizer or configs) of a model or ONNX folder."""
     path = Path(folder)
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES) \
-        if path.is_dir() else 0
+    return (
+        sum(f.stat().st_size for f in path.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+        if path.is_dir()
+        else 0
+    )
 
 
 class UnreadableText(ValueError):
@@ -89,8 +98,15 @@ class Engine(Predictor):
 
     def metadata(self) -> dict:
         t = self.trained
-        info = {"model": t.path, "task": t.task, "labels": t.labels, "regression": t.regression,
-                "backend": self.backend, "size_bytes": weights_size(t.path), "max_length": self.max_length}
+        info = {
+            "model": t.path,
+            "task": t.task,
+            "labels": t.labels,
+            "regression": t.regression,
+            "backend": self.backend,
+            "size_bytes": weights_size(t.path),
+            "max_length": self.max_length,
+        }
         if self.backend == "onnx":
             info["quantization"] = read_meta(Path(t.path)).get("quantization")
         else:

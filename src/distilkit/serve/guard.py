@@ -40,8 +40,10 @@ def text_problem(value: str) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
-        return (f"character {err.start} is U+{ord(value[err.start]):04X}, a lone UTF-16 surrogate (half of a "
-                "pair), which is not text UTF-8 can encode; send whole characters")
+        return (
+            f"character {err.start} is U+{ord(value[err.start]):04X}, a lone UTF-16 surrogate (half of a "
+            "pair), which is not text UTF-8 can encode; send whole characters"
+        )
     return None
 
 
@@ -63,8 +65,11 @@ class BodyGuard:
         headers = Headers(scope=scope)
         kind = headers.get("content-type", "")
         if not is_json(kind):
-            raise HTTPException(415, f"Content-Type {kind or '(none)'!r}: send the body as JSON with the header "
-                                     "Content-Type: application/json")
+            raise HTTPException(
+                415,
+                f"Content-Type {kind or '(none)'!r}: send the body as JSON with the header "
+                "Content-Type: application/json",
+            )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:  # refused before reading a byte of it
             raise self.too_large(f"{declared} bytes")
@@ -96,8 +101,11 @@ class BodyGuard:
                 return b"".join(chunks)
 
     def too_large(self, size: str) -> HTTPException:
-        return HTTPException(413, f"the request body has {size}; this server takes at most {self.limit} bytes "
-                                  "(--max-body): split the request")
+        return HTTPException(
+            413,
+            f"the request body has {size}; this server takes at most {self.limit} bytes "
+            "(--max-body): split the request",
+        )
 
 
 def guarded_route(limit: int) -> type[APIRoute]:
@@ -130,6 +138,11 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
     if broken is not None:
         reason = (broken.get("ctx") or {}).get("error", "malformed JSON")
-        return JSONResponse({"detail": f"the body is not valid JSON: {reason} at character {broken['loc'][-1]}; "
-                                       'send an object like {"texts": ["some text"]}'}, 400)
+        return JSONResponse(
+            {
+                "detail": f"the body is not valid JSON: {reason} at character {broken['loc'][-1]}; "
+                'send an object like {"texts": ["some text"]}'
+            },
+            400,
+        )
     return JSONResponse({"detail": printable(jsonable_encoder(errors))}, 422)

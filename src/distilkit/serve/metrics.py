@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               disable_created_metrics, generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 disable_created_metrics()  # no *_created series: a timestamp per label set that nobody graphs
 
@@ -22,20 +29,36 @@ class Metrics:
 
     def __init__(self, queue_depth: Callable[[], float]):
         self.registry = CollectorRegistry()
-        self.requests = Counter("distilkit_requests", "HTTP requests by route and status code",
-                                ["route", "status"], registry=self.registry)
-        self.errors = Counter("distilkit_errors", "Requests answered with a 4xx or 5xx status, by route and status",
-                              ["route", "status"], registry=self.registry)
-        self.latency = Histogram("distilkit_request_latency_seconds", "Time to answer a request, by route",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "distilkit_requests", "HTTP requests by route and status code", ["route", "status"], registry=self.registry
+        )
+        self.errors = Counter(
+            "distilkit_errors",
+            "Requests answered with a 4xx or 5xx status, by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "distilkit_request_latency_seconds",
+            "Time to answer a request, by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.texts = Counter("distilkit_predicted_texts", "Texts predicted", registry=self.registry)
-        self.batch_size = Histogram("distilkit_batch_size", "Texts per forward pass", buckets=BATCH_BUCKETS,
-                                    registry=self.registry)
-        self.retried = Counter("distilkit_batch_retries", "Forward passes over texts of several requests that "
-                               "failed, after which each request ran alone (those failing alone are answered "
-                               "with an error, the others with their results)", registry=self.registry)
-        self.retried_requests = Counter("distilkit_retried_requests", "Requests run alone after their batch failed",
-                                        registry=self.registry)
+        self.batch_size = Histogram(
+            "distilkit_batch_size", "Texts per forward pass", buckets=BATCH_BUCKETS, registry=self.registry
+        )
+        self.retried = Counter(
+            "distilkit_batch_retries",
+            "Forward passes over texts of several requests that "
+            "failed, after which each request ran alone (those failing alone are answered "
+            "with an error, the others with their results)",
+            registry=self.registry,
+        )
+        self.retried_requests = Counter(
+            "distilkit_retried_requests", "Requests run alone after their batch failed", registry=self.registry
+        )
         depth = Gauge("distilkit_queue_depth", "Texts waiting for a batch", registry=self.registry)
         depth.set_function(queue_depth)
 

@@ -10,14 +10,21 @@ TextOrPair = Union[str, tuple[str, str]]
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"texts": ["Shares rose after the bank reported record profits"]},
-        {"texts": [["A man is playing a guitar.", "Someone plays music."]]},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"texts": ["Shares rose after the bank reported record profits"]},
+                {"texts": [["A man is playing a guitar.", "Someone plays music."]]},
+            ]
+        },
+    )
 
     texts: list[TextOrPair] = Field(
-        min_length=1, description="Texts to predict, or [text, text_pair] pairs for a pair task. The server's "
-        "limits on texts per request and characters per text are in GET /metadata.")
+        min_length=1,
+        description="Texts to predict, or [text, text_pair] pairs for a pair task. The server's "
+        "limits on texts per request and characters per text are in GET /metadata.",
+    )
 
 
 class Entity(BaseModel):
@@ -37,8 +44,9 @@ class Prediction(BaseModel):
     scores: Optional[dict[str, float]] = Field(None, description="Probability of each label (top_k when set)")
     tokens: Optional[list[str]] = Field(None, description="Token classification: the whitespace-separated words")
     tags: Optional[list[Optional[str]]] = Field(None, description="A tag per word (null: cut off by truncation)")
-    entities: Optional[list[Entity]] = Field(None, description="B-X/I-X tags grouped into spans (empty for "
-                                                               "other tag sets)")
+    entities: Optional[list[Entity]] = Field(
+        None, description="B-X/I-X tags grouped into spans (empty for other tag sets)"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -77,12 +85,19 @@ class Error(BaseModel):
 
 
 ERRORS = {
-    400: {"model": Error, "description": "The body could not be read as JSON (malformed JSON, or bytes that are "
-                                         "not UTF-8)"},
+    400: {
+        "model": Error,
+        "description": "The body could not be read as JSON (malformed JSON, or bytes that are not UTF-8)",
+    },
     401: {"model": Error, "description": "No API key, or a wrong one"},
-    413: {"model": Error, "description": "Too many texts in the request, a text too long, or a body over max_body "
-                                         "bytes (refused before it is parsed)"},
+    413: {
+        "model": Error,
+        "description": "Too many texts in the request, a text too long, or a body over max_body "
+        "bytes (refused before it is parsed)",
+    },
     415: {"model": Error, "description": "The body is not sent as JSON: use Content-Type: application/json"},
-    503: {"model": Error, "description": "The queue is full or the server is stopping; retry after Retry-After "
-                                         "seconds"},
+    503: {
+        "model": Error,
+        "description": "The queue is full or the server is stopping; retry after Retry-After seconds",
+    },
 }

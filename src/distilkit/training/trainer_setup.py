@@ -94,8 +94,9 @@ def compute_metrics_fn(data: TaskData):
 def full_metrics(trainer, dataset, data: TaskData) -> dict:
     """Predict a split and compute the complete metrics (per-class report, confusion matrix)."""
     out = trainer.predict(dataset)
-    metrics = task_metrics(data.task, data.regression, data.labels, np.asarray(out.predictions), out.label_ids,
-                           data.is_bio)
+    metrics = task_metrics(
+        data.task, data.regression, data.labels, np.asarray(out.predictions), out.label_ids, data.is_bio
+    )
     metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
     return metrics
 

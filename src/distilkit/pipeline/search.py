@@ -28,9 +28,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from distilkit.config import DistillConfig, FinetuneConfig, SearchConfig
+from distilkit.config import DistillConfig, FinetuneConfig
 from distilkit.config_loader import check_keys, load_options, read_yaml
 from distilkit.errors import DistilkitError
+from distilkit.pipeline.options import SearchConfig
 from distilkit.runs import RunFolder, write_atomic, write_yaml
 
 LOG_SCALE = {"lr", "intermediate_lr", "weight_decay", "adversarial_epsilon"}
@@ -40,7 +41,9 @@ DATA_FILES = ("train_file", "dev_file", "test_file")
 
 
 def parse_space(space: dict, cls, command: str) -> dict:
-    """Validate the space: known options, non-empty ranges. Returns name → ("range", lo, hi, is_int) or ("choice", [...])."""
+    """Validate the space: known options, non-empty ranges.
+
+    Returns name → ("range", lo, hi, is_int) or ("choice", [...])."""
     if not space:
         raise DistilkitError("--space is empty: give at least one option with a range, e.g. {lr: [1e-5, 1e-3]}")
     valid = [f.name for f in dataclasses.fields(cls) if f.name not in NOT_SEARCHABLE]
@@ -54,7 +57,9 @@ def parse_space(space: dict, cls, command: str) -> dict:
         elif isinstance(spec, (list, tuple)) and len(spec) == 2 and all(isinstance(v, (int, float)) for v in spec):
             lo, hi = spec
             if not lo < hi:
-                raise DistilkitError(f"--space: {name!r} has an empty range [{lo}, {hi}]; the low end must be below the high end")
+                raise DistilkitError(
+                    f"--space: {name!r} has an empty range [{lo}, {hi}]; the low end must be below the high end"
+                )
             out[name] = ("range", lo, hi, isinstance(lo, int) and isinstance(hi, int))
         else:
             raise DistilkitError(f"--space: {name!r} must be [low, high] or {{choices: [...]}}, got {spec!r}")
@@ -90,7 +95,10 @@ def _score(metrics: dict, command: str, metric: str) -> float:
     scores = dev["student"] if command == "distill" else dev
     value = scores.get(metric, scores.get("entity", {}).get(metric))
     if value is None:
-        raise DistilkitError(f"--metric {metric!r} is not in the dev metrics ({', '.join(k for k, v in scores.items() if isinstance(v, float))})")
+        raise DistilkitError(
+            f"--metric {metric!r} is not in the dev metrics "
+            f"({', '.join(k for k, v in scores.items() if isinstance(v, float))})"
+        )
     return float(value)
 
 
@@ -104,8 +112,10 @@ def check_data_paths(base: dict) -> None:
 
     data = base.get("data")
     if data and not builtin.is_builtin(str(data)) and not Path(data).exists():
-        raise DistilkitError(f"data {data}: no such file or folder, and not a built-in dataset "
-                             f"({', '.join(builtin.NAMES)}); every trial would fail")
+        raise DistilkitError(
+            f"data {data}: no such file or folder, and not a built-in dataset "
+            f"({', '.join(builtin.NAMES)}); every trial would fail"
+        )
     for key in DATA_FILES:
         if base.get(key) and not Path(base[key]).is_file():
             raise DistilkitError(f"{key} {base[key]}: data file not found; every trial would fail")
@@ -167,8 +177,10 @@ def write_trials(rows: list[dict], output: Path) -> None:
     columns = [k for k in rows[0] if k not in ("trial", "error")]
     print(f"\n{'trial':>5}  " + "  ".join(f"{k:>12}" for k in columns))
     for r in rows:
-        cells = [f"{r[k]:>12.4g}" if isinstance(r[k], float) else f"{r[k]!s:>12}" if r[k] != "" else f"{'-':>12}"
-                 for k in columns]
+        cells = [
+            f"{r[k]:>12.4g}" if isinstance(r[k], float) else f"{r[k]!s:>12}" if r[k] != "" else f"{'-':>12}"
+            for k in columns
+        ]
         print(f"{r['trial']:>5}  " + "  ".join(cells) + (f"  {r['error']}" if r["error"] else ""))
 
 
@@ -187,7 +199,7 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
     metric = cfg.metric or ("mse" if base.get("regression") else "accuracy")
     greater = metric not in ("mse", "mae", "loss")
     from distilkit.distill.command import distill
-    from distilkit.finetune import finetune
+    from distilkit.training.finetune import finetune
 
     run = {"finetune": finetune, "distill": distill}[cfg.command]
     output_existed = output.exists()
@@ -201,20 +213,25 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
 
     # ERROR, not WARNING: Optuna logs each caught failure with a traceback; run_trial already said it in one line
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(direction="maximize" if greater else "minimize",
-                                sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+    study = optuna.create_study(
+        direction="maximize" if greater else "minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
+    )
     study.optimize(objective, n_trials=cfg.trials, catch=(TrialFailed,))
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         if not output_existed and output.is_dir() and not any(output.iterdir()):
             output.rmdir()  # the failed trials' folders are gone; leave no empty search folder behind
         first = study.trials[0]
-        raise DistilkitError(f"all {len(study.trials)} trials failed, so there is no best option set; "
-                             f"trial {first.number}: {first.user_attrs.get('error', 'no error recorded')}")
+        raise DistilkitError(
+            f"all {len(study.trials)} trials failed, so there is no best option set; "
+            f"trial {first.number}: {first.user_attrs.get('error', 'no error recorded')}"
+        )
     write_trials(trial_rows(study.trials, space, metric), output)
     write_yaml(output / "best.yaml", {**base, **study.best_params})
     failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
-    print(f"\nbest dev {metric}: {study.best_value:.4f} (trial {study.best_trial.number}"
-          + (f"; {failed} of {len(study.trials)} trials failed, see trials.csv" if failed else "")
-          + f") → {output / 'best.yaml'}; "
-          f"run it with distilkit {cfg.command} --config {output / 'best.yaml'} --output ...")
+    print(
+        f"\nbest dev {metric}: {study.best_value:.4f} (trial {study.best_trial.number}"
+        + (f"; {failed} of {len(study.trials)} trials failed, see trials.csv" if failed else "")
+        + f") → {output / 'best.yaml'}; "
+        f"run it with distilkit {cfg.command} --config {output / 'best.yaml'} --output ..."
+    )
     return output

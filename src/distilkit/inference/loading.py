@@ -13,10 +13,9 @@ import datasets
 import numpy as np
 import torch
 
-from distilkit.compress.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.errors import DistilkitError
+from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.models import check_max_length, load_model, load_tokenizer, model_task, read_config_dict, resolve_model
-
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -86,8 +85,14 @@ def _load_onnx(folder: Path) -> TrainedModel:
     """An exported (or quantized) ONNX folder, run by ONNX Runtime; label map and tokenizer from beside it."""
     meta = read_meta(folder)
     labels = list(meta.get("labels") or [])
-    return TrainedModel(str(folder), meta["task"], labels, bool(meta.get("regression")), OnnxClassifier(folder),
-                        load_tokenizer(str(folder)))
+    return TrainedModel(
+        str(folder),
+        meta["task"],
+        labels,
+        bool(meta.get("regression")),
+        OnnxClassifier(folder),
+        load_tokenizer(str(folder)),
+    )
 
 
 def model_logits(model, batch: dict) -> np.ndarray:

@@ -61,8 +61,13 @@ def looks_local(name: str) -> bool:
     """A path, not a hub id (`org/name` or `name`): starts with . / ~, has a suffix or a backslash, more than one
     slash, or a first part that is a local folder (`runs/x` when runs/ exists)."""
     first, slash, _ = name.partition("/")
-    return bool(name.startswith((".", "/", "~")) or "\\" in name or Path(name).suffix or name.count("/") > 1
-                or (slash and Path(first).is_dir()))
+    return bool(
+        name.startswith((".", "/", "~"))
+        or "\\" in name
+        or Path(name).suffix
+        or name.count("/") > 1
+        or (slash and Path(first).is_dir())
+    )
 
 
 def _hub_offline() -> bool:
@@ -77,8 +82,10 @@ def check_hub_reachable(repo_id: str, timeout: float = 3.0) -> None:
     if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
         return
     if _hub_offline():
-        raise DistilkitError(f"{repo_id}: not found: no such folder, and no model of that name in the Hugging Face "
-                             "cache (HF_HUB_OFFLINE=1 is set); check the path, or unset HF_HUB_OFFLINE to download it")
+        raise DistilkitError(
+            f"{repo_id}: not found: no such folder, and no model of that name in the Hugging Face "
+            "cache (HF_HUB_OFFLINE=1 is set); check the path, or unset HF_HUB_OFFLINE to download it"
+        )
     host = urlparse(constants.ENDPOINT).hostname or constants.ENDPOINT
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # getaddrinfo has no timeout of its own
         lookup = pool.submit(socket.getaddrinfo, host, 443)
@@ -128,8 +135,10 @@ def check_max_length(max_length: int, path: str) -> None:
     """Refuse a --max-length the model cannot read (positions beyond its table fail deep inside the forward)."""
     limit = max_positions(path)
     if limit is not None and max_length > limit:
-        raise DistilkitError(f"--max-length {max_length}: {path} reads at most {limit} tokens "
-                             f"(max_position_embeddings in its config.json); use --max-length {limit} or less")
+        raise DistilkitError(
+            f"--max-length {max_length}: {path} reads at most {limit} tokens "
+            f"(max_position_embeddings in its config.json); use --max-length {limit} or less"
+        )
 
 
 def model_task(path: str) -> str | None:
@@ -174,8 +183,9 @@ def loading(path: str, what: str, *catch: type[BaseException]):
         raise DistilkitError(f"{path}: cannot load {what} ({first}){_damage_hint(path, err)}") from None
 
 
-def load_model(path: str, task: str, labels: list[str] | None = None, regression: bool = False, dropout=None,
-               **load_options):
+def load_model(
+    path: str, task: str, labels: list[str] | None = None, regression: bool = False, dropout=None, **load_options
+):
     """Load a model with a task head. With `labels`, the head is (re)built for that label map.
 
     Structurally pruned models (`config.distilkit_pruning`) are built at their pruned shapes; `load_options`
@@ -197,7 +207,7 @@ def load_model(path: str, task: str, labels: list[str] | None = None, regression
         set_dropout(config, dropout)
     auto = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
     if getattr(config, "distilkit_pruning", None):
-        from distilkit.compress.pruned_modeling import pruned_class
+        from distilkit.models.pruned import pruned_class
 
         auto = pruned_class(auto._model_mapping[type(config)])
     with loading(path, "the model"):

@@ -23,13 +23,26 @@ from torch import nn
 # "out" is the attention output projection (its input side shrinks); "ffn_out" likewise for the FFN.
 LAYER_PATHS = {
     "bert": dict(
-        layers="encoder.layer", attention="attention.self", q="attention.self.query", k="attention.self.key",
-        v="attention.self.value", out="attention.output.dense", ffn_in="intermediate.dense",
-        ffn_out="output.dense", heads_attr="num_attention_heads",
+        layers="encoder.layer",
+        attention="attention.self",
+        q="attention.self.query",
+        k="attention.self.key",
+        v="attention.self.value",
+        out="attention.output.dense",
+        ffn_in="intermediate.dense",
+        ffn_out="output.dense",
+        heads_attr="num_attention_heads",
     ),
     "distilbert": dict(
-        layers="transformer.layer", attention="attention", q="attention.q_lin", k="attention.k_lin",
-        v="attention.v_lin", out="attention.out_lin", ffn_in="ffn.lin1", ffn_out="ffn.lin2", heads_attr="n_heads",
+        layers="transformer.layer",
+        attention="attention",
+        q="attention.q_lin",
+        k="attention.k_lin",
+        v="attention.v_lin",
+        out="attention.out_lin",
+        ffn_in="ffn.lin1",
+        ffn_out="ffn.lin2",
+        heads_attr="n_heads",
     ),
 }
 # Model types whose encoder layers are laid out like BERT's.

@@ -6,7 +6,7 @@ over the active losses of a stage and calls their terms; what to capture from th
 attention scores, Q/K/V) and what the teacher cache stores follow from the union of their `reads`. So a new
 loss is one registered function, with no edit anywhere else:
 
-    from distilkit.distill.losses import register_loss
+    from distilkit.losses import register_loss
 
     @register_loss("logit_l1", reads={"logits"})
     def logit_l1(batch):
@@ -111,7 +111,8 @@ def build_loss(name: str) -> Loss:
     if name not in LOSSES:
         close = difflib.get_close_matches(name, list(LOSSES), 1)
         raise DistilkitError(
-            f"unknown loss {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            f"unknown loss {name!r}"
+            + (f"; did you mean {close[0]!r}?" if close else "")
             + f" (available: {', '.join(sorted(LOSSES))}; register your own with --plugins)"
         )
     return LOSSES[name]

@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from distilkit.distill.registry import LOSSES, LossInputs, build_loss, register_loss  # noqa: F401 (re-exported)
+from distilkit.losses.registry import LOSSES, LossInputs, register_loss
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -47,12 +47,17 @@ def kd_loss(student_logits, teacher_logits, temperature: float = 1.0, mask=None)
     return t * t * masked_mean(kl, mask)
 
 
-@register_loss("kd_soft_targets", reads={"logits"}, term=lambda b: kd_soft_targets_loss(
-    b.student_logits, soft_targets(b.teacher_logits, b.teacher_weights, b.temperature), b.temperature, b.token_mask))
+@register_loss(
+    "kd_soft_targets",
+    reads={"logits"},
+    term=lambda b: kd_soft_targets_loss(
+        b.student_logits, soft_targets(b.teacher_logits, b.teacher_weights, b.temperature), b.temperature, b.token_mask
+    ),
+)
 def kd_soft_targets_loss(student_logits, soft_targets, temperature: float = 1.0, mask=None) -> torch.Tensor:
     """KD against given target probabilities p (e.g. the weighted mean of several teachers' softmax(z/T)):
 
-        L = T² · mean_i KL( p_i ‖ softmax(z_s,i / T) )
+    L = T² · mean_i KL( p_i ‖ softmax(z_s,i / T) )
     """
     t = temperature
     log_p_student = F.log_softmax(student_logits.float() / t, dim=-1)
@@ -61,8 +66,9 @@ def kd_soft_targets_loss(student_logits, soft_targets, temperature: float = 1.0,
     return t * t * masked_mean(kl, mask)
 
 
-@register_loss("kd_mse", reads={"logits"}, term=lambda b: kd_mse_loss(b.student_logits, _mean_teacher_logits(b),
-                                                                     b.token_mask))
+@register_loss(
+    "kd_mse", reads={"logits"}, term=lambda b: kd_mse_loss(b.student_logits, _mean_teacher_logits(b), b.token_mask)
+)
 def kd_mse_loss(student_logits, teacher_logits, mask=None) -> torch.Tensor:
     """Logit matching for regression (and an option for classification; Ba & Caruana 2014):
 
@@ -85,15 +91,19 @@ def hidden_mse_loss(student_hidden, teacher_hidden, mask=None, projection=None) 
     return masked_mean((student_hidden.float() - teacher_hidden.float()) ** 2, mask)
 
 
-@register_loss("embedding_mse", reads={"embeddings"},
-               term=lambda b: _sum_pairs(embedding_mse_loss, b.embeddings, b.mask))
+@register_loss(
+    "embedding_mse", reads={"embeddings"}, term=lambda b: _sum_pairs(embedding_mse_loss, b.embeddings, b.mask)
+)
 def embedding_mse_loss(student_embeddings, teacher_embeddings, mask=None, projection=None) -> torch.Tensor:
     """TinyBERT's embedding-layer loss (eq. 9): L_embd = MSE(E_s · W_e, E_t), on hidden state 0."""
     return hidden_mse_loss(student_embeddings, teacher_embeddings, mask, projection)
 
 
-@register_loss("attention_mse", reads={"scores"}, term=lambda b: sum(
-    attention_mse_loss(s, t, b.mask, b.attention_probabilities) for s, t in b.scores))
+@register_loss(
+    "attention_mse",
+    reads={"scores"},
+    term=lambda b: sum(attention_mse_loss(s, t, b.mask, b.attention_probabilities) for s, t in b.scores),
+)
 def attention_mse_loss(student_scores, teacher_scores, mask=None, probabilities: bool = False) -> torch.Tensor:
     """TinyBERT's attention loss (eq. 7) on pre-softmax scores A = Q Kᵀ / √d_k, per head:
 
@@ -145,8 +155,9 @@ def _relation_log_probs(x: torch.Tensor, heads: int, mask: torch.Tensor | None) 
     return F.log_softmax(scores, dim=-1)
 
 
-@register_loss("minilm_relations", reads={"qkv"},
-               term=lambda b: minilm_relations_loss(*b.qkv, b.relation_heads, b.mask))
+@register_loss(
+    "minilm_relations", reads={"qkv"}, term=lambda b: minilm_relations_loss(*b.qkv, b.relation_heads, b.mask)
+)
 def minilm_relations_loss(student_qkv, teacher_qkv, relation_heads: int = 12, mask=None) -> torch.Tensor:
     """MiniLMv2 self-attention relation distillation (Wang et al. 2021, "MiniLMv2", eq. 3-4):
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from distilkit.adversarial import with_adversarial
 from distilkit.config import FinetuneConfig
 from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
@@ -22,13 +21,14 @@ from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
 from distilkit.models import ALIASES, check_max_length, freeze, load_model, load_tokenizer, resolve_model
 from distilkit.runs import RunFolder, folder_bytes
-from distilkit.trainer_setup import (
+from distilkit.training.adversarial import with_adversarial
+from distilkit.training.trainer_setup import (
+    EpochTimer,
     compute_metrics_fn,
     count_parameters,
     full_metrics,
     metric_choice,
     preprocess_logits,
-    EpochTimer,
     tensorboard_callback,
     training_arguments,
 )
@@ -44,7 +44,9 @@ def describe_data(data, truncated: dict, max_length: int) -> str:
     for split, n in truncated.items():
         if n:
             total = len(data.splits[split])
-            lines.append(f"truncated: {n} of {total} {split} examples ({100 * n / total:.1f}%) exceed {max_length} tokens")
+            lines.append(
+                f"truncated: {n} of {total} {split} examples ({100 * n / total:.1f}%) exceed {max_length} tokens"
+            )
     return "\n".join(lines)
 
 
@@ -55,34 +57,54 @@ def base_pointer(given: str, resolved_path: str) -> str:
 
 def continual_before(cfg: FinetuneConfig, previous, data) -> dict:
     """Check --continue-from data, add --replay rows, and measure the previous model on old and new test data."""
-    from distilkit import continual
+    from distilkit.training import continual
 
     if data.task != previous.task:
-        raise DistilkitError(f"--continue-from {cfg.continue_from}: that run is {previous.task}, the new data is "
-                             f"{data.task}; continue a run of the same task")
+        raise DistilkitError(
+            f"--continue-from {cfg.continue_from}: that run is {previous.task}, the new data is "
+            f"{data.task}; continue a run of the same task"
+        )
     old_test = continual.read_sample(Path(cfg.continue_from), "test")
     if cfg.replay:
         old_train = continual.read_sample(Path(cfg.continue_from), "train")
-        data.splits["train"] = data.splits["train"] + random.Random(cfg.seed).sample(old_train, min(cfg.replay, len(old_train)))
+        data.splits["train"] = data.splits["train"] + random.Random(cfg.seed).sample(
+            old_train, min(cfg.replay, len(old_train))
+        )
         print(f"replay: {min(cfg.replay, len(old_train))} old training examples mixed in", flush=True)
     new_test = data.splits.get("test", [])
-    acc = lambda rows: continual.accuracy(previous.model, previous.tokenizer, rows, data.task, previous.labels,
-                                          cfg.max_length)
+
+    def acc(rows):
+        return continual.accuracy(previous.model, previous.tokenizer, rows, data.task, previous.labels, cfg.max_length)
+
     return {"old_test": old_test, "old_task_before": acc(old_test), "new_task_before": acc(new_test)}
 
 
 def continual_after(cfg: FinetuneConfig, before: dict, model, tokenizer, data) -> dict:
-    from distilkit import continual
+    from distilkit.training import continual
 
-    acc = lambda rows: continual.accuracy(model, tokenizer, rows, data.task, data.labels, cfg.max_length)
-    out = {"old_task": {"before": before["old_task_before"], "after": acc(before["old_test"]),
-                        "examples": len(before["old_test"])},
-           "new_task": {"before": before["new_task_before"], "after": acc(data.splits.get("test", [])),
-                        "examples": len(data.splits.get("test", []))},
-           "preserve": cfg.preserve, "replay": cfg.replay}
+    def acc(rows):
+        return continual.accuracy(model, tokenizer, rows, data.task, data.labels, cfg.max_length)
+
+    out = {
+        "old_task": {
+            "before": before["old_task_before"],
+            "after": acc(before["old_test"]),
+            "examples": len(before["old_test"]),
+        },
+        "new_task": {
+            "before": before["new_task_before"],
+            "after": acc(data.splits.get("test", [])),
+            "examples": len(data.splits.get("test", [])),
+        },
+        "preserve": cfg.preserve,
+        "replay": cfg.replay,
+    }
     out["old_task"]["forgetting"] = out["old_task"]["before"] - out["old_task"]["after"]
-    print(f"continual: old task {100 * out['old_task']['before']:.1f}% → {100 * out['old_task']['after']:.1f}%, "
-          f"new task {100 * out['new_task']['before']:.1f}% → {100 * out['new_task']['after']:.1f}%", flush=True)
+    print(
+        f"continual: old task {100 * out['old_task']['before']:.1f}% → {100 * out['old_task']['after']:.1f}%, "
+        f"new task {100 * out['new_task']['before']:.1f}% → {100 * out['new_task']['after']:.1f}%",
+        flush=True,
+    )
     return out
 
 
@@ -96,18 +118,21 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
         torch.set_num_threads(cfg.threads)
     previous = None
     if cfg.continue_from:
-        from distilkit import continual
+        from distilkit.training import continual
 
         previous = continual.load_previous(cfg.continue_from)
         model_path = previous.path
         if (Path(model_path) / "distilkit_adapter.json").exists():
-            raise DistilkitError(f"--continue-from {cfg.continue_from}: an adapter run; merge it first (distilkit merge)")
+            raise DistilkitError(
+                f"--continue-from {cfg.continue_from}: an adapter run; merge it first (distilkit merge)"
+            )
         print(f"continuing from {cfg.continue_from} ({len(previous.labels)} labels)", flush=True)
     else:
         model_path = resolve_model(cfg.model)
     check_max_length(cfg.max_length, model_path)
-    data = load_task_data(cfg, seed=cfg.seed, for_training=True,
-                          known_labels=previous.labels if previous is not None else None)
+    data = load_task_data(
+        cfg, seed=cfg.seed, for_training=True, known_labels=previous.labels if previous is not None else None
+    )
     if previous is not None:
         before = continual_before(cfg, previous, data)
     tokenizer = load_tokenizer(model_path)
@@ -124,9 +149,12 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
 
         model = adapters.apply(model, cfg, data.task)
     total, trainable = count_parameters(model)
-    print(f"model: {cfg.model} — {total / 1e6:.2f}M parameters, {trainable / 1e6:.2f}M trainable"
-          + (f" ({frozen / 1e6:.2f}M frozen)" if frozen else "")
-          + (f" — {cfg.peft}: {100 * trainable / total:.2f}% of the parameters train" if cfg.peft else ""), flush=True)
+    print(
+        f"model: {cfg.model} — {total / 1e6:.2f}M parameters, {trainable / 1e6:.2f}M trainable"
+        + (f" ({frozen / 1e6:.2f}M frozen)" if frozen else "")
+        + (f" — {cfg.peft}: {100 * trainable / total:.2f}% of the parameters train" if cfg.peft else ""),
+        flush=True,
+    )
 
     metric, greater = metric_choice(data, cfg)
     has_dev = "dev" in encoded
@@ -139,11 +167,18 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
             if not has_dev:
                 raise DistilkitError("--early-stopping needs a dev split: pass --dev-file or a --split with a dev part")
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping))
-        trainer_class = with_adversarial(Trainer, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps,
-                                         cfg.pgd_alpha)
+        trainer_class = with_adversarial(
+            Trainer, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps, cfg.pgd_alpha
+        )
         if previous is not None and cfg.preserve == "kd":
-            trainer_class = continual.with_preserve(trainer_class, previous.model, len(previous.labels),
-                                                    cfg.preserve_weight, 2.0, data.task == "token-classification")
+            trainer_class = continual.with_preserve(
+                trainer_class,
+                previous.model,
+                len(previous.labels),
+                cfg.preserve_weight,
+                2.0,
+                data.task == "token-classification",
+            )
         trainer = trainer_class(
             model=model,
             args=args,
@@ -159,7 +194,9 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
             print(f"best model chosen by dev {metric} ({'higher' if greater else 'lower'} is better)", flush=True)
         checkpoint = run.last_checkpoint() if cfg.resume else None
         if cfg.resume:
-            print(f"resuming from {checkpoint}" if checkpoint else "nothing to resume: starting from scratch", flush=True)
+            print(
+                f"resuming from {checkpoint}" if checkpoint else "nothing to resume: starting from scratch", flush=True
+            )
         started = time.perf_counter()
         train_out = trainer.train(resume_from_checkpoint=checkpoint)
         elapsed = time.perf_counter() - started
@@ -169,8 +206,9 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
             if main:
                 from distilkit import adapters
 
-                adapters.save_adapter(trainer.model, work / "model", cfg.peft, base_pointer(cfg.model, model_path),
-                                      data.task)
+                adapters.save_adapter(
+                    trainer.model, work / "model", cfg.peft, base_pointer(cfg.model, model_path), data.task
+                )
         else:
             trainer.save_model(str(work / "model"))
         if main:
@@ -200,11 +238,13 @@ def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
             if split in encoded:
                 metrics[split] = full_metrics(trainer, encoded[split], data)  # collective: every rank runs it
                 if main and not data.regression:
-                    plot_confusion_matrix(metrics[split], work / f"confusion_matrix_{split}.png", f"{data.name} {split}")
+                    plot_confusion_matrix(
+                        metrics[split], work / f"confusion_matrix_{split}.png", f"{data.name} {split}"
+                    )
         if previous is not None:
             metrics["continual"] = continual_after(cfg, before, trainer.model, tokenizer, data)
         if main:
-            from distilkit.continual import save_data_sample
+            from distilkit.training.continual import save_data_sample
 
             save_data_sample(work, data, cfg.seed)
             run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))

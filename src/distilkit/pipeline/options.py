@@ -1,4 +1,4 @@
-"""Options of `distilkit run`, and the shape of its recipe file (described in distilkit.pipeline).
+"""Options of `distilkit run`, and the shape of its recipe file (described in distilkit.pipeline.runner).
 
 The recipe's top level and its quantize section are dataclasses like every command's options, so the one loader
 (distilkit.config_loader) checks them as it checks each stage's section: names, types and ranges.
@@ -7,14 +7,15 @@ The recipe's top level and its quantize section are dataclasses like every comma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
-from distilkit.option_rules import AT_LEAST_1, Checked, opt
+from distilkit.option_rules import AT_LEAST_1, SEED, Checked, opt
 
 
 @dataclass
 class PipelineConfig(Checked):
-    """Run a recipe end to end into one run folder: teacher → students → prune → ONNX + int8 → evaluate → bench → report.
+    """Run a recipe end to end into one run folder: teacher → students → prune → ONNX + int8 → evaluate → bench →
+    report.
 
     Args:
         recipe: Recipe YAML file (see recipes/ and the README).
@@ -52,3 +53,30 @@ class QuantizeStage(Checked):
     models: Optional[list[str]] = None  # default: the teacher, every student and pruned model
     methods: Optional[list[str]] = None  # compress.options.QuantizeMethod names (checked with a clear message)
     calibration_samples: Optional[int] = opt(None, AT_LEAST_1)  # default: quantize's own
+
+
+@dataclass
+class SearchConfig(Checked):
+    """Hyper-parameter search over finetune or distill options (Optuna TPE); writes best.yaml and trials.csv.
+
+    Args:
+        command: Which command to tune.
+        base: YAML file with the fixed options of every trial (model/teacher, data, ...).
+        options: Fixed options given inline, e.g. {model: minilm-l6, data: bbc-news} (override --base).
+        space: Option → [low, high] or {choices: [...]}, e.g. {lr: [1e-5, 1e-3], epochs: [1, 3]}.
+        trials: Number of trials (the budget).
+        metric: Dev metric to optimise (default: accuracy; mse for regression).
+        seed: Seed of the sampler.
+        output: Folder for the trials, best.yaml and trials.csv.
+        overwrite: Replace a finished search in --output.
+    """
+
+    command: Literal["finetune", "distill"] = "finetune"
+    base: Optional[str] = None
+    options: Optional[dict] = None
+    space: Optional[dict] = None
+    trials: int = opt(10, AT_LEAST_1)
+    metric: Optional[str] = None
+    seed: int = opt(42, SEED)
+    output: str = "runs/search"
+    overwrite: bool = False

@@ -14,11 +14,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.config import PredictConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.readers import read_text
 from distilkit.errors import DistilkitError
-from distilkit.inference import MODEL_INPUTS, TrainedModel, length_groups, load_trained, model_logits, pad_rows, softmax
+from distilkit.inference.loading import (
+    MODEL_INPUTS,
+    TrainedModel,
+    length_groups,
+    load_trained,
+    model_logits,
+    pad_rows,
+    softmax,
+)
+from distilkit.inference.options import PredictConfig
 from distilkit.runs import check_new_file, write_atomic
 
 WORD = re.compile(r"\S+")  # the words of `str.split()`, with their positions
@@ -32,9 +40,11 @@ def read_stdin() -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise DistilkitError(f"stdin:{line}: byte 0x{raw[err.start]:02x} is not valid UTF-8; send UTF-8 text "
-                             "(e.g. iconv -f latin1 -t utf-8 file | distilkit predict ...)") from None
+        line = raw[: err.start].count(b"\n") + 1
+        raise DistilkitError(
+            f"stdin:{line}: byte 0x{raw[err.start]:02x} is not valid UTF-8; send UTF-8 text "
+            "(e.g. iconv -f latin1 -t utf-8 file | distilkit predict ...)"
+        ) from None
 
 
 def check_text(text: str, where: str) -> None:
@@ -43,8 +53,9 @@ def check_text(text: str, where: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise DistilkitError(f"{where}: character {err.start} is not valid text (bytes in another encoding than "
-                             "UTF-8?); pass UTF-8 text") from None
+        raise DistilkitError(
+            f"{where}: character {err.start} is not valid text (bytes in another encoding than UTF-8?); pass UTF-8 text"
+        ) from None
 
 
 def read_inputs(cfg: PredictConfig) -> list[dict]:
@@ -102,7 +113,7 @@ def entity_spans(text: str, spans: list[tuple[int, int]], tags: list, confidence
         current["_scores"].append(confidence[i])
     for entity in entities:
         scores = entity.pop("_scores")
-        entity.update(text=text[entity["start"]:entity["end"]], score=round(float(np.mean(scores)), 6))
+        entity.update(text=text[entity["start"] : entity["end"]], score=round(float(np.mean(scores)), 6))
     return entities
 
 
@@ -133,8 +144,9 @@ class Predictor:
 
     def _encode(self, first, second=None, words: bool = False):
         """Unpadded encodings: `_logits` pads each length group on its own."""
-        return self.trained.tokenizer(first, second, truncation=True, max_length=self.max_length,
-                                      is_split_into_words=words)
+        return self.trained.tokenizer(
+            first, second, truncation=True, max_length=self.max_length, is_split_into_words=words
+        )
 
     def _logits(self, enc) -> list[np.ndarray]:
         """Each row's logits (token logits trimmed to the row's length), one forward pass per length group."""
@@ -160,8 +172,11 @@ class Predictor:
             else:
                 probs = softmax(lg)
                 ranked = sorted(range(len(probs)), key=lambda j: -probs[j])[: self.top_k or None]
-                result.update(label=labels[ranked[0]], score=float(probs[ranked[0]]),
-                              scores={labels[j]: round(float(probs[j]), 6) for j in ranked})
+                result.update(
+                    label=labels[ranked[0]],
+                    score=float(probs[ranked[0]]),
+                    scores={labels[j]: round(float(probs[j]), 6) for j in ranked},
+                )
             result["truncated"] = bool(encoding.overflowing)
             out.append(result)
         return out
@@ -181,8 +196,15 @@ class Predictor:
                     seen.add(w)
                     best = int(probs[i][pos].argmax())
                     tags[w], confidence[w] = self.trained.labels[best], float(probs[i][pos, best])
-            out.append({"text": row["text"], "tokens": words[i], "tags": tags, "truncated": None in tags,
-                        "entities": entity_spans(row["text"], spans[i], tags, confidence)})
+            out.append(
+                {
+                    "text": row["text"],
+                    "tokens": words[i],
+                    "tags": tags,
+                    "truncated": None in tags,
+                    "entities": entity_spans(row["text"], spans[i], tags, confidence),
+                }
+            )
         return out
 
 
@@ -192,7 +214,7 @@ def predict_rows(trained, rows: list[dict], batch_size: int = 64, max_length: in
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["text"]) + len(rows[i].get("text_pair", "")))
     out: list[dict] = [{} for _ in rows]
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         for i, result in zip(idx, predictor.predict([rows[i] for i in idx])):
             out[i] = result
     return out

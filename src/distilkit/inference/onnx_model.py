@@ -62,7 +62,9 @@ class OnnxClassifier:
 
         self.path = Path(folder) if str(folder).endswith(".onnx") else Path(folder) / ONNX_FILE
         if not self.path.exists():
-            raise DistilkitError(f"{folder}: no {ONNX_FILE}; export one with distilkit export --model ... --output {folder}")
+            raise DistilkitError(
+                f"{folder}: no {ONNX_FILE}; export one with distilkit export --model ... --output {folder}"
+            )
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=providers)
@@ -91,8 +93,17 @@ def graph_is_quantized(onnx_file: Path) -> bool:
     try:
         model = onnx.load(str(onnx_file), load_external_data=False)
     except Exception as err:  # protobuf's DecodeError and friends
-        raise DistilkitError(f"{onnx_file}: cannot read this file ({type(err).__name__}); it is corrupt or not an "
-                             "ONNX model: export it again with distilkit export") from None
-    quant_ops = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul",
-                 "QAttention", "QGemm"}
+        raise DistilkitError(
+            f"{onnx_file}: cannot read this file ({type(err).__name__}); it is corrupt or not an "
+            "ONNX model: export it again with distilkit export"
+        ) from None
+    quant_ops = {
+        "DynamicQuantizeLinear",
+        "QuantizeLinear",
+        "MatMulInteger",
+        "QLinearMatMul",
+        "DynamicQuantizeMatMul",
+        "QAttention",
+        "QGemm",
+    }
     return any(node.op_type in quant_ops for node in model.graph.node)

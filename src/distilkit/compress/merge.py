@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from distilkit import adapters
-from distilkit.config import MergeConfig
+from distilkit.compress.options import MergeConfig
 from distilkit.errors import DistilkitError
-from distilkit.inference import load_trained
+from distilkit.inference.loading import load_trained
 from distilkit.models import resolve_model
 from distilkit.runs import check_replaceable, mark, remove_output
 
@@ -23,7 +23,9 @@ def merge(cfg: MergeConfig, resolved: dict | None = None) -> Path:
     check_replaceable(output)
     meta = adapters.read_meta(resolve_model(cfg.model))
     if meta is None:
-        raise DistilkitError(f"{cfg.model}: not an adapter folder (no {adapters.META_FILE}); it is already a plain model")
+        raise DistilkitError(
+            f"{cfg.model}: not an adapter folder (no {adapters.META_FILE}); it is already a plain model"
+        )
     method = adapters.get_method(meta["method"])
     if method.merge is None:
         raise DistilkitError(

@@ -20,9 +20,9 @@ import torch
 
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
-from distilkit.distill.losses import kd_loss
 from distilkit.errors import DistilkitError
-from distilkit.inference import load_trained, run_batches
+from distilkit.inference.loading import load_trained, run_batches
+from distilkit.losses import kd_loss
 
 SAMPLE_DIR = "data_sample"
 SAMPLE_SIZES = {"train": 1000, "test": 500}
@@ -42,7 +42,9 @@ def save_data_sample(work: Path, data, seed: int) -> None:
 def read_sample(run: Path, split: str) -> list[dict]:
     path = Path(run) / SAMPLE_DIR / f"{split}.jsonl"
     if not path.exists():
-        raise DistilkitError(f"{run}: no {SAMPLE_DIR}/{split}.jsonl; --replay and forgetting need a distilkit run folder")
+        raise DistilkitError(
+            f"{run}: no {SAMPLE_DIR}/{split}.jsonl; --replay and forgetting need a distilkit run folder"
+        )
     return [dict(json.loads(line), _where=f"{path}:{i + 1}") for i, line in enumerate(path.read_text().splitlines())]
 
 
@@ -61,9 +63,13 @@ def keep_old_head_rows(model, previous_model, n_old: int) -> None:
     copied = False
     for name, module in model.named_modules():
         before = old.get(name)
-        if isinstance(module, torch.nn.Linear) and isinstance(before, torch.nn.Linear) \
-                and before.out_features == n_old and module.out_features >= n_old \
-                and before.in_features == module.in_features:
+        if (
+            isinstance(module, torch.nn.Linear)
+            and isinstance(before, torch.nn.Linear)
+            and before.out_features == n_old
+            and module.out_features >= n_old
+            and before.in_features == module.in_features
+        ):
             with torch.no_grad():
                 module.weight[:n_old].copy_(before.weight)
                 if module.bias is not None and before.bias is not None:
@@ -95,8 +101,13 @@ class PreserveMixin:
 
 def with_preserve(trainer_class, previous_model, n_old: int, weight: float, temperature: float, token_level: bool):
     previous_model.eval().requires_grad_(False)
-    attrs = {"previous": previous_model, "n_old": n_old, "weight": weight, "temperature": temperature,
-             "token_level": token_level}
+    attrs = {
+        "previous": previous_model,
+        "n_old": n_old,
+        "weight": weight,
+        "temperature": temperature,
+        "token_level": token_level,
+    }
     return type(f"Preserving{trainer_class.__name__}", (PreserveMixin, trainer_class), attrs)
 
 

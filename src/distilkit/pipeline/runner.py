@@ -32,7 +32,7 @@ from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.config_loader import load_options, read_yaml
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, ReportConfig
-from distilkit.pipeline_options import PipelineConfig, QuantizeStage, RecipeFile
+from distilkit.pipeline.options import PipelineConfig, QuantizeStage, RecipeFile
 from distilkit.runs import make_folder, mark, remove_output, write_json, write_yaml
 
 STAGES = ["teacher", "distill", "prune", "export", "evaluate", "bench", "report"]
@@ -70,16 +70,20 @@ def check_recipe(recipe, source: str) -> dict:
             checked[section] = load_options(cls, top[section], source, section, drop, extra)
     for section, (cls, drop, extra) in NAMED_SECTIONS.items():
         if top.get(section) is not None:
-            checked[section] = {name: load_options(cls, options, source, f"{section}.{name}", drop, extra)
-                                for name, options in top[section].items()}
+            checked[section] = {
+                name: load_options(cls, options, source, f"{section}.{name}", drop, extra)
+                for name, options in top[section].items()
+            }
     for method in (checked.get("quantize") or {}).get("methods") or []:
         if method not in METHODS:
             raise DistilkitError(f"{source}: quantize.methods: unknown method {method!r}; use {', '.join(METHODS)}")
     for stage in top.get("stages") or []:
         if stage not in STAGES:
             near = difflib.get_close_matches(str(stage), STAGES, n=1)
-            raise DistilkitError(f"{source}: unknown stage {stage!r} in stages" + (f"; did you mean {near[0]!r}?" if near
-                                                                                 else f"; stages: {', '.join(STAGES)}"))
+            raise DistilkitError(
+                f"{source}: unknown stage {stage!r} in stages"
+                + (f"; did you mean {near[0]!r}?" if near else f"; stages: {', '.join(STAGES)}")
+            )
     return checked
 
 
@@ -123,8 +127,10 @@ class Pipeline:
         self.to_quantize = list(quant.get("models") or (trained if self.methods else []))
         for m in self.to_quantize:
             if m not in trained:
-                raise DistilkitError(f"{recipe_path}: quantize.models: {m!r} is not the teacher, a student or a pruned "
-                                     f"model of this recipe ({', '.join(trained)})")
+                raise DistilkitError(
+                    f"{recipe_path}: quantize.models: {m!r} is not the teacher, a student or a pruned "
+                    f"model of this recipe ({', '.join(trained)})"
+                )
         self.models = dict(trained)
         for m in self.to_quantize:
             for method in self.methods:
@@ -138,12 +144,16 @@ class Pipeline:
 
     def check_dependencies(self) -> None:
         """A stage may be skipped only if what the stages that run need from it already exists."""
+
         def needs(name: str, by: str) -> None:
             stage, output = self.producer(name), self.models[name]
             if stage not in self.stages and not output.exists():
                 hint = " (or give teacher.run)" if stage == "teacher" else ""
-                raise DistilkitError(f"{self.recipe_path}: stage {by} needs {output} ({name}) from stage {stage}, "
-                                     f"which this recipe skips; add {stage} to stages{hint}")
+                raise DistilkitError(
+                    f"{self.recipe_path}: stage {by} needs {output} ({name}) from stage {stage}, "
+                    f"which this recipe skips; add {stage} to stages{hint}"
+                )
+
         for name, opts in (self.recipe.get("prune") or {}).items():
             source = (opts or {}).get("from", "teacher")
             if source != "teacher" and source not in self.students:
@@ -162,21 +172,25 @@ class Pipeline:
         if "report" in self.stages:
             for stage, output in (("evaluate", self.folder / "eval"), ("bench", self.folder / "bench.json")):
                 if stage not in self.stages and not output.exists():
-                    raise DistilkitError(f"{self.recipe_path}: stage report needs {output} from stage {stage}, which "
-                                         f"this recipe skips; add {stage} to stages")
+                    raise DistilkitError(
+                        f"{self.recipe_path}: stage report needs {output} from stage {stage}, which "
+                        f"this recipe skips; add {stage} to stages"
+                    )
 
     # --- the stages -------------------------------------------------------------------------------------------
     def common_training(self) -> dict:
         return {**self.data, "resume": True, **({"threads": self.threads} if self.threads else {})}
 
     def stage_teacher(self) -> None:
-        from distilkit.finetune import finetune
+        from distilkit.training.finetune import finetune
 
         if (self.teacher / "metrics.json").exists():
             return
         if (self.recipe.get("teacher") or {}).get("run"):
-            raise DistilkitError(f"{self.recipe_path}: teacher.run {self.teacher} is not a finished run folder "
-                                 "(no metrics.json); fine-tune it first or drop run: to train one here")
+            raise DistilkitError(
+                f"{self.recipe_path}: teacher.run {self.teacher} is not a finished run folder "
+                "(no metrics.json); fine-tune it first or drop run: to train one here"
+            )
         opts = {**self.common_training(), **(self.recipe.get("teacher") or {}), "output": str(self.teacher)}
         cfg = FinetuneConfig(**opts)
         finetune(cfg, dataclasses.asdict(cfg))
@@ -188,8 +202,12 @@ class Pipeline:
             if (folder / "metrics.json").exists():
                 continue
             print(f"  student {name}")
-            opts = {**self.common_training(), **(self.recipe["students"][name] or {}), "teacher": str(self.teacher),
-                    "output": str(folder)}
+            opts = {
+                **self.common_training(),
+                **(self.recipe["students"][name] or {}),
+                "teacher": str(self.teacher),
+                "output": str(folder),
+            }
             cfg = DistillConfig(**opts)
             distill(cfg, dataclasses.asdict(cfg))
 
@@ -219,12 +237,15 @@ class Pipeline:
                     continue
                 source = self.models[m] if method == "torchao" else onnx_dir
                 extra = {"calibration_samples": quant["calibration_samples"]} if "calibration_samples" in quant else {}
-                quantize(QuantizeConfig(**self.data, **extra, model=str(source), method=method, output=str(out),
-                                        overwrite=True))
+                quantize(
+                    QuantizeConfig(
+                        **self.data, **extra, model=str(source), method=method, output=str(out), overwrite=True
+                    )
+                )
 
     def stage_evaluate(self) -> None:
         from distilkit.evaluate.evaluator import score_rows, split_rows_for
-        from distilkit.inference import load_trained
+        from distilkit.inference.loading import load_trained
 
         for name, path in self.models.items():
             target = self.folder / "eval" / f"{name}.json"
@@ -248,8 +269,10 @@ class Pipeline:
         for row, name in zip(result["models"], names):
             row["model"] = name
         # the summary names models as bench labelled them; use the recipe's names there too
-        result["warnings"] = [next((new + w[len(old):] for old, new in renamed.items() if w.startswith(old)), w)
-                              for w in result.get("warnings", [])]
+        result["warnings"] = [
+            next((new + w[len(old) :] for old, new in renamed.items() if w.startswith(old)), w)
+            for w in result.get("warnings", [])
+        ]
         write_json(target, result)
 
     def stage_report(self) -> None:
@@ -270,8 +293,10 @@ def run_pipeline(cfg: PipelineConfig, resolved: dict | None = None) -> Path:
         saved = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}
         changed = changed_sections(_as_checked(saved, str(folder / "recipe.yaml")), recipe)
         if changed:
-            raise DistilkitError(f"{cfg.recipe}: {', '.join(changed)} changed since {folder} was run, so its finished "
-                                 f"outputs no longer match; rerun with --overwrite, or give a new --output")
+            raise DistilkitError(
+                f"{cfg.recipe}: {', '.join(changed)} changed since {folder} was run, so its finished "
+                f"outputs no longer match; rerun with --overwrite, or give a new --output"
+            )
     make_folder(folder)
     mark(folder, "pipeline")
     write_yaml(folder / "recipe.yaml", recipe)
@@ -287,8 +312,10 @@ def run_pipeline(cfg: PipelineConfig, resolved: dict | None = None) -> Path:
         if seconds >= 1 or stage not in timings:  # a skipped (finished) stage keeps the time it took
             timings[stage] = round(seconds, 1)
         write_json(timings_file, timings)
-        print(f"[{i}/{len(todo)}] {stage} done in {seconds:.0f} s (total {time.perf_counter() - started_all:.0f} s)",
-              flush=True)
+        print(
+            f"[{i}/{len(todo)}] {stage} done in {seconds:.0f} s (total {time.perf_counter() - started_all:.0f} s)",
+            flush=True,
+        )
     if (folder / "report.md").exists():
         from distilkit.evaluate.report import final_table
 
