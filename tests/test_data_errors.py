@@ -196,7 +196,7 @@ def test_model_without_label_names(tmp_path):
 
 
 def test_teacher_label_mismatch_lists_the_labels_on_one_line(tmp_path):
-    from distilkit.distill.command import _prepare_data
+    from distilkit.distill.setup import prepare_data as _prepare_data
 
     teacher = SimpleNamespace(task=SEQ, regression=False, labels=["neg", "pos\nx", " padded"], path="t")
     path = write_csv(tmp_path / "topics.csv", topic_rows(12))

@@ -1,18 +1,14 @@
 """`distilkit finetune`: train an encoder with a task head on labelled data, on the Hugging Face Trainer.
 
-Order matters for the "nothing half-written" rule: options, output folder, model folder and data are all
-checked before the run folder is created; training then happens in `.<name>.partial/` and the folder is
-renamed into place only when the model, metrics and config are written.
+`finetune` fills in the steps of the training skeleton (training/job.py: prepare → train → save → results →
+summary), which owns the run folder and the "nothing half-written" rule.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from pathlib import Path
-
-import torch
 
 from distilkit.config import FinetuneConfig
 from distilkit.data.dataset import load_task_data
@@ -20,8 +16,9 @@ from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
 from distilkit.models import ALIASES, check_max_length, freeze, load_model, load_tokenizer, resolve_model
-from distilkit.runs import RunFolder, folder_bytes
+from distilkit.runs import folder_bytes
 from distilkit.training.adversarial import with_adversarial
+from distilkit.training.job import TrainingJob, run_training
 from distilkit.training.trainer_setup import (
     EpochTimer,
     compute_metrics_fn,
@@ -110,152 +107,178 @@ def continual_after(cfg: FinetuneConfig, before: dict, model, tokenizer, data) -
 
 def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; returns the finished run folder."""
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    return run_training(FinetuneJob(cfg), cfg, resolved)
 
-    run = RunFolder(cfg.output, overwrite=cfg.overwrite, resume=cfg.resume)
-    run.check()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    previous = None
-    if cfg.continue_from:
+
+class FinetuneJob(TrainingJob):
+    """`finetune` as the steps of training/job.py: a model with a task head trained on labels."""
+
+    def __init__(self, cfg: FinetuneConfig):
+        self.cfg = cfg
+        self.previous = None  # the run continued from (--continue-from)
+
+    def prepare(self) -> None:
+        from transformers import set_seed
+
+        cfg = self.cfg
+        self.model_path = self.resolve_model_path()
+        check_max_length(cfg.max_length, self.model_path)
+        known = self.previous.labels if self.previous is not None else None
+        self.data = data = load_task_data(cfg, seed=cfg.seed, for_training=True, known_labels=known)
+        if self.previous is not None:
+            self.before = continual_before(cfg, self.previous, data)
+        self.tokenizer = load_tokenizer(self.model_path)
+        self.encoded, self.truncated = encode_splits(data, self.tokenizer, cfg.max_length)
+        print(describe_data(data, self.truncated, cfg.max_length), flush=True)
+        set_seed(cfg.seed)
+        self.model = self.build_model()
+        self.metric, self.greater = metric_choice(data, cfg)
+        self.has_dev = "dev" in self.encoded
+
+    def resolve_model_path(self) -> str:
+        """The model to start from: --model, or the model of the run given with --continue-from."""
+        cfg = self.cfg
+        if not cfg.continue_from:
+            return resolve_model(cfg.model)
         from distilkit.training import continual
 
-        previous = continual.load_previous(cfg.continue_from)
-        model_path = previous.path
-        if (Path(model_path) / "distilkit_adapter.json").exists():
+        self.previous = continual.load_previous(cfg.continue_from)
+        if (Path(self.previous.path) / "distilkit_adapter.json").exists():
             raise DistilkitError(
                 f"--continue-from {cfg.continue_from}: an adapter run; merge it first (distilkit merge)"
             )
-        print(f"continuing from {cfg.continue_from} ({len(previous.labels)} labels)", flush=True)
-    else:
-        model_path = resolve_model(cfg.model)
-    check_max_length(cfg.max_length, model_path)
-    data = load_task_data(
-        cfg, seed=cfg.seed, for_training=True, known_labels=previous.labels if previous is not None else None
-    )
-    if previous is not None:
-        before = continual_before(cfg, previous, data)
-    tokenizer = load_tokenizer(model_path)
-    encoded, truncated = encode_splits(data, tokenizer, cfg.max_length)
-    print(describe_data(data, truncated, cfg.max_length), flush=True)
+        print(f"continuing from {cfg.continue_from} ({len(self.previous.labels)} labels)", flush=True)
+        return self.previous.path
 
-    set_seed(cfg.seed)
-    model = load_model(model_path, data.task, data.labels, data.regression, cfg.dropout)
-    if previous is not None:
-        continual.keep_old_head_rows(model, previous.model, len(previous.labels))
-    frozen = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
-    if cfg.peft:
-        from distilkit import adapters
+    def build_model(self):
+        """The model with its task head, frozen parts and PEFT method; prints its size."""
+        cfg, data = self.cfg, self.data
+        model = load_model(self.model_path, data.task, data.labels, data.regression, cfg.dropout)
+        if self.previous is not None:
+            from distilkit.training import continual
 
-        model = adapters.apply(model, cfg, data.task)
-    total, trainable = count_parameters(model)
-    print(
-        f"model: {cfg.model} — {total / 1e6:.2f}M parameters, {trainable / 1e6:.2f}M trainable"
-        + (f" ({frozen / 1e6:.2f}M frozen)" if frozen else "")
-        + (f" — {cfg.peft}: {100 * trainable / total:.2f}% of the parameters train" if cfg.peft else ""),
-        flush=True,
-    )
+            continual.keep_old_head_rows(model, self.previous.model, len(self.previous.labels))
+        frozen = freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+        if cfg.peft:
+            from distilkit import adapters
 
-    metric, greater = metric_choice(data, cfg)
-    has_dev = "dev" in encoded
-    work = run.prepare(resolved if resolved is not None else dataclasses.asdict(cfg))
-    try:
-        args = training_arguments(cfg, work / "checkpoints", metric, greater, has_dev)
-        timer = EpochTimer()
-        callbacks = [tensorboard_callback(work / "logs"), timer]
-        if cfg.early_stopping:
-            if not has_dev:
-                raise DistilkitError("--early-stopping needs a dev split: pass --dev-file or a --split with a dev part")
-            callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping))
+            model = adapters.apply(model, cfg, data.task)
+        self.total, self.trainable = total, trainable = count_parameters(model)
+        print(
+            f"model: {cfg.model} — {total / 1e6:.2f}M parameters, {trainable / 1e6:.2f}M trainable"
+            + (f" ({frozen / 1e6:.2f}M frozen)" if frozen else "")
+            + (f" — {cfg.peft}: {100 * trainable / total:.2f}% of the parameters train" if cfg.peft else ""),
+            flush=True,
+        )
+        return model
+
+    def trainer_class(self):
+        """Trainer, with adversarial training and Learning without Forgetting when asked for."""
+        from transformers import Trainer
+
+        cfg = self.cfg
         trainer_class = with_adversarial(
             Trainer, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps, cfg.pgd_alpha
         )
-        if previous is not None and cfg.preserve == "kd":
+        if self.previous is not None and cfg.preserve == "kd":
+            from distilkit.training import continual
+
+            token_level = self.data.task == "token-classification"
             trainer_class = continual.with_preserve(
-                trainer_class,
-                previous.model,
-                len(previous.labels),
-                cfg.preserve_weight,
-                2.0,
-                data.task == "token-classification",
+                trainer_class, self.previous.model, len(self.previous.labels), cfg.preserve_weight, 2.0, token_level
             )
-        trainer = trainer_class(
-            model=model,
+        return trainer_class
+
+    def train(self, work: Path, run) -> None:
+        from transformers import EarlyStoppingCallback
+
+        cfg, data = self.cfg, self.data
+        args = training_arguments(cfg, work / "checkpoints", self.metric, self.greater, self.has_dev)
+        self.timer = EpochTimer()
+        callbacks = [tensorboard_callback(work / "logs"), self.timer]
+        if cfg.early_stopping:
+            if not self.has_dev:
+                raise DistilkitError("--early-stopping needs a dev split: pass --dev-file or a --split with a dev part")
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping))
+        self.trainer = trainer = self.trainer_class()(
+            model=self.model,
             args=args,
-            train_dataset=encoded["train"],
-            eval_dataset=encoded.get("dev"),
-            data_collator=collator_for(data.task, tokenizer),
-            processing_class=tokenizer,
+            train_dataset=self.encoded["train"],
+            eval_dataset=self.encoded.get("dev"),
+            data_collator=collator_for(data.task, self.tokenizer),
+            processing_class=self.tokenizer,
             compute_metrics=compute_metrics_fn(data),
             preprocess_logits_for_metrics=preprocess_logits(data.regression),
             callbacks=callbacks,
         )
-        if trainer.args.metric_for_best_model and has_dev:
-            print(f"best model chosen by dev {metric} ({'higher' if greater else 'lower'} is better)", flush=True)
+        if trainer.args.metric_for_best_model and self.has_dev:
+            print(
+                f"best model chosen by dev {self.metric} ({'higher' if self.greater else 'lower'} is better)",
+                flush=True,
+            )
         checkpoint = run.last_checkpoint() if cfg.resume else None
         if cfg.resume:
             print(
                 f"resuming from {checkpoint}" if checkpoint else "nothing to resume: starting from scratch", flush=True
             )
         started = time.perf_counter()
-        train_out = trainer.train(resume_from_checkpoint=checkpoint)
-        elapsed = time.perf_counter() - started
+        self.train_out = trainer.train(resume_from_checkpoint=checkpoint)
+        self.elapsed = time.perf_counter() - started
+        self.is_main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
 
-        main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
+    def save(self, work: Path) -> None:
+        cfg = self.cfg
         if cfg.peft:  # the adapter alone, with a pointer to its base
-            if main:
+            if self.is_main:
                 from distilkit import adapters
 
-                adapters.save_adapter(
-                    trainer.model, work / "model", cfg.peft, base_pointer(cfg.model, model_path), data.task
-                )
+                pointer = base_pointer(cfg.model, self.model_path)
+                adapters.save_adapter(self.trainer.model, work / "model", cfg.peft, pointer, self.data.task)
         else:
-            trainer.save_model(str(work / "model"))
-        if main:
-            tokenizer.save_pretrained(str(work / "model"))
+            self.trainer.save_model(str(work / "model"))
+        if self.is_main:
+            self.tokenizer.save_pretrained(str(work / "model"))
+
+    def results(self, work: Path) -> dict:
+        cfg, data, trainer = self.cfg, self.data, self.trainer
         metrics = {
             "model": cfg.model,
             "data": data.name,
             "task": data.task,
             "regression": data.regression,
             "labels": data.labels,
-            "parameters": total,
-            "trainable_parameters": trainable,
+            "parameters": self.total,
+            "trainable_parameters": self.trainable,
             "peft": cfg.peft,
             "model_bytes": folder_bytes(work / "model"),
             "train": {
-                "loss": float(train_out.training_loss),
+                "loss": float(self.train_out.training_loss),
                 "epochs": float(trainer.state.epoch or 0),
                 "steps": int(trainer.state.global_step),
-                "wall_seconds": round(elapsed, 1),
-                "epoch_seconds": timer.seconds,
-                "examples": len(encoded["train"]),
+                "wall_seconds": round(self.elapsed, 1),
+                "epoch_seconds": self.timer.seconds,
+                "examples": len(self.encoded["train"]),
             },
-            "truncated": truncated,
-            "best_checkpoint_metric": {metric: trainer.state.best_metric} if has_dev else None,
+            "truncated": self.truncated,
+            "best_checkpoint_metric": {self.metric: trainer.state.best_metric} if self.has_dev else None,
         }
         for split in ("dev", "test"):
-            if split in encoded:
-                metrics[split] = full_metrics(trainer, encoded[split], data)  # collective: every rank runs it
-                if main and not data.regression:
+            if split in self.encoded:
+                metrics[split] = full_metrics(trainer, self.encoded[split], data)  # collective: every rank runs it
+                if self.is_main and not data.regression:
                     plot_confusion_matrix(
                         metrics[split], work / f"confusion_matrix_{split}.png", f"{data.name} {split}"
                     )
-        if previous is not None:
-            metrics["continual"] = continual_after(cfg, before, trainer.model, tokenizer, data)
-        if main:
+        if self.previous is not None:
+            metrics["continual"] = continual_after(cfg, self.before, trainer.model, self.tokenizer, data)
+        if self.is_main:
             from distilkit.training.continual import save_data_sample
 
             save_data_sample(work, data, cfg.seed)
-            run.write_results(metrics, resolved if resolved is not None else dataclasses.asdict(cfg))
-    except DistilkitError:
-        run.abort()
-        raise
-    if not main:
-        return run.final
-    final = run.finish()
-    last = "test" if "test" in metrics else "dev" if "dev" in metrics else None
-    if last:
-        print(format_table(metrics[last], title=f"\n{data.name} {last} split"))
-    print(f"\nrun folder: {final} (model in {final / 'model'})")
-    return final
+        return metrics
+
+    def summary(self, final: Path, metrics: dict) -> None:
+        last = "test" if "test" in metrics else "dev" if "dev" in metrics else None
+        if last:
+            print(format_table(metrics[last], title=f"\n{self.data.name} {last} split"))
+        print(f"\nrun folder: {final} (model in {final / 'model'})")

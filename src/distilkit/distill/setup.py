@@ -1,0 +1,175 @@
+"""The parts `distill` is made of: teachers, data, tokenization, the teacher cache, evaluation of the pair.
+
+command.py puts them in order (the steps of training/job.py); each part here does one thing and refuses bad
+input with one line before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from distilkit.config import DistillConfig
+from distilkit.data.dataset import check_known_labels, finalise_labels, load_task_data
+from distilkit.data.encode import collator_for, encode_rows
+from distilkit.distill import checks
+from distilkit.distill.cache import CacheSpec, TeacherCache, build_cache, cache_key, default_cache_dir, estimate_bytes
+from distilkit.distill.distiller import LossPlan
+from distilkit.distill.general import load_general_teacher, read_raw_text
+from distilkit.distill.students import is_pretrained_spec
+from distilkit.errors import DistilkitError
+from distilkit.evaluate.evaluator import predictions_and_labels
+from distilkit.evaluate.metrics import task_metrics
+from distilkit.inference.loading import load_trained, run_batches
+from distilkit.models import check_max_length
+
+
+def parse_weights(text: str | None, n: int) -> list[float]:
+    if not text:
+        return [1.0] * n
+    try:
+        weights = [float(x) for x in text.split(",")]
+    except ValueError:
+        weights = []
+    if len(weights) != n or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise DistilkitError(f"--teacher-weights {text!r}: give {n} non-negative numbers, one per teacher")
+    return weights
+
+
+def load_teachers(cfg: DistillConfig):
+    names = [t.strip() for t in cfg.teacher.split(",") if t.strip()]
+    if not names:
+        raise DistilkitError("no teacher given: pass --teacher (a fine-tuned run folder or model folder)")
+    if cfg.general:
+        if len(names) > 1:
+            raise DistilkitError("general distillation takes one teacher")
+        model, tokenizer, uses_mlm, path = load_general_teacher(names[0])
+        check_max_length(cfg.max_length, path)
+        return [
+            dataclasses.make_dataclass("T", ["path", "model", "tokenizer", "task", "labels", "regression"])(
+                path, model, tokenizer, "general", [], False
+            )
+        ], uses_mlm
+    teachers = [load_trained(n, cfg.max_length) for n in names]
+    checks.check_same_labels(teachers)
+    for other in teachers[1:]:
+        if not checks.same_tokenizer(teachers[0].tokenizer, other.tokenizer):
+            raise DistilkitError(
+                f"teachers {teachers[0].path} and {other.path} use different tokenizers; "
+                "multi-teacher KD needs one tokenizer"
+            )
+    return teachers, False
+
+
+def prepare_data(cfg: DistillConfig, teacher):
+    if cfg.general:
+        return read_raw_text(cfg.data or cfg.train_file or "", cfg.text_column, cfg.max_train_samples)
+    data = load_task_data(
+        dataclasses.replace(cfg, task=teacher.task if cfg.task == "auto" else cfg.task),
+        seed=cfg.seed,
+        for_training=True,
+    )
+    if data.task != teacher.task:
+        raise DistilkitError(f"{data.name}: this is {data.task} data but the teacher is a {teacher.task} model")
+    data.regression, data.labels = teacher.regression, list(teacher.labels)
+    for split, rows in data.splits.items():
+        finalise_labels(data.task, data.regression, rows)
+        if not data.regression:
+            check_known_labels(data.task, rows, data.labels, split)
+    return data
+
+
+def encode_sets(data, tokenizer, max_length: int, label2id: dict) -> dict:
+    out = {}
+    for split, rows in data.splits.items():
+        task = "sequence-classification" if data.task == "general" else data.task
+        ds, truncated = encode_rows(rows, task, tokenizer, max_length, label2id, data.regression)
+        if "word_ids" in ds.column_names:
+            ds = ds.remove_columns("word_ids")
+        if truncated:
+            print(f"truncated: {truncated} of {len(ds)} {split} examples exceed {max_length} tokens")
+        out[split] = ds
+    out["train"] = out["train"].add_column("example_id", list(range(len(out["train"]))))
+    return out
+
+
+def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
+    """Build or reuse one cache per teacher; intermediate outputs only for the first and only under the cap."""
+    if not cfg.cache:
+        return []
+    root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    has_logits = dims["labels"] > 0
+    spec = plan.cache_spec(logits=has_logits)
+    lengths = np.asarray([len(x) for x in teacher_sets[0]["input_ids"]])
+    sizes = estimate_bytes(spec, lengths, dims)
+    total_gb = sum(sizes.values()) / 1e9
+    if total_gb > cfg.cache_max_gb:
+        print(
+            f"teacher cache: intermediate outputs would take {total_gb:.2f} GB (> --cache-max-gb "
+            f"{cfg.cache_max_gb}); caching logits only, the teacher runs live for the rest"
+        )
+        spec = CacheSpec(logits=has_logits)
+    if not spec.names():
+        return []
+    caches = []
+    for k, (teacher, dataset) in enumerate(zip(teachers, teacher_sets)):
+        this_spec = spec if k == 0 else CacheSpec(logits=has_logits)
+        folder = root / cache_key(teacher.model, dataset, this_spec)
+        gb = sum(estimate_bytes(this_spec, lengths, dims).values()) / 1e9
+        with args.main_process_first(desc="teacher cache"):
+            if (folder / "meta.json").exists():
+                print(f"teacher cache: reusing {folder}")
+                caches.append(TeacherCache(folder))
+            else:
+                print(f"teacher cache: computing {', '.join(this_spec.names())} ({gb:.3f} GB, fp16) into {folder}")
+                teacher.model.to(args.device)
+                caches.append(
+                    build_cache(
+                        teacher.model,
+                        dataset,
+                        collator_for(
+                            "sequence-classification" if dims["task"] == "general" else dims["task"], teacher.tokenizer
+                        ),
+                        this_spec,
+                        folder,
+                        args.per_device_eval_batch_size,
+                        dims,
+                    )
+                )
+    return caches
+
+
+def evaluate_pair(student, teacher, student_ds, teacher_ds, data, tokenizer, teacher_tokenizer, batch_size) -> dict:
+    """Student and teacher metrics on one split, retention and student–teacher agreement."""
+    student.eval()
+    s_logits = run_batches(student, student_ds, collator_for(data.task, tokenizer), batch_size)
+    t_logits = run_batches(teacher.model, teacher_ds, collator_for(data.task, teacher_tokenizer), batch_size)
+    s_pred, labels = predictions_and_labels(s_logits, student_ds, data.task, data.regression)
+    t_pred, _ = predictions_and_labels(t_logits, teacher_ds, data.task, data.regression)
+    out = {
+        "student": task_metrics(data.task, data.regression, data.labels, s_pred, labels, data.is_bio),
+        "teacher": task_metrics(data.task, data.regression, data.labels, t_pred, labels, data.is_bio),
+    }
+    key = "mse" if data.regression else "f1" if data.is_bio else "accuracy"
+    if not data.regression:
+        valid = labels != -100
+        out["agreement"] = float((s_pred[valid] == t_pred[valid]).mean())
+        out["retention"] = out["student"][key] / max(out["teacher"][key], 1e-12)
+    out["metric"] = key
+    return out
+
+
+def peft_student(cfg: DistillConfig, student, task: str, logits_only: bool):
+    """Wrap a pretrained student with a PEFT method (its adapter is what gets saved)."""
+    from distilkit import adapters
+
+    if cfg.general or not is_pretrained_spec(cfg.student):
+        raise DistilkitError(
+            "--peft in distill needs a pretrained student (--student FOLDER or hub id) on a task: an adapter must "
+            "point to a base model that exists outside this run"
+        )
+    if cfg.peft in ("prefix", "prompt") and not logits_only:
+        raise DistilkitError(f"--peft {cfg.peft} changes the attention inputs; use it with logit KD only (--recipe kd)")
+    return adapters.apply(student, cfg, task)

@@ -1,0 +1,69 @@
+"""One skeleton for the commands that train into a run folder (`finetune`, `distill`).
+
+Order matters for the "nothing half-written" rule: options, output folder, models and data are all checked
+(`prepare`) before the run folder is created; training then happens in `.<name>.partial/` and the folder is
+renamed into place only when the model, metrics and config are written. A `DistilkitError` on the way removes
+the partial folder. Under `accelerate launch` every rank trains and evaluates, only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+
+from distilkit.errors import DistilkitError
+from distilkit.runs import RunFolder
+
+
+class TrainingJob(ABC):
+    """The steps a training command fills in; `run_training` calls them in this order."""
+
+    is_main = True  # set by `train`: False on the ranks of a multi-process run that do not write
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Load and check models and data; print what will be trained. Nothing is written yet."""
+
+    @abstractmethod
+    def train(self, work: Path, run: RunFolder) -> None:
+        """Train inside the partial run folder `work` (checkpoints under it; `run` finds one to resume)."""
+
+    @abstractmethod
+    def save(self, work: Path) -> None:
+        """Write `work/model/`: a plain model folder (or an adapter) with its tokenizer."""
+
+    @abstractmethod
+    def results(self, work: Path) -> dict:
+        """The run's metrics (and plots beside them); every rank calls it, as evaluation may be collective."""
+
+    @abstractmethod
+    def summary(self, final: Path, metrics: dict) -> None:
+        """Print the closing table once the run folder is in place."""
+
+
+def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
+    """check → prepare → train → save → results → finish: the life of a training run folder."""
+    run = RunFolder(cfg.output, overwrite=cfg.overwrite, resume=cfg.resume)
+    run.check()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    job.prepare()
+    options = resolved if resolved is not None else dataclasses.asdict(cfg)
+    work = run.prepare(options)
+    try:
+        job.train(work, run)
+        job.save(work)
+        metrics = job.results(work)
+        if job.is_main:
+            run.write_results(metrics, options)
+    except DistilkitError:
+        run.abort()
+        raise
+    if not job.is_main:
+        return run.final
+    final = run.finish()
+    job.summary(final, metrics)
+    return final
