@@ -4,9 +4,9 @@
 
 Needs the teachers from benchmarks/finetune_builtin.py (benchmarks/runs/minilm-l6-{bbc-news,brown-pos}).
 Jobs:
-- bbc-tinybert-3L: 3-layer student initialised from teacher layers 0,2,4, TinyBERT recipe (two stages);
-- bbc-tinybert-4L312: TinyBERT-4-shaped student (4L-312H-12A-1200F), random init, TinyBERT recipe;
-- brown-tinybert-3L: token classification (POS), 3-layer student from teacher layers, TinyBERT recipe, on the
+- bbc-tinybert-3L: 3-layer student initialised from teacher layers 0,2,4, TinyBERT method (two stages);
+- bbc-tinybert-4L312: TinyBERT-4-shaped student (4L-312H-12A-1200F), random init, TinyBERT method;
+- brown-tinybert-3L: token classification (POS), 3-layer student from teacher layers, TinyBERT method, on the
   same 10,000-sentence training sample the teacher saw, tested on the full test split.
 Writes benchmarks/results/distill_builtin.json: teacher and student test scores, retention, agreement,
 parameters, wall time.
@@ -29,7 +29,7 @@ JOBS = {
         "bbc-news",
         "--student",
         "3",
-        "--recipe",
+        "--method",
         "tinybert",
         "--intermediate-epochs",
         "3",
@@ -47,7 +47,7 @@ JOBS = {
         "4L-312H-12A-1200F",
         "--layer-map",
         "0:0,1:2,2:3,3:4,4:6",
-        "--recipe",
+        "--method",
         "tinybert",
         "--intermediate-epochs",
         "6",
@@ -65,7 +65,7 @@ JOBS = {
         "10000",
         "--student",
         "3",
-        "--recipe",
+        "--method",
         "tinybert",
         "--intermediate-epochs",
         "2",

@@ -4,7 +4,7 @@ fine-tuning the same student alone on labels.
     python benchmarks/distill_cache.py [--epochs 2] [--rounds 2]
 
 bbc-news, teacher benchmarks/runs/minilm-l6-bbc-news (from finetune_builtin.py), student = teacher layers
-0,2,4, `--recipe kd`. The three set-ups run interleaved, `--rounds` times; the first cached run builds the
+0,2,4, `--method kd`. The three set-ups run interleaved, `--rounds` times; the first cached run builds the
 cache (its build time is reported apart), later ones reuse it. Epoch times exclude evaluation.
 Target: a cached epoch costs ≤ 1.15x a student-only epoch. Writes benchmarks/results/distill_cache.json.
 """
@@ -63,7 +63,7 @@ def main() -> None:
             TEACHER,
             "--student",
             "3",
-            "--recipe",
+            "--method",
             "kd",
             "--cache-dir",
             cache,
@@ -78,7 +78,7 @@ def main() -> None:
             TEACHER,
             "--student",
             "3",
-            "--recipe",
+            "--method",
             "kd",
             "--cache",
             "false",

@@ -178,7 +178,7 @@ def test_distill_into_a_pretrained_student_with_peft(
             str(topic_data),
             "--student",
             str(tiny_model),
-            "--recipe",
+            "--method",
             recipe,
             "--peft",
             method,

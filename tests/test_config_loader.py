@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from distilkit.config import DistillConfig, FinetuneConfig, RecipeName
+from distilkit.config import DistillConfig, FinetuneConfig, MethodName
 from distilkit.config_loader import load_options
 from distilkit.errors import DistilkitError
 from distilkit.pipeline.options import SearchConfig
@@ -54,9 +54,9 @@ def test_config_file_takes_dashed_keys_and_numbers_written_as_text(tmp_path):
     from distilkit.cli import parse
 
     config = tmp_path / "c.yaml"
-    config.write_text("batch-size: 8\nmax-length: 64\nlr: 1e-4\nfreeze-embeddings: yes\nrecipe: tinybert\n")
+    config.write_text("batch-size: 8\nmax-length: 64\nlr: 1e-4\nfreeze-embeddings: yes\nmethod: tinybert\n")
     _, cfg, _ = parse(["distill", "--config", str(config)])
-    assert (cfg.batch_size, cfg.max_length, cfg.lr, cfg.freeze_embeddings, cfg.recipe) == (
+    assert (cfg.batch_size, cfg.max_length, cfg.lr, cfg.freeze_embeddings, cfg.method) == (
         8,
         64,
         1e-4,
@@ -90,7 +90,7 @@ def write_recipe(tmp_path, **changes):
         ({"teacher": {"model": "m", "epochs": "two"}}, "teacher: --epochs 'two': must be a finite number > 0"),
         ({"students": {"s": {"student": 1.5}}}, "students.s: --student 1.5: must be a string (quote it in YAML)"),
         ({"prune": {"p": {"from": "s", "ffn": 1.0}}}, "prune.p: --ffn 1.0: must be a finite number in [0, 1)"),
-        ({"students": {"s": {"recipe": "tinybrt"}}}, "students.s: --recipe 'tinybrt': must be one of kd, tinybert"),
+        ({"students": {"s": {"method": "tinybrt"}}}, "students.s: --method 'tinybrt': must be one of kd, tinybert"),
         ({"bench": {"backend": "gpu"}}, "bench: --backend 'gpu': must be one of auto, torch, torch-bf16, onnx"),
         ({"quantize": {"calibration-samples": 0}}, "quantize: --calibration-samples 0: must be an integer ≥ 1"),
         ({"threads": 0}, "the recipe: --threads 0: must be an integer ≥ 1"),
@@ -179,10 +179,10 @@ def test_load_options_drops_fields_the_caller_sets_and_passes_extra_keys():
 def test_choice_lists_are_the_registries_and_help_imports_no_torch():
     from distilkit.adapters import METHODS, PeftMethod, get_method
     from distilkit.compress.options import QuantizeMethod
-    from distilkit.distill.recipes import RECIPES
+    from distilkit.distill.methods import METHODS as DISTILL_METHODS
     from distilkit.pipeline.runner import METHODS as PIPELINE_METHODS
 
-    assert tuple(RECIPES) == get_args(RecipeName)
+    assert tuple(DISTILL_METHODS) == get_args(MethodName)
     get_method("lora")  # imports the modules that register every method
     assert set(METHODS) == set(get_args(PeftMethod))
     assert PIPELINE_METHODS == get_args(QuantizeMethod)
@@ -198,3 +198,11 @@ def test_a_number_where_text_is_expected_is_that_text():
     from distilkit.config_loader import load_options
 
     assert load_options(DistillConfig, {"student": 3}, "r.yaml", "students.s")["student"] == "3"
+
+
+def test_the_old_name_of_method_says_the_new_one(tmp_path, capsys):
+    code, _, err = run_cli(["distill", "--recipe", "tinybert"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--recipe is now --method" in err
+    recipe = write_recipe(tmp_path, students={"s": {"student": "1", "recipe": "tinybert"}})
+    code, _, err = run_cli(["run", recipe], capsys)
+    assert code == 2 and err.count("\n") == 1 and "students.s: --recipe is now --method" in err

@@ -26,7 +26,7 @@ def tiny_recipe(tmp_path, tiny_model, **changes) -> Path:
         "output": str(tmp_path / "run"),
         "data": {"data": str(data), "max_length": 32},
         "teacher": {"model": str(tiny_model), "epochs": 8, "lr": 1e-3, "batch_size": 16, "warmup": 0},
-        "students": {"s1": {"student": "1", "recipe": "kd", "epochs": 6, "lr": 1e-3, "batch_size": 16, "warmup": 0}},
+        "students": {"s1": {"student": "1", "method": "kd", "epochs": 6, "lr": 1e-3, "batch_size": 16, "warmup": 0}},
         "quantize": {"models": ["teacher", "s1"], "methods": ["dynamic"]},
         "bench": {"rounds": 4, "warmup": 1, "memory": False, "batch_size": 8},
         "report": {"min_retention": 0.9},

@@ -19,7 +19,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 from distilkit import __version__
 from distilkit.compress.options import ExportConfig, MergeConfig, PruneConfig, QuantizeConfig
 from distilkit.config import DistillConfig, FinetuneConfig
-from distilkit.config_loader import load_options, read_yaml
+from distilkit.config_loader import RENAMED, load_options, read_yaml, renamed_message
 from distilkit.distill.options import AugmentConfig
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, EvaluateConfig, ReportConfig
@@ -239,6 +239,11 @@ def parse(argv: list[str]) -> tuple[str, object, dict]:
         if argv[0] == "serve" and len(argv) > 1 and not argv[1].startswith("-"):
             argv = [argv[0], "--model", *argv[1:]]  # distilkit serve RUN_OR_MODEL [options]
         argv = [argv[0]] + _normalise_argv(argv[1:], cls)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for arg in argv[1:]:
+            old = arg[2:].partition("=")[0] if arg.startswith("--") else ""
+            if old in RENAMED and old not in fields and RENAMED[old] in fields:
+                raise UsageError(renamed_message(old))
         for i, arg in enumerate(argv[:-1]):
             if arg == "--config":
                 argv[i + 1] = _read_config_file(argv[i + 1], cls)

@@ -31,9 +31,9 @@ PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 Task = Literal["auto", "sequence-classification", "token-classification"]
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "disk"]
 SplitName = Literal["train", "dev", "test"]
-# The names of distill/recipes.RECIPES, which checks on import that it registers exactly these. They are spelt
+# The names of distill/methods.METHODS, which checks on import that it registers exactly these. They are spelt
 # here because the registry's module imports torch (through the losses) and --help must not.
-RecipeName = Literal["kd", "tinybert", "distilbert", "minilm"]
+MethodName = Literal["kd", "tinybert", "distilbert", "minilm"]
 
 
 @dataclass
@@ -201,18 +201,18 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
         student: A size spec such as 4L-312H-12A-1200F (random init, teacher's tokenizer), a layer count such as 3
             (init from uniformly chosen teacher layers), half (half the teacher's layers), layers:0,2,4 (chosen
             teacher layers), or a pretrained model folder / hub id.
-        recipe: Preset of losses and stages: kd, tinybert (two stages), distilbert, minilm.
-        losses: Custom loss weights for the last stage, replacing the recipe's, e.g. {kd: 0.5, ce: 0.5, hidden_mse: 1}.
+        method: Distillation method, a preset of losses and stages: kd, tinybert (two stages), distilbert, minilm.
+        losses: Custom loss weights for the last stage, replacing the method's, e.g. {kd: 0.5, ce: 0.5, hidden_mse: 1}.
             Names: any registered loss (an unknown name is refused with the list), your own included (--plugins).
         plugins: Python modules or .py files to import first, comma-separated, e.g. my_losses.py to register your
             own losses with distilkit.losses.register_loss.
-        alpha: Weight of the label loss (CE); KD gets 1 - alpha (default: the recipe's).
-        temperature: Softmax temperature of logit KD; the KD term is scaled by T² (default: the recipe's).
+        alpha: Weight of the label loss (CE); KD gets 1 - alpha (default: the method's).
+        temperature: Softmax temperature of logit KD; the KD term is scaled by T² (default: the method's).
         layer_map: uniform (TinyBERT), last, or student:teacher hidden-state pairs like 0:0,1:2,2:4 (default: the
-            recipe's).
+            method's).
         relation_heads: MiniLM relation heads (default: the teacher's head count when it divides both widths).
         attention_probabilities: Attention loss on softmax probabilities instead of pre-softmax scores.
-        intermediate_epochs: Epochs of the intermediate stage of two-stage recipes (default: --epochs).
+        intermediate_epochs: Epochs of the intermediate stage of two-stage methods (default: --epochs).
         intermediate_lr: Learning rate of the intermediate stage (default: --lr).
         cache: Cache the teacher's outputs on disk (computed once, reused across epochs and runs).
         cache_dir: Cache folder (default: $DISTILKIT_CACHE or ~/.cache/distilkit/teacher).
@@ -229,7 +229,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     teacher: str = ""
     teacher_weights: Optional[str] = None
     student: str = "half"
-    recipe: RecipeName = "kd"
+    method: MethodName = "kd"
     losses: Optional[dict[str, float]] = None
     plugins: Optional[str] = None
     alpha: Optional[float] = opt(None, FRACTION)

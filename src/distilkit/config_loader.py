@@ -51,6 +51,18 @@ def _prefix(source: str, where: str) -> str:
     return f"{source}: {where}: " if where else f"{source}: "
 
 
+# Options that were renamed: the old name gets one line saying the new one instead of "unknown option".
+RENAMED = {"recipe": "method"}
+
+
+def renamed_message(old: str) -> str:
+    new = RENAMED[old]
+    return (
+        f"--{old.replace('_', '-')} is now --{new.replace('_', '-')} (the distillation method: kd, tinybert, "
+        'distilbert, minilm); "recipe" now means only a pipeline file for distilkit run'
+    )
+
+
 def check_keys(mapping, valid, source: str, where: str = "", of: str = "") -> dict:
     """`mapping` with its keys underscored, after refusing a key that is not in `valid`.
 
@@ -67,6 +79,8 @@ def check_keys(mapping, valid, source: str, where: str = "", of: str = "") -> di
     out: dict = {}
     for key, value in mapping.items():
         name = str(key).replace("-", "_")
+        if name not in valid and RENAMED.get(name) in valid:
+            raise DistilkitError(f"{_prefix(source, where)}{renamed_message(name)}")
         if name not in valid:
             near = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
             hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"

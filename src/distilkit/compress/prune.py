@@ -86,7 +86,7 @@ def recover(cfg: PruneConfig, opts: DataOptions, pruned_folder: Path, work: Path
     else:
         from distilkit.distill.command import distill
 
-        run_cfg = DistillConfig(**data, **train, teacher=cfg.model, student=str(pruned_folder), recipe="kd")
+        run_cfg = DistillConfig(**data, **train, teacher=cfg.model, student=str(pruned_folder), method="kd")
         folder = distill(run_cfg, dataclasses.asdict(run_cfg))
     return json.loads((Path(folder) / "metrics.json").read_text())
 

@@ -42,7 +42,7 @@ def check_tokenizers(teacher_tokenizer, student_tokenizer, separate_allowed: boo
         raise DistilkitError(
             "the student's tokenizer differs from the teacher's; intermediate losses need identical tokens — "
             "use a student built from the teacher (a size spec or layers:...), or pass --separate-tokenization "
-            "for logit-only KD (--recipe kd)"
+            "for logit-only KD (--method kd)"
         )
     if not logits_only or task != "sequence-classification":
         raise DistilkitError(
@@ -59,7 +59,7 @@ def check_heads(student, teacher, uses_attention_loss: bool) -> None:
     if s != t:
         raise DistilkitError(
             f"attention_mse compares attention maps head by head, but the student has {s} heads and the teacher "
-            f"{t}; give the student {t} heads (e.g. 4L-312H-{t}A-1200F) or use minilm_relations (--recipe minilm), "
+            f"{t}; give the student {t} heads (e.g. 4L-312H-{t}A-1200F) or use minilm_relations (--method minilm), "
             "which works with any head counts"
         )
 

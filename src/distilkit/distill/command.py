@@ -1,4 +1,4 @@
-"""`distilkit distill`: teacher(s) + data + student spec + recipe → a distilled student in a run folder.
+"""`distilkit distill`: teacher(s) + data + student spec + method → a distilled student in a run folder.
 
 `distill` fills in the steps of the training skeleton (training/job.py): prepare (teachers → data, labels from
 the teacher → student → layer map and checks → augmentation → tokenization → teacher sanity check → loss
@@ -19,7 +19,7 @@ from distilkit.data.encode import collator_for
 from distilkit.distill import capture, checks
 from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjections, make_projections
 from distilkit.distill.layer_map import build_layer_map
-from distilkit.distill.recipes import RECIPES, default_relation_heads, resolve_stages
+from distilkit.distill.methods import METHODS, default_relation_heads, resolve_stages
 from distilkit.distill.setup import (
     build_caches,
     encode_sets,
@@ -65,10 +65,10 @@ class DistillJob(TrainingJob):
         import_plugins(cfg.plugins)  # the user's own losses register themselves on import
         self.teachers, self.uses_mlm = load_teachers(cfg)
         self.lead = self.teachers[0]
-        self.stages = resolve_stages(cfg.recipe, cfg.alpha, cfg.losses, cfg.general)
+        self.stages = resolve_stages(cfg.method, cfg.alpha, cfg.losses, cfg.general)
         if self.uses_mlm:
             self.stages[-1].weights["kd"] = 1.0  # MLM-logit KD per token
-        self.recipe = RECIPES[cfg.recipe]
+        self.method = METHODS[cfg.method]
         self.weights_all = {k for s in self.stages for k in s.weights}
         self.reads = reads_of(self.weights_all)
         self.logits_only = self.reads <= {"labels", "logits"}
@@ -95,7 +95,7 @@ class DistillJob(TrainingJob):
                 "--separate-tokenization needs the teacher cache (the teacher reads its own tokens); drop --cache false"
             )
         student_layers, teacher_layers = len(encoder_layers(student)), len(encoder_layers(lead.model))
-        self.layer_map = build_layer_map(cfg.layer_map or self.recipe.layer_map, student_layers, teacher_layers)
+        self.layer_map = build_layer_map(cfg.layer_map or self.method.layer_map, student_layers, teacher_layers)
         checks.check_heads(student, lead.model, "scores" in self.reads)
         if cfg.peft:
             student = peft_student(cfg, student, data.task, self.logits_only)
@@ -144,7 +144,7 @@ class DistillJob(TrainingJob):
         )
         self.plan_common = dict(
             layer_map=self.layer_map,
-            temperature=self.recipe.temperature if cfg.temperature is None else cfg.temperature,
+            temperature=self.method.temperature if cfg.temperature is None else cfg.temperature,
             attention_probabilities=cfg.attention_probabilities,
             token_level=data.task == TOK or self.uses_mlm,
             regression=data.regression,
@@ -256,7 +256,7 @@ class DistillJob(TrainingJob):
             "teacher": cfg.teacher,
             "student": cfg.student,
             "student_built": self.how,
-            "recipe": cfg.recipe,
+            "method": cfg.method,
             "stages": [{"name": s.name, "weights": s.weights} for s in self.stages],
             "data": data.name,
             "task": data.task,

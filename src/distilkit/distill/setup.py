@@ -171,5 +171,5 @@ def peft_student(cfg: DistillConfig, student, task: str, logits_only: bool):
             "point to a base model that exists outside this run"
         )
     if cfg.peft in ("prefix", "prompt") and not logits_only:
-        raise DistilkitError(f"--peft {cfg.peft} changes the attention inputs; use it with logit KD only (--recipe kd)")
+        raise DistilkitError(f"--peft {cfg.peft} changes the attention inputs; use it with logit KD only (--method kd)")
     return adapters.apply(student, cfg, task)

@@ -1,6 +1,7 @@
-"""Recipes: named presets of losses, weights, stages, temperature and layer map. Every field is overridable.
+"""Distillation methods (`--method`): named presets of losses, weights, stages, temperature and layer map.
+Every field is overridable. ("Method" in distilkit means only a pipeline file for `distilkit run`.)
 
-| recipe | stages and losses | defaults |
+| method | stages and losses | defaults |
 |---|---|---|
 | `kd` | α·CE + (1−α)·KD on logits | T = 2, α = 0.5 |
 | `tinybert` | 1) embedding + hidden (projected) + attention-score MSE; 2) KD on logits | T = 1, α = 0, uniform map |
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from math import inf
 from typing import get_args
 
-from distilkit.config import RecipeName
+from distilkit.config import MethodName
 from distilkit.errors import DistilkitError
 from distilkit.losses import LOSSES
 
@@ -30,16 +31,16 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Method:
     stages: tuple[Stage, ...]
     temperature: float
     alpha: float
     layer_map: str
 
 
-RECIPES: dict[RecipeName, Recipe] = {
-    "kd": Recipe((Stage("prediction", {"ce": None, "kd": None}),), temperature=2.0, alpha=0.5, layer_map="uniform"),
-    "tinybert": Recipe(
+METHODS: dict[MethodName, Method] = {
+    "kd": Method((Stage("prediction", {"ce": None, "kd": None}),), temperature=2.0, alpha=0.5, layer_map="uniform"),
+    "tinybert": Method(
         (
             Stage(
                 "intermediate", {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}, "intermediate_epochs"
@@ -50,38 +51,38 @@ RECIPES: dict[RecipeName, Recipe] = {
         alpha=0.0,
         layer_map="uniform",
     ),
-    "distilbert": Recipe(
+    "distilbert": Method(
         (Stage("prediction", {"ce": None, "kd": None, "hidden_cosine": 1.0}),),
         temperature=2.0,
         alpha=0.5,
         layer_map="last",
     ),
-    "minilm": Recipe(
+    "minilm": Method(
         (Stage("prediction", {"ce": None, "kd": None, "minilm_relations": 1.0}),),
         temperature=2.0,
         alpha=0.5,
         layer_map="last",
     ),
 }
-if tuple(RECIPES) != get_args(RecipeName):  # --recipe offers config.RecipeName: it must name exactly these
-    raise ImportError(f"RECIPES {tuple(RECIPES)} and config.RecipeName {get_args(RecipeName)} differ; keep them equal")
+if tuple(METHODS) != get_args(MethodName):  # --method offers config.MethodName: it must name exactly these
+    raise ImportError(f"METHODS {tuple(METHODS)} and config.MethodName {get_args(MethodName)} differ; keep them equal")
 GENERAL_WEIGHTS = {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}
 
 
-def resolve_stages(recipe_name: str, alpha: float | None, losses: dict | None, general: bool) -> list[Stage]:
-    """The stages of a recipe with α filled in (CE weight α, KD weight 1−α) and custom weights applied."""
-    if recipe_name not in RECIPES:
-        raise DistilkitError(f"--recipe {recipe_name!r}: choose one of {', '.join(RECIPES)}")
-    recipe = RECIPES[recipe_name]
-    alpha = recipe.alpha if alpha is None else alpha
+def resolve_stages(method_name: str, alpha: float | None, losses: dict | None, general: bool) -> list[Stage]:
+    """The stages of a method with α filled in (CE weight α, KD weight 1−α) and custom weights applied."""
+    if method_name not in METHODS:
+        raise DistilkitError(f"--method {method_name!r}: choose one of {', '.join(METHODS)}")
+    method = METHODS[method_name]
+    alpha = method.alpha if alpha is None else alpha
     if not 0 <= alpha <= 1:
         raise DistilkitError(f"--alpha {alpha}: must be between 0 and 1 (weight of the label loss; KD gets 1 − alpha)")
     stages = []
-    for stage in recipe.stages:
+    for stage in method.stages:
         weights = {k: (alpha if k == "ce" else 1 - alpha if k == "kd" else v) for k, v in stage.weights.items()}
         stages.append(Stage(stage.name, {k: v for k, v in weights.items() if v > 0}, stage.epochs_option))
     if general:
-        stages = [Stage("general", dict(GENERAL_WEIGHTS) if recipe_name != "minilm" else {"minilm_relations": 1.0})]
+        stages = [Stage("general", dict(GENERAL_WEIGHTS) if method_name != "minilm" else {"minilm_relations": 1.0})]
     if losses:
         for name, weight in losses.items():
             if name not in LOSSES:  # every registered loss is handled by the distiller: the registry is the list
