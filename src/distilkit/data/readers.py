@@ -44,6 +44,15 @@ def detect_format(path: Path, fmt: str) -> str:
     return EXTENSIONS[ext]
 
 
+def decode_utf8(raw: bytes, where: str, fix: str) -> str:
+    """`raw` as UTF-8 (a BOM is dropped); a byte that is not UTF-8 is one error naming `where:LINE` and the fix."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DistilkitError(f"{where}:{line}: byte 0x{raw[err.start]:02x} is not valid UTF-8; {fix}") from None
+
+
 def read_text(path: Path) -> str:
     """Read a UTF-8 file (BOM allowed); a missing, empty or non-UTF-8 file is a clear error."""
     if not path.exists():
@@ -58,14 +67,7 @@ def read_text(path: Path) -> str:
         raise DistilkitError(
             f"{path}: cannot read the file ({err}); check it (a .gz must be a complete gzip file)"
         ) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DistilkitError(
-            f"{path}:{line}: byte 0x{raw[err.start]:02x} is not valid UTF-8; "
-            "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-        ) from None
+    text = decode_utf8(raw, str(path), "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
     if "\x00" in text:  # UTF-16 without a BOM decodes as "valid" UTF-8 full of NULs; no text format holds them
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise DistilkitError(

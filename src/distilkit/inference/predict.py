@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from distilkit.data.dataset import TOK
-from distilkit.data.readers import read_text
+from distilkit.data.readers import decode_utf8, read_text
 from distilkit.errors import DistilkitError
 from distilkit.inference.loading import (
     MODEL_INPUTS,
@@ -36,26 +36,28 @@ def read_stdin() -> str:
     """stdin as UTF-8 (a BOM is dropped); other bytes are one error line naming the line, not a traceback."""
     if not hasattr(sys.stdin, "buffer"):  # already text (a program that replaced sys.stdin)
         return sys.stdin.read()
-    raw = sys.stdin.buffer.read()
+    fix = "send UTF-8 text (e.g. iconv -f latin1 -t utf-8 file | distilkit predict ...)"
+    return decode_utf8(sys.stdin.buffer.read(), "stdin", fix)
+
+
+def unencodable_at(text: str) -> int | None:
+    """Index of the first character UTF-8 cannot encode (a lone surrogate), or None. JSON escapes and
+    command-line arguments in another encoding (surrogateescape) both produce them; the tokenizer refuses them."""
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DistilkitError(
-            f"stdin:{line}: byte 0x{raw[err.start]:02x} is not valid UTF-8; send UTF-8 text "
-            "(e.g. iconv -f latin1 -t utf-8 file | distilkit predict ...)"
-        ) from None
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
 
 
 def check_text(text: str, where: str) -> None:
     """Refuse text that is not Unicode text: command-line arguments in another encoding reach Python as lone
     surrogates (surrogateescape), which the tokenizer cannot take."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
+    at = unencodable_at(text)
+    if at is not None:
         raise DistilkitError(
-            f"{where}: character {err.start} is not valid text (bytes in another encoding than UTF-8?); pass UTF-8 text"
-        ) from None
+            f"{where}: character {at} is not valid text (bytes in another encoding than UTF-8?); pass UTF-8 text"
+        )
 
 
 def read_inputs(cfg: PredictConfig) -> list[dict]:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 
+from distilkit.inference.predict import unencodable_at
 from distilkit.serve.options import ServeConfig
 
 # A JSON string can spend 12 bytes on one character ("\ud83d\ude00" is one code point), a pair holds two
@@ -37,14 +38,13 @@ def body_limit(cfg: ServeConfig) -> int:
 
 def text_problem(value: str) -> str | None:
     """Why the model cannot read `value`, or None. Costs one UTF-8 encoding, far less than tokenizing."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return (
-            f"character {err.start} is U+{ord(value[err.start]):04X}, a lone UTF-16 surrogate (half of a "
-            "pair), which is not text UTF-8 can encode; send whole characters"
-        )
-    return None
+    at = unencodable_at(value)
+    if at is None:
+        return None
+    return (
+        f"character {at} is U+{ord(value[at]):04X}, a lone UTF-16 surrogate (half of a "
+        "pair), which is not text UTF-8 can encode; send whole characters"
+    )
 
 
 def is_json(content_type: str) -> bool:
