@@ -70,6 +70,31 @@ def test_hidden_mse_with_projection_and_mask():
     assert LOSSES["embedding_mse"](hs, ht, mask, proj).item() == pytest.approx(got.item())
 
 
+def test_normalized_mse_is_relative_to_the_teacher_energy():
+    """normalize=True: Σ_valid (s − t)² / Σ_valid t² (means over the same positions), for every MSE layer loss;
+    0 for a perfect student, 1 for a student that outputs zeros, unchanged when both sides are rescaled."""
+    torch.manual_seed(3)
+    hs, ht = torch.randn(2, 3, 4), 5 * torch.randn(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    valid = mask.bool().numpy()
+    s, t = hs.numpy()[valid], ht.numpy()[valid]
+    expected = ((s - t) ** 2).mean() / (t**2).mean()
+    for name in ("hidden_mse", "embedding_mse"):
+        assert LOSSES[name](hs, ht, mask, None, True).item() == pytest.approx(float(expected), rel=1e-5)
+        assert LOSSES[name](torch.zeros_like(ht), ht, mask, None, True).item() == pytest.approx(1.0)
+        assert LOSSES[name](10 * hs, 10 * ht, mask, None, True).item() == pytest.approx(float(expected), rel=1e-5)
+    a_s, a_t = torch.randn(1, 2, 3, 3), 20 * torch.randn(1, 2, 3, 3)
+    amask = torch.tensor([[1, 1, 0]])
+    raw = LOSSES["attention_mse"](a_s, a_t, amask).item()
+    energy = float((a_t[0, :, :2, :2] ** 2).mean())
+    assert LOSSES["attention_mse"](a_s, a_t, amask, normalize=True).item() == pytest.approx(raw / energy, rel=1e-5)
+    ht.requires_grad_(True)  # the scale is detached: the teacher side gets only the MSE's gradient, divided by it
+    LOSSES["hidden_mse"](hs, ht, mask, None, True).backward()
+    energy = float((t**2).mean())
+    manual = -2 * (hs - ht.detach()) * mask[..., None] / (int(mask.sum()) * 4) / energy
+    assert torch.allclose(ht.grad, manual, atol=1e-6)
+
+
 def test_hidden_cosine():
     hs = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])
     ht = torch.tensor([[[0.0, 1.0], [2.0, 2.0]]])

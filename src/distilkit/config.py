@@ -208,10 +208,14 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
             own losses with distilkit.losses.register_loss.
         alpha: Weight of the label loss (CE); KD gets 1 - alpha (default: the method's).
         temperature: Softmax temperature of logit KD; the KD term is scaled by T² (default: the method's).
-        layer_map: uniform (TinyBERT), last, or student:teacher hidden-state pairs like 0:0,1:2,2:4 (default: the
-            method's).
+        layer_map: auto (copied for a student built from teacher layers, else uniform), copied (each student layer
+            ← the teacher layer it was copied from), uniform (TinyBERT), last, or student:teacher hidden-state pairs
+            like 0:0,1:2,2:4 (default: the method's).
         relation_heads: MiniLM relation heads (default: the teacher's head count when it divides both widths).
         attention_probabilities: Attention loss on softmax probabilities instead of pre-softmax scores.
+        normalize_losses: Make the MSE layer losses (embedding, hidden, attention) relative: divided by the teacher's
+            mean square, so 0 = exact, 1 = as far off as zeros, and a weight of 1 means the same for every loss;
+            false gives TinyBERT's raw MSE.
         intermediate_epochs: Epochs of the intermediate stage of two-stage methods (default: --epochs).
         intermediate_lr: Learning rate of the intermediate stage (default: --lr).
         cache: Cache the teacher's outputs on disk (computed once, reused across epochs and runs).
@@ -237,6 +241,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     layer_map: Optional[str] = None
     relation_heads: Optional[int] = opt(None, AT_LEAST_1)
     attention_probabilities: bool = False
+    normalize_losses: bool = True
     intermediate_epochs: Optional[float] = opt(None, POSITIVE)
     intermediate_lr: Optional[float] = opt(None, POSITIVE)
     cache: bool = True

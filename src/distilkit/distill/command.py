@@ -29,7 +29,7 @@ from distilkit.distill.setup import (
     peft_student,
     prepare_data,
 )
-from distilkit.distill.students import build_student, is_pretrained_spec
+from distilkit.distill.students import build_student, copied_layers, is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
 from distilkit.losses.registry import import_plugins, reads_of
@@ -95,7 +95,9 @@ class DistillJob(TrainingJob):
                 "--separate-tokenization needs the teacher cache (the teacher reads its own tokens); drop --cache false"
             )
         student_layers, teacher_layers = len(encoder_layers(student)), len(encoder_layers(lead.model))
-        self.layer_map = build_layer_map(cfg.layer_map or self.method.layer_map, student_layers, teacher_layers)
+        copied = None if is_pretrained_spec(cfg.student) else copied_layers(cfg.student, teacher_layers)
+        map_spec = cfg.layer_map or self.method.layer_map
+        self.layer_map = build_layer_map(map_spec, student_layers, teacher_layers, copied)
         checks.check_heads(student, lead.model, "scores" in self.reads)
         if cfg.peft:
             student = peft_student(cfg, student, data.task, self.logits_only)
@@ -146,6 +148,7 @@ class DistillJob(TrainingJob):
             layer_map=self.layer_map,
             temperature=self.method.temperature if cfg.temperature is None else cfg.temperature,
             attention_probabilities=cfg.attention_probabilities,
+            normalize=cfg.normalize_losses,
             token_level=data.task == TOK or self.uses_mlm,
             regression=data.regression,
             teacher_weights=parse_weights(cfg.teacher_weights, len(self.teachers)),

@@ -35,6 +35,7 @@ class LossPlan:
     temperature: float = 1.0
     relation_heads: int = 12
     attention_probabilities: bool = False
+    normalize: bool = False
     token_level: bool = False
     regression: bool = False
     teacher_weights: list[float] = field(default_factory=lambda: [1.0])
@@ -214,6 +215,7 @@ class Distiller(Trainer):
             temperature=plan.temperature,
             relation_heads=plan.relation_heads,
             attention_probabilities=plan.attention_probabilities,
+            normalize=plan.normalize,
             token_level=plan.token_level,
             regression=plan.regression,
         )

@@ -4,7 +4,7 @@ Every field is overridable. ("Method" in distilkit means only a pipeline file fo
 | method | stages and losses | defaults |
 |---|---|---|
 | `kd` | α·CE + (1−α)·KD on logits | T = 2, α = 0.5 |
-| `tinybert` | 1) embedding + hidden (projected) + attention-score MSE; 2) KD on logits | T = 1, α = 0, uniform map |
+| `tinybert` | 1) embedding + hidden (projected) + attention-score MSE; 2) KD on logits | T = 1, α = 0, auto map |
 | `distilbert` | α·CE + (1−α)·KD + cosine on the last hidden states; student from teacher layers | T = 2, α = 0.5 |
 | `minilm` | MiniLMv2 Q/K/V relations of the last layer + (1−α)·KD + α·CE | T = 2, α = 0.5, last |
 
@@ -39,7 +39,7 @@ class Method:
 
 
 METHODS: dict[MethodName, Method] = {
-    "kd": Method((Stage("prediction", {"ce": None, "kd": None}),), temperature=2.0, alpha=0.5, layer_map="uniform"),
+    "kd": Method((Stage("prediction", {"ce": None, "kd": None}),), temperature=2.0, alpha=0.5, layer_map="auto"),
     "tinybert": Method(
         (
             Stage(
@@ -49,7 +49,7 @@ METHODS: dict[MethodName, Method] = {
         ),
         temperature=1.0,
         alpha=0.0,
-        layer_map="uniform",
+        layer_map="auto",
     ),
     "distilbert": Method(
         (Stage("prediction", {"ce": None, "kd": None, "hidden_cosine": 1.0}),),

@@ -43,6 +43,21 @@ def uniform_layers(teacher_layers: int, n: int) -> list[int]:
     return [round(i * (teacher_layers - 1) / max(n - 1, 1)) for i in range(n)]
 
 
+def copied_layers(spec: str, teacher_layers: int) -> list[int] | None:
+    """The teacher layers a `--student` spec copies (`3`, `half`, `layers:0,2,4`), or None when it copies none."""
+    spec = str(spec).strip()
+    if spec == "half":
+        spec = str(max(teacher_layers // 2, 1))
+    if spec.isdigit():
+        return uniform_layers(teacher_layers, int(spec))
+    if spec.startswith("layers:"):
+        try:
+            return [int(x) for x in spec.removeprefix("layers:").split(",")]
+        except ValueError:
+            raise DistilkitError(f"--student {spec!r}: write teacher layers as layers:0,2,4") from None
+    return None
+
+
 def _set_size(config, layers: int, hidden: int, heads: int | None, ffn: int | None) -> None:
     heads = heads or config.num_attention_heads
     if hidden % heads:
@@ -102,16 +117,8 @@ def build_student(spec: str, teacher, task: str, seed: int = 42):
             f"random init, {layers} layers, hidden {hidden}, {config.num_attention_heads} heads, "
             f"FFN {ffn or 4 * hidden}",
         )
-    if spec == "half":
-        spec = str(max(n_teacher // 2, 1))
-    if spec.isdigit() or spec.startswith("layers:"):
-        if spec.isdigit():
-            chosen = uniform_layers(n_teacher, int(spec))
-        else:
-            try:
-                chosen = [int(x) for x in spec.removeprefix("layers:").split(",")]
-            except ValueError:
-                raise DistilkitError(f"--student {spec!r}: write teacher layers as layers:0,2,4") from None
+    chosen = copied_layers(spec, n_teacher)
+    if chosen is not None:
         return student_from_layers(teacher, chosen), f"teacher layers {chosen} (+ embeddings and task head)"
     if re.match(r"^\d+[LHAF]", spec, re.IGNORECASE) and not Path(spec).exists():  # "99L", "4L-312": a size spec typo
         raise DistilkitError(

@@ -58,6 +58,7 @@ class LossInputs:
     temperature: float = 1.0
     relation_heads: int = 12
     attention_probabilities: bool = False
+    normalize: bool = False  # MSE layer losses relative to the teacher's mean square (losses/builtin.py)
     token_level: bool = False
     regression: bool = False
 
