@@ -7,7 +7,7 @@ import torch
 from distilkit.distill import capture
 from distilkit.distill.cache import CacheSpec, build_cache, cache_key
 from distilkit.distill.layer_map import build_layer_map
-from distilkit.distill.students import build_student, uniform_layers
+from distilkit.distill.students import build_student, copied_layers, uniform_layers
 from distilkit.errors import DistilkitError
 
 
@@ -42,6 +42,28 @@ def test_capture_records_scores_and_keeps_outputs_and_padding(teacher):
     assert torch.allclose(rec.attention_scores[0][0, 0], q_head0 @ k_head0.T / 4.0, atol=1e-5)
 
 
+def test_attention_computed_from_recorded_scores_matches_sdpa_with_gradients(teacher):
+    """While scores are recorded the attention output comes from them (no second Q Kᵀ): outputs and gradients
+    equal SDPA's, padding included."""
+    import copy
+
+    model = copy.deepcopy(teacher[0])
+    batch = teacher[1](["the goal was big", "a song"], padding=True, return_tensors="pt")
+
+    def logits_and_grad(record: bool):
+        model.zero_grad()
+        with capture.recording(scores=record):
+            logits = model(**batch).logits
+        (logits**2).sum().backward()
+        return logits.detach(), model.bert.encoder.layer[0].attention.self.query.weight.grad.clone()
+
+    capture.enable(model)
+    sdpa_logits, sdpa_grad = logits_and_grad(record=False)
+    eager_logits, eager_grad = logits_and_grad(record=True)
+    assert torch.allclose(sdpa_logits, eager_logits, atol=1e-5)
+    assert torch.allclose(sdpa_grad, eager_grad, atol=1e-5) and sdpa_grad.abs().sum() > 0
+
+
 def test_recording_is_off_outside_the_context(teacher):
     model, tok = teacher
     capture.enable(model)
@@ -67,6 +89,39 @@ def test_uniform_layer_map_follows_tinybert():
 def test_layer_map_errors(spec, match):
     with pytest.raises(DistilkitError, match=match):
         build_layer_map(spec, 4, 6)
+
+
+def test_copied_layer_map_follows_the_student_initialisation():
+    m = build_layer_map("copied", 3, 6, copied_from=[0, 2, 4])
+    assert m.hidden == ((0, 0), (1, 1), (2, 3), (3, 5))  # student layer i (copy of c_i) → hidden i+1 ← c_i+1
+    assert m.attention == ((0, 0), (1, 2), (2, 4))
+    assert m.describe().startswith("copied:")
+    assert build_layer_map("auto", 3, 6, copied_from=[0, 2, 4]) == m
+    assert build_layer_map("auto", 3, 6).hidden == build_layer_map("uniform", 3, 6).hidden  # random/pretrained
+    with pytest.raises(DistilkitError, match="not built from teacher layers"):
+        build_layer_map("copied", 3, 6)
+    assert copied_layers("half", 6) == [0, 2, 4] and copied_layers("layers:1,5", 6) == [1, 5]
+    assert copied_layers("3", 6) == [0, 2, 4] and copied_layers("4L-312H", 6) is None
+
+
+def test_copied_map_pairs_are_exact_at_initialisation(teacher):
+    """Under `copied`, embeddings and the first pair match exactly before training (the copy is the map);
+    `uniform` pulls the copy of teacher layer 0 toward teacher layer 1's output instead."""
+    model, tok = teacher
+    n = model.config.num_hidden_layers
+    chosen = [0] + list(range(2, n, 2))[: n // 2 - 1]
+    student, _ = build_student("layers:" + ",".join(map(str, chosen)), model, "sequence-classification")
+    student.eval()
+    batch = tok(["the goal was late", "a film"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        s = student(**batch, output_hidden_states=True).hidden_states
+        t = model(**batch, output_hidden_states=True).hidden_states
+    copied = build_layer_map("copied", len(chosen), n, copied_from=chosen)
+    (s0, t0), (s1, t1) = copied.hidden[:2]
+    assert torch.allclose(s[s0], t[t0]) and torch.allclose(s[s1], t[t1], atol=1e-6)
+    if n % len(chosen) == 0:
+        s1, t1 = build_layer_map("uniform", len(chosen), n).hidden[1]
+        assert not torch.allclose(s[s1], t[t1], atol=1e-3)
 
 
 def test_uniform_layer_choice():
@@ -129,6 +184,7 @@ def test_cache_matches_live_outputs_and_keys_change(teacher, tmp_path):
     assert cache_key(model, ds, spec) == key
     assert cache_key(model, ds.select([0, 1]), spec) != key  # other data
     assert cache_key(model, ds, CacheSpec()) != key  # other outputs
+    assert cache_key(model, ds, spec, "fp32") == key and cache_key(model, ds, spec, "bf16") != key  # teacher precision
     other = type(model)(model.config)
     assert cache_key(other, ds, spec) != key  # other weights
 

@@ -62,8 +62,12 @@ def _hash_dataset(dataset) -> str:
     return h.hexdigest()
 
 
-def cache_key(teacher, dataset, spec: CacheSpec) -> str:
+def cache_key(teacher, dataset, spec: CacheSpec, precision: str = "fp32") -> str:
+    """The cache folder's name: changes with the teacher, the tokenized data, the stored outputs and the precision
+    the teacher ran in (bf16 autocast gives slightly different outputs than fp32)."""
     parts = [str(VERSION), _hash_model(teacher), _hash_dataset(dataset), json.dumps(spec.__dict__, default=list)]
+    if precision != "fp32":  # fp32 keys stay as they were, so existing caches are still found
+        parts.append(precision)
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:24]
 
 
@@ -92,31 +96,46 @@ class TeacherCache:
         self._offsets = {}
         for name in self.meta["names"]:
             self._offsets[name] = np.load(self.folder / f"{name}.offsets.npy")
+            # copy-on-write: torch wants writable arrays; nothing is ever written back to the files
             self._arrays[name] = np.memmap(
-                self.folder / f"{name}.f16", dtype=np.float16, mode="r", shape=(int(self._offsets[name][-1]),)
+                self.folder / f"{name}.f16", dtype=np.float16, mode="c", shape=(int(self._offsets[name][-1]),)
             )
 
     def has(self, name: str) -> bool:
         return name in self._arrays
 
     def get(self, name: str, example_ids, seq_len: int) -> torch.Tensor:
+        """One float32 batch, zero-padded to seq_len: each example's float16 slice is copied (and converted) once,
+        straight into its place in the batch tensor."""
         dims = self.meta["dims"]
-        rows = []
-        for i in np.asarray(example_ids):
+        ids = np.asarray(example_ids)
+        if name == "logits" and not dims["token_level"]:
+            shape = (dims["labels"],)
+        elif name.startswith("scores"):
+            shape = (dims["heads"], seq_len, seq_len)
+        else:
+            shape = (seq_len, dims["labels"] if name == "logits" else dims["hidden"])
+        out = torch.zeros((len(ids), *shape))
+        for row, i in enumerate(ids):
             n = int(self.lengths[i])
-            flat = np.asarray(self._arrays[name][self._offsets[name][i] : self._offsets[name][i + 1]], dtype=np.float32)
-            if name == "logits" and not dims["token_level"]:
-                rows.append(torch.from_numpy(flat))
-                continue
-            if name.startswith("scores"):
-                block = torch.zeros(dims["heads"], seq_len, seq_len)
-                block[:, :n, :n] = torch.from_numpy(flat.reshape(dims["heads"], n, n))
+            flat = torch.from_numpy(self._arrays[name][self._offsets[name][i] : self._offsets[name][i + 1]])
+            if len(shape) == 1:
+                out[row].copy_(flat)
+            elif name.startswith("scores"):
+                out[row, :, :n, :n].copy_(flat.view(dims["heads"], n, n))
             else:
-                width = dims["labels"] if name == "logits" else dims["hidden"]
-                block = torch.zeros(seq_len, width)
-                block[:n] = torch.from_numpy(flat.reshape(n, width))
-            rows.append(block)
-        return torch.stack(rows)
+                out[row, :n].copy_(flat.view(n, shape[1]))
+        return out
+
+
+def _stored_outputs(out, rec, spec: CacheSpec) -> dict[str, torch.Tensor]:
+    """The batch tensors the spec stores, by name, as float16 on the CPU."""
+    tensors = {"logits": out.logits} if spec.logits else {}
+    tensors.update({f"hidden_{j}": out.hidden_states[j] for j in spec.hidden})
+    tensors.update({f"scores_{j}": rec.attention_scores[j] for j in spec.scores})
+    for j in spec.qkv:
+        tensors.update({f"{p}_{j}": t for p, t in zip("qkv", rec.queries_keys_values[j])})
+    return {name: t.to(torch.float16).cpu() for name, t in tensors.items()}
 
 
 @torch.inference_mode()
@@ -150,20 +169,17 @@ def build_cache(
         batch = {k: v.to(device) for k, v in batch.items() if k in inputs}
         with capture.recording(scores=bool(spec.scores), qkv=bool(spec.qkv)) as rec:
             out = teacher(**batch, output_hidden_states=bool(spec.hidden))
+        stored = _stored_outputs(out, rec, spec)  # converted to float16 on the CPU once per batch, not per row
         for row, i in enumerate(idx):
             n = int(lengths[i])
-            values = {}
-            if spec.logits:
-                values["logits"] = out.logits[row, :n] if dims["token_level"] else out.logits[row]
-            for j in spec.hidden:
-                values[f"hidden_{j}"] = out.hidden_states[j][row, :n]
-            for j in spec.scores:
-                values[f"scores_{j}"] = rec.attention_scores[j][row, :, :n, :n]
-            for j in spec.qkv:
-                for p, tensor in zip("qkv", rec.queries_keys_values[j]):
-                    values[f"{p}_{j}"] = tensor[row, :n]
-            for name, value in values.items():
-                arrays[name][offsets[name][i] : offsets[name][i + 1]] = value.float().cpu().numpy().reshape(-1)
+            for name, tensor in stored.items():
+                if name == "logits" and not dims["token_level"]:
+                    value = tensor[row]
+                elif name.startswith("scores"):
+                    value = tensor[row, :, :n, :n]
+                else:
+                    value = tensor[row, :n]
+                arrays[name][offsets[name][i] : offsets[name][i + 1]] = value.numpy().reshape(-1)
     for array in arrays.values():
         array.flush()
     (tmp / "meta.json").write_text(json.dumps({"names": names, "dims": dims, "examples": len(lengths)}))

@@ -24,6 +24,7 @@ from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import task_metrics
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.models import check_max_length
+from distilkit.training.trainer_setup import autocast
 
 
 def parse_weights(text: str | None, n: int) -> list[float]:
@@ -116,28 +117,34 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> lis
     caches = []
     for k, (teacher, dataset) in enumerate(zip(teachers, teacher_sets)):
         this_spec = spec if k == 0 else CacheSpec(logits=has_logits)
-        folder = root / cache_key(teacher.model, dataset, this_spec)
+        precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+        folder = root / cache_key(teacher.model, dataset, this_spec, precision)
         gb = sum(estimate_bytes(this_spec, lengths, dims).values()) / 1e9
         with args.main_process_first(desc="teacher cache"):
             if (folder / "meta.json").exists():
                 print(f"teacher cache: reusing {folder}")
                 caches.append(TeacherCache(folder))
             else:
-                print(f"teacher cache: computing {', '.join(this_spec.names())} ({gb:.3f} GB, fp16) into {folder}")
-                teacher.model.to(args.device)
-                caches.append(
-                    build_cache(
-                        teacher.model,
-                        dataset,
-                        collator_for(
-                            "sequence-classification" if dims["task"] == "general" else dims["task"], teacher.tokenizer
-                        ),
-                        this_spec,
-                        folder,
-                        args.per_device_eval_batch_size,
-                        dims,
-                    )
+                print(
+                    f"teacher cache: computing {', '.join(this_spec.names())} with the teacher in {precision} "
+                    f"({gb:.3f} GB, stored as fp16) into {folder}"
                 )
+                teacher.model.to(args.device)
+                with autocast(args):  # the teacher runs in the student's precision, as it would live
+                    caches.append(
+                        build_cache(
+                            teacher.model,
+                            dataset,
+                            collator_for(
+                                "sequence-classification" if dims["task"] == "general" else dims["task"],
+                                teacher.tokenizer,
+                            ),
+                            this_spec,
+                            folder,
+                            args.per_device_eval_batch_size,
+                            dims,
+                        )
+                    )
     return caches
 
 

@@ -30,7 +30,7 @@ import torch
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig
 from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
-from distilkit.models import read_config_dict, resolve_model
+from distilkit.models import native_bf16, read_config_dict, resolve_model
 from distilkit.runs import folder_bytes, write_json
 
 
@@ -41,17 +41,6 @@ class Variant:
     backend: str  # torch, torch-bf16, onnx
 
 
-def bf16_helps() -> bool:
-    """bf16 is faster than fp32 only with native support: a recent GPU, or a CPU with AMX / AVX512-BF16."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def variants_for(models: list[str], backend: str) -> list[Variant]:
     if (
         backend in ("auto", "onnx")
@@ -59,7 +48,7 @@ def variants_for(models: list[str], backend: str) -> list[Variant]:
         and (backend == "onnx" or any(is_onnx_folder(m) for m in models))
     ):
         raise DistilkitError("the onnx backend needs ONNX Runtime, which is not installed: pip install onnxruntime")
-    if backend == "torch-bf16" and not bf16_helps():
+    if backend == "torch-bf16" and not native_bf16():
         raise DistilkitError(
             "--backend torch-bf16: this machine has no native bf16 (no CUDA bf16, no AMX or "
             "AVX512-BF16 CPU), where bf16 is slower than fp32; use --backend torch or onnx"

@@ -32,6 +32,20 @@ def _alias_folder(package: str, alias: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+def native_bf16() -> bool:
+    """True where bf16 runs natively, so bf16 autocast is faster than fp32: a GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX. On such a CPU (this repository's 2-core machine) bf16 matmuls ran 4.7x faster than fp32;
+    on a CPU without them bf16 is emulated and a training step was 15x slower."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: assume emulated bf16
+        return False
+
+
 def resolve_model(name_or_path: str) -> str:
     """Turn an alias, run folder or model folder into what `from_pretrained` takes; check folders early."""
     if not name_or_path:

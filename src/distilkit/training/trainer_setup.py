@@ -15,17 +15,31 @@ from transformers import TrainerCallback
 from distilkit.config import TrainOptions
 from distilkit.data.dataset import TaskData
 from distilkit.evaluate.metrics import default_metric, scalar_metrics, task_metrics
+from distilkit.models import native_bf16
 
 
 def pick_precision(choice: str) -> str:
-    """bf16 only where the hardware does it well: on CPUs bf16 autocast made a step ~15x slower (DESIGN.md §3)."""
+    """`auto`: bf16 autocast where the hardware does bf16 natively (`models.native_bf16`: GPUs that support it, CPUs
+    with AVX512-BF16 or AMX), else fp32. Weights, optimizer state and the losses stay fp32 (mixed precision)."""
+    on_gpu = torch.cuda.is_available()
     if choice != "auto":
-        if choice in ("bf16", "fp16") and not torch.cuda.is_available():
-            print(f"note: --precision {choice} on CPU is usually much slower than fp32")
+        if choice == "fp16" and not on_gpu:
+            print("note: --precision fp16 on CPU is usually much slower than fp32")
+        if choice == "bf16" and not native_bf16():
+            print("note: this machine has no native bf16 (no AVX512-BF16/AMX CPU, no bf16 GPU): bf16 is much slower")
         return choice
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+    if native_bf16():
+        if not on_gpu:
+            print("precision: bf16 autocast (this CPU does bf16 natively; --precision fp32 for full fp32)")
         return "bf16"
     return "fp32"
+
+
+def autocast(args):
+    """The autocast context the Trainer trains under (`args` are its TrainingArguments), for work done outside
+    the Trainer's own steps, such as building the teacher cache."""
+    dtype = torch.bfloat16 if args.bf16 else torch.float16
+    return torch.autocast(device_type=args.device.type, dtype=dtype, enabled=bool(args.bf16 or args.fp16))
 
 
 def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greater_is_better: bool, has_dev: bool):
@@ -56,6 +70,7 @@ def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greate
         data_seed=opts.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
+        use_cpu=precision != "fp32" and not torch.cuda.is_available(),  # CPU autocast needs it said explicitly
         train_sampling_strategy="group_by_length",
         report_to="none",  # TensorBoard is added as an explicit callback writing into the run's logs/
         save_only_model=False,
