@@ -94,6 +94,7 @@ bench: install
 	$(PY) benchmarks/continual.py
 	$(PY) benchmarks/compress.py
 	$(PY) benchmarks/serve_load.py
+	$(PY) benchmarks/peer_textbrewer.py
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) runs .pytest_cache

@@ -31,7 +31,10 @@ def shown(argv: list[str]) -> str:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    from distilkit.models import native_bf16
+
+    bf16 = "native bf16" if native_bf16() else "no native bf16"
+    return f"{platform.machine()}, {bf16}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def save(name: str, key: str, result: dict) -> Path:
