@@ -1,6 +1,6 @@
 """Peer benchmark: distilkit vs TextBrewer 0.2.1 on the same distillation job, interleaved.
 
-    .venv/bin/python benchmarks/peer_textbrewer.py [--rounds 2] [--settings long short] [--threads 2]
+    .venv/bin/python benchmarks/peer_textbrewer.py [--train-seeds 42 1 2] [--settings long short] [--threads 2]
                                                    [--train-size 1000] [--quick] [--no-dev-file]
 
 The job, identical for both tools: teacher benchmarks/runs/minilm-l6-bbc-news (from finetune_builtin.py);
@@ -31,7 +31,9 @@ Measured per run: training samples/s = train examples × epochs / training wall 
 metrics.json train.wall_seconds, which includes the teacher-cache build, the per-epoch dev evaluation and
 checkpoint saves; also given without the cache build and over the epochs alone; TextBrewer: its train() call,
 which includes its per-epoch checkpoint save), and test accuracy (argmax of the student's logits on the test
-split at the setting's max length). Rounds alternate the order (round 1 TextBrewer first). Writes
+split at the setting's max length). One round per training seed (--train-seeds, default 42 1 2; the data
+sample stays that of --seed): both tools are deterministic, so rounds at one seed would repeat the same
+accuracy and say nothing about seed noise. Each round starts with the next tool (round 1 TextBrewer). Writes
 benchmarks/results/peer_textbrewer.json: per setting the runs, medians, the ratio distilkit / TextBrewer of
 median samples/s, the accuracy difference (distilkit − TextBrewer, of the medians), commands and versions.
 --quick (64 texts, 1 epoch, one round) is a smoke test; it writes benchmarks/results/peer_textbrewer_quick.json.
@@ -147,7 +149,7 @@ def distilkit_argv(files: dict, setting: str, args, output: Path, fp32: bool = F
         "distill", "--teacher", args.teacher, *data, "--test-file", files["test"],
         "--student", "3", "--method", "kd", "--losses", LOSSES, "--temperature", "1",
         "--epochs", args.epochs, "--batch-size", "32", "--max-length", MAX_LENGTH[setting], "--lr", "1e-4",
-        "--threads", args.threads, "--output", output, "--overwrite", "--seed", args.seed, *precision,
+        "--threads", args.threads, "--output", output, "--overwrite", "--seed", args.train_seed, *precision,
     ]  # fmt: skip
 
 
@@ -205,7 +207,7 @@ def textbrewer_argv(python: Path, files: dict, setting: str, args, output: Path,
         "--test-file", files["test"], "--max-length", MAX_LENGTH[setting], "--layers", "0,2,4",
         "--epochs", args.epochs, "--batch-size", "32", "--lr", "1e-4", "--temperature", "1",
         "--warmup", defaults["warmup"], "--weight-decay", defaults["weight_decay"],
-        "--max-grad-norm", defaults["max_grad_norm"] or -1, "--threads", args.threads, "--seed", args.seed,
+        "--max-grad-norm", defaults["max_grad_norm"] or -1, "--threads", args.threads, "--seed", args.train_seed,
         "--output", output, "--result", output / "result.json",
     ]  # fmt: skip
 
@@ -238,6 +240,9 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
             med[tool]["samples_per_second_without_cache"] = statistics.median(
                 r["samples_per_second_without_cache"] for r in runs[tool]
             )
+    for tool, rs in runs.items():
+        if rs:
+            med[tool]["test_accuracy_mean"] = round(statistics.mean(r["test_accuracy"] for r in rs), 4)
     out = {"median": med}
     tb = med.get("textbrewer")
     for tool in DISTILKIT_TOOLS:
@@ -261,19 +266,21 @@ def exact(argv: list, work: Path) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--train-seeds", type=int, nargs="+", default=[42, 1, 2], help="one round per training seed (both tools)"
+    )
     parser.add_argument("--settings", nargs="+", choices=list(MAX_LENGTH), default=list(MAX_LENGTH))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-size", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the 1,000-text training sample")
     parser.add_argument("--teacher", type=Path, default=TEACHER, help="a distilkit run folder (model/ inside)")
     parser.add_argument("--no-dev-file", action="store_true", help="let distilkit carve its dev split from train")
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 texts, 1 epoch, 1 round")
     parser.add_argument("--no-fp32", action="store_true", help="skip the distilkit --precision fp32 runs")
     args = parser.parse_args()
     if args.quick:
-        args.train_size, args.epochs, args.rounds = 64, 1, 1
+        args.train_size, args.epochs, args.train_seeds = 64, 1, args.train_seeds[:1]
     return args
 
 
@@ -292,18 +299,20 @@ def main() -> None:
     tools = ["textbrewer", "distilkit"] + ([] if args.no_fp32 else ["distilkit-fp32"])
     runs = {s: {tool: [] for tool in tools} for s in args.settings}
     commands = {}
-    for r in range(args.rounds):
+    for r, args.train_seed in enumerate(args.train_seeds):
         for setting in args.settings:
             order = tools[r % len(tools) :] + tools[: r % len(tools)]  # each round starts with the next tool
             for tool in order:
                 label, output = f"{setting}-{tool}-{r + 1}", work / f"{setting}-{tool}-{r + 1}"
-                print(f"round {r + 1}/{args.rounds}, {setting}: {tool} ...", flush=True)
+                rounds = len(args.train_seeds)
+                print(f"round {r + 1}/{rounds} (training seed {args.train_seed}), {setting}: {tool} ...", flush=True)
                 if tool in DISTILKIT_TOOLS:
                     argv = distilkit_argv(files[setting], setting, args, output, fp32=tool == "distilkit-fp32")
                     result, command = run_distilkit(argv, work, label), exact(["distilkit", *argv], work)
                 else:
                     argv = textbrewer_argv(python, files[setting], setting, args, output, defaults)
                     result, command = run_textbrewer(argv, work, label), exact(argv, work)
+                result["train_seed"] = args.train_seed
                 check_optimizer(result, defaults)
                 commands.setdefault(setting, {})[tool] = command
                 runs[setting][tool].append(result)
@@ -328,7 +337,8 @@ def save_setting(setting: str, args, runs: dict, commands: dict, env_versions: d
             "epochs": args.epochs,
             "rounds": len(runs["distilkit"]),
             "threads": args.threads,
-            "seed": args.seed,
+            "data_seed": args.seed,
+            "train_seeds": args.train_seeds[: len(runs["distilkit"])],
             "distilkit_dev_file": not args.no_dev_file,
             "distilkit_environment": "DISTILKIT_CACHE=<an empty folder per run>",
             "textbrewer_optimizer": defaults,

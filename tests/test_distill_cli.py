@@ -120,6 +120,7 @@ def test_tinybert_two_stages_with_projection(topic_run, topic_data, tmp_path, ca
     assert "distilkit" not in (out / "model" / "config.json").read_text()  # loads without distilkit's attention
     metrics = json.loads((out / "metrics.json").read_text())
     assert [s["name"] for s in metrics["stages"]] == ["intermediate", "prediction"]
+    assert "MSE layer losses: raw" in stdout and metrics["normalize_losses"] is False  # tinybert: the paper's MSE
     logs = list((out / "logs" / "intermediate").glob("events*"))
     assert logs
 
@@ -221,6 +222,8 @@ def test_multi_teacher_and_custom_losses(topic_run, topic_data, tmp_path, capsys
     )
     assert code == 0, err
     assert "(+1 more)" in stdout and "1·kd + 0.5·hidden_mse" in stdout
+    assert "MSE layer losses: relative" in stdout  # custom combinations: comparable scales by default
+    assert "layer map: explicit: hidden states (student←teacher): 1←2" in stdout
 
 
 def test_augment_inline_and_cli(topic_run, topic_data, tmp_path, capsys):

@@ -215,7 +215,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
         attention_probabilities: Attention loss on softmax probabilities instead of pre-softmax scores.
         normalize_losses: Make the MSE layer losses (embedding, hidden, attention) relative: divided by the teacher's
             mean square, so 0 = exact, 1 = as far off as zeros, and a weight of 1 means the same for every loss;
-            false gives TinyBERT's raw MSE.
+            false gives the papers' raw MSE (default: the method's: raw for tinybert, relative for the others).
         intermediate_epochs: Epochs of the intermediate stage of two-stage methods (default: --epochs).
         intermediate_lr: Learning rate of the intermediate stage (default: --lr).
         cache: Cache the teacher's outputs on disk (computed once, reused across epochs and runs).
@@ -241,7 +241,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     layer_map: Optional[str] = None
     relation_heads: Optional[int] = opt(None, AT_LEAST_1)
     attention_probabilities: bool = False
-    normalize_losses: bool = True
+    normalize_losses: Optional[bool] = None
     intermediate_epochs: Optional[float] = opt(None, POSITIVE)
     intermediate_lr: Optional[float] = opt(None, POSITIVE)
     cache: bool = True

@@ -69,6 +69,7 @@ class DistillJob(TrainingJob):
         if self.uses_mlm:
             self.stages[-1].weights["kd"] = 1.0  # MLM-logit KD per token
         self.method = METHODS[cfg.method]
+        self.normalize = self.method.normalize if cfg.normalize_losses is None else cfg.normalize_losses
         self.weights_all = {k for s in self.stages for k in s.weights}
         self.reads = reads_of(self.weights_all)
         self.logits_only = self.reads <= {"labels", "logits"}
@@ -110,6 +111,8 @@ class DistillJob(TrainingJob):
         print(f"student: {how} — {self.total / 1e6:.2f}M parameters ({smaller:.1f}x smaller)")
         if not self.logits_only:
             print(f"layer map: {self.layer_map.describe()}")
+            scale = "relative (÷ teacher mean square)" if self.normalize else "raw"
+            print(f"MSE layer losses: {scale}; --normalize-losses true|false to choose")
         weights = "; ".join(f"{s.name}: " + " + ".join(f"{w:g}·{k}" for k, w in s.weights.items()) for s in self.stages)
         print("stages: " + weights)
 
@@ -148,7 +151,7 @@ class DistillJob(TrainingJob):
             layer_map=self.layer_map,
             temperature=self.method.temperature if cfg.temperature is None else cfg.temperature,
             attention_probabilities=cfg.attention_probabilities,
-            normalize=cfg.normalize_losses,
+            normalize=self.normalize,
             token_level=data.task == TOK or self.uses_mlm,
             regression=data.regression,
             teacher_weights=parse_weights(cfg.teacher_weights, len(self.teachers)),
@@ -267,6 +270,7 @@ class DistillJob(TrainingJob):
             "parameters": self.total,
             "teacher_parameters": self.teacher_total,
             "layer_map": self.layer_map.describe(),
+            "normalize_losses": self.normalize,
             "train": {
                 "wall_seconds": round(self.elapsed, 1),
                 "stages": self.timings,
