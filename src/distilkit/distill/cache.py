@@ -71,13 +71,25 @@ def cache_key(teacher, dataset, spec: CacheSpec, precision: str = "fp32") -> str
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:24]
 
 
+def _example_shape(name: str, n, dims: dict) -> tuple:
+    """One example's stored shape for an example of n tokens: [labels] for sequence-level logits, [heads, n, n]
+    for attention scores, [n, width] otherwise (token logits, hidden states, q, k, v). `n` may be an array of
+    lengths (sizes for many examples at once)."""
+    if name == "logits" and not dims["token_level"]:
+        return (dims["labels"],)
+    if name.startswith("scores"):
+        return (dims["heads"], n, n)
+    return (n, dims["labels"] if name == "logits" else dims["hidden"])
+
+
+def _leading(shape: tuple) -> tuple[slice, ...]:
+    """The index of an example's values inside a batch tensor padded beyond `shape`."""
+    return tuple(slice(0, d) for d in shape)
+
+
 def _per_example_sizes(name: str, lengths: np.ndarray, dims: dict) -> np.ndarray:
-    kind = name.split("_")[0]
-    if name == "logits":
-        return lengths * dims["labels"] if dims["token_level"] else np.full_like(lengths, dims["labels"])
-    if kind == "scores":
-        return dims["heads"] * lengths * lengths
-    return lengths * dims["hidden"]  # hidden, q, k, v: [len, width]
+    size = np.prod(np.broadcast_arrays(*_example_shape(name, lengths, dims)), axis=0)
+    return np.broadcast_to(size, lengths.shape).astype(np.int64)
 
 
 def estimate_bytes(spec: CacheSpec, lengths: np.ndarray, dims: dict) -> dict[str, int]:
@@ -109,22 +121,11 @@ class TeacherCache:
         straight into its place in the batch tensor."""
         dims = self.meta["dims"]
         ids = np.asarray(example_ids)
-        if name == "logits" and not dims["token_level"]:
-            shape = (dims["labels"],)
-        elif name.startswith("scores"):
-            shape = (dims["heads"], seq_len, seq_len)
-        else:
-            shape = (seq_len, dims["labels"] if name == "logits" else dims["hidden"])
-        out = torch.zeros((len(ids), *shape))
+        out = torch.zeros((len(ids), *_example_shape(name, seq_len, dims)))
         for row, i in enumerate(ids):
-            n = int(self.lengths[i])
+            shape = _example_shape(name, int(self.lengths[i]), dims)
             flat = torch.from_numpy(self._arrays[name][self._offsets[name][i] : self._offsets[name][i + 1]])
-            if len(shape) == 1:
-                out[row].copy_(flat)
-            elif name.startswith("scores"):
-                out[row, :, :n, :n].copy_(flat.view(dims["heads"], n, n))
-            else:
-                out[row, :n].copy_(flat.view(n, shape[1]))
+            out[(row, *_leading(shape))].copy_(flat.view(shape))
         return out
 
 
@@ -171,14 +172,8 @@ def build_cache(
             out = teacher(**batch, output_hidden_states=bool(spec.hidden))
         stored = _stored_outputs(out, rec, spec)  # converted to float16 on the CPU once per batch, not per row
         for row, i in enumerate(idx):
-            n = int(lengths[i])
             for name, tensor in stored.items():
-                if name == "logits" and not dims["token_level"]:
-                    value = tensor[row]
-                elif name.startswith("scores"):
-                    value = tensor[row, :, :n, :n]
-                else:
-                    value = tensor[row, :n]
+                value = tensor[row][_leading(_example_shape(name, int(lengths[i]), dims))]
                 arrays[name][offsets[name][i] : offsets[name][i + 1]] = value.numpy().reshape(-1)
     for array in arrays.values():
         array.flush()

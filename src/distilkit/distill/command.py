@@ -96,7 +96,7 @@ class DistillJob(TrainingJob):
                 "--separate-tokenization needs the teacher cache (the teacher reads its own tokens); drop --cache false"
             )
         student_layers, teacher_layers = len(encoder_layers(student)), len(encoder_layers(lead.model))
-        copied = None if is_pretrained_spec(cfg.student) else copied_layers(cfg.student, teacher_layers)
+        copied = copied_layers(cfg.student, teacher_layers)  # None for size specs and pretrained students
         map_spec = cfg.layer_map or self.method.layer_map
         self.layer_map = build_layer_map(map_spec, student_layers, teacher_layers, copied)
         checks.check_heads(student, lead.model, "scores" in self.reads)
