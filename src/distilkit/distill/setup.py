@@ -24,7 +24,7 @@ from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import task_metrics
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.models import check_max_length
-from distilkit.training.trainer_setup import autocast
+from distilkit.training.trainer_setup import autocast, precision_of
 
 
 def parse_weights(text: str | None, n: int) -> list[float]:
@@ -117,7 +117,7 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> lis
     caches = []
     for k, (teacher, dataset) in enumerate(zip(teachers, teacher_sets)):
         this_spec = spec if k == 0 else CacheSpec(logits=has_logits)
-        precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+        precision = precision_of(args)
         folder = root / cache_key(teacher.model, dataset, this_spec, precision)
         gb = sum(estimate_bytes(this_spec, lengths, dims).values()) / 1e9
         with args.main_process_first(desc="teacher cache"):

@@ -35,11 +35,17 @@ def pick_precision(choice: str) -> str:
     return "fp32"
 
 
+def precision_of(args) -> str:
+    """The precision the Trainer trains in ("bf16", "fp16" or "fp32"), from its TrainingArguments."""
+    return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+
+
 def autocast(args):
     """The autocast context the Trainer trains under (`args` are its TrainingArguments), for work done outside
     the Trainer's own steps, such as building the teacher cache."""
-    dtype = torch.bfloat16 if args.bf16 else torch.float16
-    return torch.autocast(device_type=args.device.type, dtype=dtype, enabled=bool(args.bf16 or args.fp16))
+    precision = precision_of(args)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=args.device.type, dtype=dtype, enabled=precision != "fp32")
 
 
 def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greater_is_better: bool, has_dev: bool):
