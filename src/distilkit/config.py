@@ -182,8 +182,8 @@ class FinetuneConfig(DataOptions, TrainOptions, PeftOptions, ContinualOptions):
     """Fine-tune an encoder (teacher or student) on labelled data and write a run folder.
 
     Args:
-        model: Hugging Face model folder or hub id, a distilkit run folder, or the alias minilm-l6 (packaged
-            all-MiniLM-L6-v2).
+        model: Hugging Face model folder or hub id, a distilkit run folder, or an alias: minilm-l6 (packaged
+            all-MiniLM-L6-v2) or all-mpnet-base-v2 (after make mpnet).
         output: Run folder to write (config.yaml, model/, metrics.json, logs/).
     """
 

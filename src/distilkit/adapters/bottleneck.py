@@ -42,7 +42,9 @@ class AdaptedLinear(nn.Module):
 def _targets(model, placement: str) -> list[tuple[nn.Module, str, nn.Linear]]:
     """(parent, attribute, Linear) for the output projections of every layer."""
     from distilkit.models import encoder_layers
+    from distilkit.models.families import refuse_per_layer
 
+    refuse_per_layer(model, "--peft adapter")
     hidden = model.config.hidden_size
     found = []
     for layer in encoder_layers(model):

@@ -2,7 +2,8 @@
 
 The task head (classifier) is trained and saved with the adapter (peft's `modules_to_save`), since heads
 start random. Target modules default to peft's choice for the architecture (BERT: query and value for
-LoRA); names the user gives are checked against the model's Linear layers.
+LoRA), or to `models.families`' where peft has none (DistilBERT, ModernBERT, ALBERT, MPNet);
+names the user gives are checked against the model's Linear layers.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from transformers import PreTrainedModel
 
 from distilkit.adapters import AdapterMethod, register_method
 from distilkit.errors import DistilkitError
+from distilkit.models.families import family
 
 
 def linear_names(model) -> list[str]:
     """Short names of the Linear layers (what peft's target_modules match), sorted."""
     return sorted({name.split(".")[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+
+
+def default_targets(model) -> list[str] | None:
+    """None lets peft choose for the architecture; families peft does not know get distilkit's choice."""
+    targets = family(model).lora_targets
+    return list(targets) if targets else None
 
 
 def check_targets(model, targets: list[str] | None) -> None:
@@ -49,7 +57,7 @@ def _config(method: str, options, task: str, model):
             r=options.lora_r,
             lora_alpha=options.lora_alpha,
             lora_dropout=options.lora_dropout,
-            target_modules=options.target_modules,
+            target_modules=options.target_modules or default_targets(model),
             **common,
         )
     if method == "ia3":

@@ -109,7 +109,7 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     if hasattr(trained.model, "peft_config"):
         raise DistilkitError(f"{cfg.model}: prune a plain model; merge the adapter first (distilkit merge)")
     model = trained.model
-    pruning.paths_for(model)
+    pruning.paths_for(model, heads=bool(cfg.heads))
     before_shape = pruning.shape_summary(model)
     fraction, counts = (None, None)
     if cfg.heads:

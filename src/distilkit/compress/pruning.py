@@ -18,17 +18,30 @@ from torch.nn.utils import prune as torch_prune
 from transformers.pytorch_utils import prune_linear_layer
 
 from distilkit.errors import DistilkitError
-from distilkit.models.pruned import encoder_layer_list, get_module, layer_paths, set_heads, set_module
+from distilkit.models.families import family
+from distilkit.models.pruned import (
+    LAYER_PATHS,
+    encoder_layer_list,
+    get_module,
+    head_projections,
+    layer_paths,
+    set_heads,
+    set_module,
+)
 
-LINEAR_KEYS = ("q", "k", "v", "out", "ffn_in", "ffn_out")
 
-
-def paths_for(model) -> dict:
-    paths = layer_paths(model.config.model_type)
+def paths_for(model, heads: bool = False) -> dict:
+    """The model's pruning layout (models/pruned.py); a one-line refusal where pruning does not apply."""
+    model_type = model.config.model_type
+    reason = family(model).no_pruning or (family(model).no_head_pruning if heads else None)
+    if reason:
+        raise DistilkitError(reason)
+    paths = layer_paths(model_type)
     if paths is None:
         raise DistilkitError(
-            f"{model.config.model_type}: pruning supports BERT-layout encoders (bert, roberta, xlm-roberta, electra, "
-            "...) and distilbert; this model's layers are laid out differently"
+            f"{model_type}: structured pruning knows the layer layouts of bert-like encoders (bert, roberta, "
+            f"xlm-roberta, electra, ...) and {', '.join(k for k in LAYER_PATHS if k != 'bert')}; "
+            "distil this model into one of those, or use --sparsity"
         )
     return paths
 
@@ -45,20 +58,29 @@ def shape_summary(model) -> dict:
     paths, d = paths_for(model), head_size(model)
     layers = encoder_layer_list(model, paths)
     return {
-        "attention_heads": [get_module(layer, paths["q"]).out_features // d for layer in layers],
+        "attention_heads": [_width(layer, paths) // d for layer in layers],
         "head_size": d,
-        "intermediate_sizes": [get_module(layer, paths["ffn_in"]).out_features for layer in layers],
+        "intermediate_sizes": [
+            get_module(layer, paths["ffn_in"]).out_features // paths.get("ffn_chunks", 1) for layer in layers
+        ],
     }
+
+
+def _width(layer, paths: dict) -> int:
+    """heads · head_size of one layer, read from its (first) query projection."""
+    path, chunks = head_projections(layer, paths)[0]
+    return get_module(layer, path).out_features // chunks
 
 
 def linear_macs_per_token(model, seq_len: int = 128) -> int:
     """Multiply-adds per token in the encoder's Linear layers plus attention (QKᵀ and AV) at `seq_len`."""
-    shapes = shape_summary(model)
-    hidden = get_module(encoder_layer_list(model, paths_for(model))[0], paths_for(model)["q"]).in_features
+    shapes, paths = shape_summary(model), paths_for(model)
+    hidden = get_module(encoder_layer_list(model, paths)[0], paths["out"]).out_features
+    ffn_matrices = 1 + paths.get("ffn_chunks", 1)  # a gated FFN has two input matrices
     total = 0
     for heads, ffn in zip(shapes["attention_heads"], shapes["intermediate_sizes"]):
         width = heads * shapes["head_size"]
-        total += 4 * hidden * width + 2 * hidden * ffn + 2 * seq_len * width
+        total += 4 * hidden * width + ffn_matrices * hidden * ffn + 2 * seq_len * width
     return total
 
 
@@ -171,38 +193,49 @@ def _keep_index(size: int, remove: list[int], block: int = 1) -> torch.Tensor:
     return torch.tensor([u * block + j for u in range(size // block) if u not in gone for j in range(block)])
 
 
+def _chunked(keep: torch.Tensor, size: int, chunks: int) -> torch.Tensor:
+    """The same kept rows in each of `chunks` stacked blocks of `size` rows (fused QKV, gated FFN input)."""
+    return torch.cat([keep + c * size for c in range(chunks)])
+
+
+def _shrink(layer, path: str, keep: torch.Tensor, dim: int) -> None:
+    set_module(layer, path, prune_linear_layer(get_module(layer, path), keep, dim=dim))
+
+
 @torch.no_grad()
 def remove_heads(model, remove: list[list[int]]) -> None:
-    paths, d = paths_for(model), head_size(model)
+    paths, d = paths_for(model, heads=True), head_size(model)
     for layer, heads in zip(encoder_layer_list(model, paths), remove):
         if not heads:
             continue
-        width = get_module(layer, paths["q"]).out_features
+        width = _width(layer, paths)
         keep = _keep_index(width, heads, d)
-        for key in ("q", "k", "v"):
-            set_module(layer, paths[key], prune_linear_layer(get_module(layer, paths[key]), keep, dim=0))
-        set_module(layer, paths["out"], prune_linear_layer(get_module(layer, paths["out"]), keep, dim=1))
+        for path, chunks in head_projections(layer, paths):
+            _shrink(layer, path, _chunked(keep, width, chunks), dim=0)
+        _shrink(layer, paths["out"], keep, dim=1)
         set_heads(get_module(layer, paths["attention"]), paths["heads_attr"], len(keep) // d, d)
 
 
 @torch.no_grad()
 def remove_neurons(model, remove: list[list[int]]) -> None:
     paths = paths_for(model)
+    chunks = paths.get("ffn_chunks", 1)
     for layer, units in zip(encoder_layer_list(model, paths), remove):
         if not units:
             continue
-        keep = _keep_index(get_module(layer, paths["ffn_in"]).out_features, units)
-        set_module(layer, paths["ffn_in"], prune_linear_layer(get_module(layer, paths["ffn_in"]), keep, dim=0))
-        set_module(layer, paths["ffn_out"], prune_linear_layer(get_module(layer, paths["ffn_out"]), keep, dim=1))
+        size = get_module(layer, paths["ffn_in"]).out_features // chunks
+        keep = _keep_index(size, units)
+        _shrink(layer, paths["ffn_in"], _chunked(keep, size, chunks), dim=0)
+        _shrink(layer, paths["ffn_out"], keep, dim=1)
 
 
 def encoder_linears(model) -> list[tuple[str, torch.nn.Linear]]:
     paths = paths_for(model)
-    return [
-        (f"layer{i}.{key}", get_module(layer, paths[key]))
-        for i, layer in enumerate(encoder_layer_list(model, paths))
-        for key in LINEAR_KEYS
-    ]
+    found = []
+    for i, layer in enumerate(encoder_layer_list(model, paths)):
+        keys = [path for path, _ in head_projections(layer, paths)] + [paths[k] for k in ("out", "ffn_in", "ffn_out")]
+        found += [(f"layer{i}.{key}", get_module(layer, key)) for key in keys]
+    return found
 
 
 @torch.no_grad()

@@ -95,9 +95,36 @@ def register() -> None:
 
 
 def enable(model) -> None:
-    """Switch a model to the capture attention (outputs are unchanged: it still runs SDPA)."""
+    """Switch a model to the capture attention (outputs are unchanged: it still runs SDPA). Families whose
+    attention bypasses the attention interface (DeBERTa-v2/v3, MPNet) get capturing modules instead."""
+    from distilkit.distill import capture_eager
+
     register()
     model.set_attn_implementation(NAME)
+    capture_eager.enable(model)
+    check_recorded(model)
+
+
+@torch.no_grad()
+def check_recorded(model) -> None:
+    """One short forward: every layer must record one score map, or the losses would pair the wrong layers."""
+    from distilkit.errors import DistilkitError
+    from distilkit.models.families import layer_count
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with recording(scores=True) as rec:
+            model(input_ids=torch.ones(1, 4, dtype=torch.long, device=device))
+    finally:
+        model.train(was_training)
+    if len(rec.attention_scores) != layer_count(model):
+        raise DistilkitError(
+            f"{model.config.model_type}: distilkit recorded {len(rec.attention_scores)} attention maps for "
+            f"{layer_count(model)} layers (its attention bypasses transformers' attention interface); use "
+            "--method kd or distilbert, which need no attention maps"
+        )
 
 
 @contextmanager

@@ -33,7 +33,8 @@ from distilkit.distill.students import build_student, copied_layers, is_pretrain
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
 from distilkit.losses.registry import import_plugins, reads_of
-from distilkit.models import encoder_layers, load_tokenizer, resolve_model
+from distilkit.models import load_tokenizer, resolve_model
+from distilkit.models.families import layer_count
 from distilkit.training.adversarial import with_adversarial
 from distilkit.training.job import TrainingJob, run_training
 from distilkit.training.trainer_setup import (
@@ -95,7 +96,7 @@ class DistillJob(TrainingJob):
             raise DistilkitError(
                 "--separate-tokenization needs the teacher cache (the teacher reads its own tokens); drop --cache false"
             )
-        student_layers, teacher_layers = len(encoder_layers(student)), len(encoder_layers(lead.model))
+        student_layers, teacher_layers = layer_count(student), layer_count(lead.model)
         copied = copied_layers(cfg.student, teacher_layers)  # None for size specs and pretrained students
         map_spec = cfg.layer_map or self.method.layer_map
         self.layer_map = build_layer_map(map_spec, student_layers, teacher_layers, copied)

@@ -21,6 +21,7 @@ import torch
 
 from distilkit.errors import DistilkitError
 from distilkit.models import encoder_layers, load_model, resolve_model
+from distilkit.models.families import check_copied_layers, check_shared_layers, family, layer_count, student_layer_types
 
 SIZE_SPEC = re.compile(r"^(\d+)L-(\d+)H(?:-(\d+)A)?(?:-(\d+)F)?$", re.IGNORECASE)
 
@@ -58,11 +59,20 @@ def copied_layers(spec: str, teacher_layers: int) -> list[int] | None:
     return None
 
 
+def _set_layers(config, layers: int, chosen: list[int] | None = None) -> None:
+    """Set the layer count, and with it the per-layer attention kinds of a config that lists them (ModernBERT)."""
+    types = student_layer_types(config, chosen, layers)
+    if types is not None:
+        config.__dict__["num_hidden_layers"] = layers  # both change together; the config validates their match
+        config.layer_types = types
+    config.num_hidden_layers = layers
+
+
 def _set_size(config, layers: int, hidden: int, heads: int | None, ffn: int | None) -> None:
     heads = heads or config.num_attention_heads
     if hidden % heads:
         raise DistilkitError(f"student hidden size {hidden} is not a multiple of its {heads} attention heads")
-    config.num_hidden_layers = layers
+    _set_layers(config, layers)
     config.hidden_size = hidden
     config.num_attention_heads = heads
     ffn = ffn or 4 * hidden
@@ -71,6 +81,8 @@ def _set_size(config, layers: int, hidden: int, heads: int | None, ffn: int | No
             setattr(config, name, ffn)
     if hasattr(config, "embedding_size"):  # ALBERT/ELECTRA-style factorised embeddings follow the width
         config.embedding_size = hidden
+    if hasattr(config, "pooler_hidden_size"):  # DeBERTa's pooler keeps its own width
+        config.pooler_hidden_size = hidden
 
 
 def _layer_prefix(model) -> str:
@@ -79,13 +91,21 @@ def _layer_prefix(model) -> str:
 
 
 def student_from_layers(teacher, chosen: list[int]):
-    """A copy of the teacher keeping only the chosen transformer layers (embeddings and head kept)."""
-    n_teacher = len(encoder_layers(teacher))
+    """A copy of the teacher keeping only the chosen transformer layers (embeddings and head kept).
+
+    ALBERT's layers share one set of weights: its student is the same weights applied len(chosen) times."""
+    n_teacher = layer_count(teacher)
     bad = [j for j in chosen if not 0 <= j < n_teacher]
     if bad or not chosen:
         raise DistilkitError(f"--student layers:{','.join(map(str, chosen))}: teacher layers are 0..{n_teacher - 1}")
+    check_copied_layers(teacher, chosen)
     config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = len(chosen)
+    _set_layers(config, len(chosen), chosen)
+    if family(teacher).shared_layers:
+        check_shared_layers(teacher)
+        student = type(teacher)(config)
+        student.load_state_dict(teacher.state_dict(), strict=True)
+        return student
     student = type(teacher)(config)
     prefix = _layer_prefix(teacher)
     pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.*)$")
@@ -105,7 +125,7 @@ def build_student(spec: str, teacher, task: str, seed: int = 42):
     """Return (student model, a one-line description of how it was built)."""
     spec = str(spec).strip()
     size = SIZE_SPEC.match(spec)
-    n_teacher = len(encoder_layers(teacher))
+    n_teacher = layer_count(teacher)
     if size:
         layers, hidden, heads, ffn = (int(g) if g else None for g in size.groups())
         config = copy.deepcopy(teacher.config)

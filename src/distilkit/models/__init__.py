@@ -246,7 +246,10 @@ def encoder_layers(model):
     """The list of transformer blocks of an encoder (BERT's encoder.layer, DistilBERT's transformer.layer, ...)."""
     import torch
 
-    n = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layers", None)
+    from distilkit.models.families import layer_count, refuse_per_layer
+
+    refuse_per_layer(model, "this operation")
+    n = layer_count(model)
     for _name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n:
             return module
@@ -262,6 +265,9 @@ def freeze(model, embeddings: bool = False, first_layers: int = 0) -> int:
         if hasattr(base, "embeddings"):
             frozen.append(base.embeddings)
     if first_layers:
+        from distilkit.models.families import refuse_per_layer
+
+        refuse_per_layer(model, f"--freeze-layers {first_layers}")
         layers = encoder_layers(model)
         if first_layers > len(layers):
             raise DistilkitError(f"--freeze-layers {first_layers}: the model has only {len(layers)} layers")

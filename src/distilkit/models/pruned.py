@@ -20,7 +20,11 @@ import torch
 from torch import nn
 
 # Where each architecture keeps the Linear layers that pruning resizes, relative to one encoder layer.
-# "out" is the attention output projection (its input side shrinks); "ffn_out" likewise for the FFN.
+# "q", "k", "v" (or one fused "qkv" holding the three in that order) lose the rows of removed heads, and so do
+# the optional "qk_extra" (DeBERTa's separate relative-position projections, when it has them); "out" is the
+# attention output projection (its input side shrinks); "ffn_in" / "ffn_out" likewise for the FFN, whose input
+# Linear holds `ffn_chunks` stacked halves in a gated MLP (ModernBERT: input and gate). `heads_attr` is the
+# attention module's head count, kept true after pruning (None where the forward infers it from the shapes).
 LAYER_PATHS = {
     "bert": dict(
         layers="encoder.layer",
@@ -44,17 +48,64 @@ LAYER_PATHS = {
         ffn_out="ffn.lin2",
         heads_attr="n_heads",
     ),
+    "deberta-v2": dict(
+        layers="encoder.layer",
+        attention="attention.self",
+        q="attention.self.query_proj",
+        k="attention.self.key_proj",
+        v="attention.self.value_proj",
+        qk_extra=("attention.self.pos_key_proj", "attention.self.pos_query_proj"),
+        out="attention.output.dense",
+        ffn_in="intermediate.dense",
+        ffn_out="output.dense",
+        heads_attr="num_attention_heads",
+    ),
+    "mpnet": dict(  # heads are not pruned (models/families.py says why); FFN neurons are
+        layers="encoder.layer",
+        attention="attention.attn",
+        q="attention.attn.q",
+        k="attention.attn.k",
+        v="attention.attn.v",
+        out="attention.attn.o",
+        ffn_in="intermediate.dense",
+        ffn_out="output.dense",
+        heads_attr="num_attention_heads",
+    ),
+    "modernbert": dict(
+        layers="layers",
+        attention="attn",
+        qkv="attn.Wqkv",
+        out="attn.Wo",
+        ffn_in="mlp.Wi",
+        ffn_chunks=2,
+        ffn_out="mlp.Wo",
+        heads_attr=None,
+    ),
 }
 # Model types whose encoder layers are laid out like BERT's.
 BERT_LIKE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "data2vec-text", "xmod", "ernie")
 
 
 def layer_paths(model_type: str) -> dict | None:
-    if model_type == "distilbert":
-        return LAYER_PATHS["distilbert"]
     if model_type in BERT_LIKE:
         return LAYER_PATHS["bert"]
-    return None
+    return LAYER_PATHS.get(model_type)
+
+
+def head_projections(layer: nn.Module, paths: dict) -> list[tuple[str, int]]:
+    """(path, chunks) of the Linear layers whose output rows are per head: q, k, v (or fused qkv) and extras."""
+    if "qkv" in paths:
+        return [(paths["qkv"], 3)]
+    extra = [(p, 1) for p in paths.get("qk_extra", ()) if has_module(layer, p)]
+    return [(paths["q"], 1), (paths["k"], 1), (paths["v"], 1), *extra]
+
+
+def has_module(root: nn.Module, dotted: str) -> bool:
+    try:
+        get_module(root, dotted)
+        return True
+    except AttributeError:
+        return False
 
 
 def get_module(root: nn.Module, dotted: str) -> nn.Module:
@@ -80,24 +131,27 @@ def shrink_to_config(model: nn.Module) -> None:
     paths = layer_paths(model.config.model_type)
     if paths is None:
         raise ValueError(f"distilkit_pruning: model type {model.config.model_type!r} is not supported")
-    head_size = spec["head_size"]
+    head_size, ffn_chunks = spec["head_size"], paths.get("ffn_chunks", 1)
     for layer, heads, ffn in zip(encoder_layer_list(model, paths), spec["attention_heads"], spec["intermediate_sizes"]):
         width = heads * head_size
-        for key in ("q", "k", "v"):
-            old = get_module(layer, paths[key])
-            set_module(layer, paths[key], nn.Linear(old.in_features, width, bias=old.bias is not None))
-        old = get_module(layer, paths["out"])
-        set_module(layer, paths["out"], nn.Linear(width, old.out_features, bias=old.bias is not None))
+        for path, chunks in head_projections(layer, paths):
+            _resize(layer, path, out_features=chunks * width)
+        _resize(layer, paths["out"], in_features=width)
         set_heads(get_module(layer, paths["attention"]), paths["heads_attr"], heads, head_size)
-        old = get_module(layer, paths["ffn_in"])
-        set_module(layer, paths["ffn_in"], nn.Linear(old.in_features, ffn, bias=old.bias is not None))
-        old = get_module(layer, paths["ffn_out"])
-        set_module(layer, paths["ffn_out"], nn.Linear(ffn, old.out_features, bias=old.bias is not None))
+        _resize(layer, paths["ffn_in"], out_features=ffn_chunks * ffn)
+        _resize(layer, paths["ffn_out"], in_features=ffn)
 
 
-def set_heads(attention: nn.Module, heads_attr: str, heads: int, head_size: int) -> None:
+def _resize(layer: nn.Module, path: str, in_features: int | None = None, out_features: int | None = None) -> None:
+    old = get_module(layer, path)
+    new = nn.Linear(in_features or old.in_features, out_features or old.out_features, bias=old.bias is not None)
+    set_module(layer, path, new)
+
+
+def set_heads(attention: nn.Module, heads_attr: str | None, heads: int, head_size: int) -> None:
     """Keep the attention module's bookkeeping true (its forward infers the head count from the shapes)."""
-    setattr(attention, heads_attr, heads)
+    if heads_attr:
+        setattr(attention, heads_attr, heads)
     if hasattr(attention, "all_head_size"):
         attention.all_head_size = heads * head_size
 

@@ -15,7 +15,7 @@ from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
-from distilkit.models import ALIASES, check_max_length, freeze, load_model, load_tokenizer, resolve_model
+from distilkit.models import ALIASES, SPLIT_ALIASES, check_max_length, freeze, load_model, load_tokenizer, resolve_model
 from distilkit.runs import folder_bytes
 from distilkit.training.adversarial import with_adversarial
 from distilkit.training.job import TrainingJob, run_training
@@ -49,7 +49,8 @@ def describe_data(data, truncated: dict, max_length: int) -> str:
 
 def base_pointer(given: str, resolved_path: str) -> str:
     """How an adapter refers to its base: aliases and hub ids as given, folders as absolute paths."""
-    return str(Path(resolved_path).resolve()) if Path(resolved_path).is_dir() and given not in ALIASES else given
+    aliased = given in ALIASES or given in SPLIT_ALIASES
+    return str(Path(resolved_path).resolve()) if Path(resolved_path).is_dir() and not aliased else given
 
 
 def continual_before(cfg: FinetuneConfig, previous, data) -> dict:
