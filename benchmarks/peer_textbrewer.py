@@ -182,7 +182,7 @@ def run_distilkit(argv: list, work: Path, label: str) -> dict:
         "test_examples": test["student"]["examples"],
         "process_seconds": round(process, 1),
         "layer_map": m.get("layer_map"),
-        "resolved": {k: v for k, v in yaml.safe_load(config).items() if k in RESOLVED},
+        "resolved": {k: m.get(k, v) for k, v in yaml.safe_load(config).items() if k in RESOLVED},
         "precision": "bf16" if "precision: bf16 autocast" in log else resolved_precision(config),
     }
 

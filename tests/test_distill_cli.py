@@ -121,6 +121,7 @@ def test_tinybert_two_stages_with_projection(topic_run, topic_data, tmp_path, ca
     metrics = json.loads((out / "metrics.json").read_text())
     assert [s["name"] for s in metrics["stages"]] == ["intermediate", "prediction"]
     assert "MSE layer losses: raw" in stdout and metrics["normalize_losses"] is False  # tinybert: the paper's MSE
+    assert "attention_mse compares pre-softmax scores" in stdout and metrics["attention_probabilities"] is False
     logs = list((out / "logs" / "intermediate").glob("events*"))
     assert logs
 
@@ -209,7 +210,7 @@ def test_multi_teacher_and_custom_losses(topic_run, topic_data, tmp_path, capsys
             "--student",
             "1",
             "--losses",
-            "{kd: 1.0, hidden_mse: 0.5}",
+            "{kd: 1.0, hidden_mse: 0.5, attention_mse: 1}",
             "--layer-map",
             "1:2",
             "--output",
@@ -221,8 +222,9 @@ def test_multi_teacher_and_custom_losses(topic_run, topic_data, tmp_path, capsys
         capsys,
     )
     assert code == 0, err
-    assert "(+1 more)" in stdout and "1·kd + 0.5·hidden_mse" in stdout
+    assert "(+1 more)" in stdout and "1·kd + 0.5·hidden_mse + 1·attention_mse" in stdout
     assert "MSE layer losses: relative" in stdout  # custom combinations: comparable scales by default
+    assert "attention_mse compares softmax probabilities (raw MSE)" in stdout  # single-stage methods' default
     assert "layer map: explicit: hidden states (student←teacher): 1←2" in stdout
 
 

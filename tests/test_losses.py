@@ -122,6 +122,9 @@ def test_attention_mse_probabilities_option():
     pt = [softmax(row) for row in t[0, 0].numpy()]
     expected = np.mean([(a - b) ** 2 for r1, r2 in zip(ps, pt) for a, b in zip(r1, r2)])
     assert LOSSES["attention_mse"](s, t, probabilities=True).item() == pytest.approx(expected, rel=1e-5)
+    # probabilities are bounded and compared raw: normalize leaves them alone (it does scale scores)
+    assert LOSSES["attention_mse"](s, t, probabilities=True, normalize=True).item() == pytest.approx(expected, rel=1e-5)
+    assert LOSSES["attention_mse"](s, t, normalize=True) != LOSSES["attention_mse"](s, t)
 
 
 def test_attention_mse_refuses_different_head_counts():

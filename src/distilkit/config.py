@@ -212,7 +212,8 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
             ← the teacher layer it was copied from), uniform (TinyBERT), last, or student:teacher hidden-state pairs
             like 0:0,1:2,2:4 (default: the method's).
         relation_heads: MiniLM relation heads (default: the teacher's head count when it divides both widths).
-        attention_probabilities: Attention loss on softmax probabilities instead of pre-softmax scores.
+        attention_probabilities: Attention loss on softmax probabilities (bounded, compared raw) instead of
+            pre-softmax scores (default: the method's: scores for tinybert, probabilities for the others).
         normalize_losses: Make the MSE layer losses (embedding, hidden, attention) relative: divided by the teacher's
             mean square, so 0 = exact, 1 = as far off as zeros, and a weight of 1 means the same for every loss;
             false gives the papers' raw MSE (default: the method's: raw for tinybert, relative for the others).
@@ -240,7 +241,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     temperature: Optional[float] = opt(None, POSITIVE)
     layer_map: Optional[str] = None
     relation_heads: Optional[int] = opt(None, AT_LEAST_1)
-    attention_probabilities: bool = False
+    attention_probabilities: Optional[bool] = None
     normalize_losses: Optional[bool] = None
     intermediate_epochs: Optional[float] = opt(None, POSITIVE)
     intermediate_lr: Optional[float] = opt(None, POSITIVE)

@@ -71,6 +71,8 @@ class DistillJob(TrainingJob):
             self.stages[-1].weights["kd"] = 1.0  # MLM-logit KD per token
         self.method = METHODS[cfg.method]
         self.normalize = self.method.normalize if cfg.normalize_losses is None else cfg.normalize_losses
+        probabilities = cfg.attention_probabilities
+        self.probabilities = self.method.attention_probabilities if probabilities is None else probabilities
         self.weights_all = {k for s in self.stages for k in s.weights}
         self.reads = reads_of(self.weights_all)
         self.logits_only = self.reads <= {"labels", "logits"}
@@ -114,6 +116,9 @@ class DistillJob(TrainingJob):
             print(f"layer map: {self.layer_map.describe()}")
             scale = "relative (÷ teacher mean square)" if self.normalize else "raw"
             print(f"MSE layer losses: {scale}; --normalize-losses true|false to choose")
+            if "attention_mse" in self.weights_all:
+                kind = "softmax probabilities (raw MSE)" if self.probabilities else "pre-softmax scores"
+                print(f"attention_mse compares {kind}; --attention-probabilities true|false to choose")
         weights = "; ".join(f"{s.name}: " + " + ".join(f"{w:g}·{k}" for k, w in s.weights.items()) for s in self.stages)
         print("stages: " + weights)
 
@@ -151,7 +156,7 @@ class DistillJob(TrainingJob):
         self.plan_common = dict(
             layer_map=self.layer_map,
             temperature=self.method.temperature if cfg.temperature is None else cfg.temperature,
-            attention_probabilities=cfg.attention_probabilities,
+            attention_probabilities=self.probabilities,
             normalize=self.normalize,
             token_level=data.task == TOK or self.uses_mlm,
             regression=data.regression,
@@ -272,6 +277,7 @@ class DistillJob(TrainingJob):
             "teacher_parameters": self.teacher_total,
             "layer_map": self.layer_map.describe(),
             "normalize_losses": self.normalize,
+            "attention_probabilities": self.probabilities,
             "train": {
                 "wall_seconds": round(self.elapsed, 1),
                 "stages": self.timings,

@@ -134,7 +134,10 @@ def attention_mse_loss(
 
     Scores are [batch, heads, query, key]. Pairs where the query or the key is padding are zeroed, as the
     official code does (it zeroes the −10000 masked entries). With `probabilities=True` the softmax over
-    valid keys is compared instead. Head counts must match (else use `minilm_relations`).
+    valid keys is compared instead, always raw (TextBrewer's attention_mse): probabilities are bounded and rows
+    sum to 1, so there is no scale to normalise, and the term stays small next to KD (about 1/500 of it at the
+    start on bbc-news), a light pull toward the teacher's attention. Head counts must match (else use
+    `minilm_relations`).
     """
     if student_scores.shape[1] != teacher_scores.shape[1]:
         raise ValueError(
@@ -151,7 +154,7 @@ def attention_mse_loss(
             s = s.masked_fill(pair_mask == 0, -1e4)
             t = t.masked_fill(pair_mask == 0, -1e4)
         s, t = s.softmax(-1), t.softmax(-1)
-    return relative_mse(s, t, pair_mask, normalize)
+    return relative_mse(s, t, pair_mask, normalize and not probabilities)
 
 
 @register_loss("hidden_cosine", reads={"hidden"}, term=lambda b: _sum_pairs(hidden_cosine_loss, b.hidden, b.mask))
