@@ -42,12 +42,10 @@ class AdaptedLinear(nn.Module):
 def _targets(model, placement: str) -> list[tuple[nn.Module, str, nn.Linear]]:
     """(parent, attribute, Linear) for the output projections of every layer."""
     from distilkit.models import encoder_layers
-    from distilkit.models.families import refuse_per_layer
 
-    refuse_per_layer(model, "--peft adapter")
     hidden = model.config.hidden_size
     found = []
-    for layer in encoder_layers(model):
+    for layer in encoder_layers(model, "--peft adapter"):
         for name, module in layer.named_modules():
             if not isinstance(module, nn.Linear) or module.out_features != hidden or name.split(".")[-1] in QKV:
                 continue

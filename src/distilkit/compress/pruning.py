@@ -32,8 +32,8 @@ from distilkit.models.pruned import (
 
 def paths_for(model, heads: bool = False) -> dict:
     """The model's pruning layout (models/pruned.py); a one-line refusal where pruning does not apply."""
-    model_type = model.config.model_type
-    reason = family(model).no_pruning or (family(model).no_head_pruning if heads else None)
+    model_type, facts = model.config.model_type, family(model)
+    reason = facts.no_pruning or (facts.no_head_pruning if heads else None)
     if reason:
         raise DistilkitError(reason)
     paths = layer_paths(model_type)

@@ -36,6 +36,18 @@ class Recorder:
     attention_scores: list = field(default_factory=list)  # [batch, heads, query, key], pre-softmax, unmasked
     queries_keys_values: list = field(default_factory=list)  # (Q, K, V), each [batch, len, heads·head_dim]
 
+    def add(self, scores, q, k, v) -> None:
+        """Record one layer's scores and Q/K/V (already [batch, len, heads·head_dim]), as far as asked for."""
+        if self.scores:
+            self.attention_scores.append(scores)
+        if self.qkv:
+            self.queries_keys_values.append((q, k, v))
+
+
+def active() -> Recorder | None:
+    """The recorder of the `recording()` block this forward runs in, if any."""
+    return _active.get()
+
 
 def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     b, h, n, d = x.shape

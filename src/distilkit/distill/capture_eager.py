@@ -22,14 +22,6 @@ from transformers.models.mpnet import modeling_mpnet as mpnet
 from distilkit.distill import capture
 
 
-def _record(scores, q, k, v) -> None:
-    recorder = capture._active.get()
-    if recorder.scores:
-        recorder.attention_scores.append(scores)
-    if recorder.qkv:
-        recorder.queries_keys_values.append((q, k, v))
-
-
 class CapturingDebertaV2Attention(deberta.DisentangledSelfAttention):
     """DisentangledSelfAttention.forward (transformers 5.24) with recording; P = rel_embeddings."""
 
@@ -42,7 +34,8 @@ class CapturingDebertaV2Attention(deberta.DisentangledSelfAttention):
         relative_pos=None,
         rel_embeddings=None,
     ):
-        if capture._active.get() is None:
+        recorder = capture.active()
+        if recorder is None:
             return super().forward(
                 hidden_states, attention_mask, output_attentions, query_states, relative_pos, rel_embeddings
             )
@@ -58,7 +51,7 @@ class CapturingDebertaV2Attention(deberta.DisentangledSelfAttention):
             rel = self.pos_dropout(rel_embeddings)
             scores = scores + self.disentangled_attention_bias(query_layer, key_layer, relative_pos, rel, scale_factor)
         scores = scores.view(-1, heads, scores.size(-2), scores.size(-1))
-        _record(scores, q, k, v)
+        recorder.add(scores, q, k, v)
         masked = scores.masked_fill(~attention_mask.bool(), torch.finfo(query_layer.dtype).min)
         probs = self.dropout(torch.nn.functional.softmax(masked, dim=-1))
         context = torch.bmm(probs.view(-1, probs.size(-2), probs.size(-1)), value_layer)
@@ -71,7 +64,8 @@ class CapturingMPNetAttention(mpnet.MPNetSelfAttention):
     """MPNetSelfAttention.forward (transformers 5.24) with recording; the position bias is part of the scores."""
 
     def forward(self, hidden_states, attention_mask=None, position_bias=None, output_attentions=False, **kwargs):
-        if capture._active.get() is None:
+        recorder = capture.active()
+        if recorder is None:
             return super().forward(hidden_states, attention_mask, position_bias, output_attentions, **kwargs)
         shape = (*hidden_states.shape[:-1], -1, self.attention_head_size)
         q, k, v = self.q(hidden_states), self.k(hidden_states), self.v(hidden_states)
@@ -79,7 +73,7 @@ class CapturingMPNetAttention(mpnet.MPNetSelfAttention):
         scores = torch.matmul(qh, kh.transpose(-1, -2)) / math.sqrt(self.attention_head_size)
         if position_bias is not None:
             scores = scores + position_bias
-        _record(scores, q, k, v)
+        recorder.add(scores, q, k, v)
         if attention_mask is not None:
             scores = scores + attention_mask
         probs = self.dropout(torch.nn.functional.softmax(scores, dim=-1))
@@ -94,12 +88,9 @@ CAPTURING = {
 }
 
 
-def enable(model) -> int:
-    """Swap the attention modules that need it to their capturing class; returns how many were swapped."""
-    swapped = 0
+def enable(model) -> None:
+    """Swap the attention modules that need it to their capturing class."""
     for module in model.modules():
         cls = CAPTURING.get(type(module))
         if cls is not None:
             module.__class__ = cls
-            swapped += 1
-    return swapped

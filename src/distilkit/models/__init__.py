@@ -242,13 +242,14 @@ def set_dropout(config, p: float) -> list[str]:
     return keys
 
 
-def encoder_layers(model):
-    """The list of transformer blocks of an encoder (BERT's encoder.layer, DistilBERT's transformer.layer, ...)."""
+def encoder_layers(model, purpose: str = "this operation"):
+    """The list of transformer blocks of an encoder (BERT's encoder.layer, DistilBERT's transformer.layer, ...).
+    A model whose layers share weights (ALBERT) has no such list: refused in one line naming `purpose`."""
     import torch
 
     from distilkit.models.families import layer_count, refuse_per_layer
 
-    refuse_per_layer(model, "this operation")
+    refuse_per_layer(model, purpose)
     n = layer_count(model)
     for _name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n:
@@ -265,10 +266,7 @@ def freeze(model, embeddings: bool = False, first_layers: int = 0) -> int:
         if hasattr(base, "embeddings"):
             frozen.append(base.embeddings)
     if first_layers:
-        from distilkit.models.families import refuse_per_layer
-
-        refuse_per_layer(model, f"--freeze-layers {first_layers}")
-        layers = encoder_layers(model)
+        layers = encoder_layers(model, f"--freeze-layers {first_layers}")
         if first_layers > len(layers):
             raise DistilkitError(f"--freeze-layers {first_layers}: the model has only {len(layers)} layers")
         frozen.extend(layers[:first_layers])
