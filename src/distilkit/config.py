@@ -224,6 +224,11 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
         cache_max_gb: Cache intermediate teacher outputs only when they fit in this many GB (logits always).
         augment: Add N augmented copies of each training example (TinyBERT-style word replacement).
         augment_p: Probability of replacing each word when augmenting.
+        unlabeled: Transfer set: texts without labels (a .txt with one text per line, CSV/TSV/JSONL/CoNLL with any
+            label column ignored, or a save_to_disk folder) added to the training set; the teacher labels them
+            (KD and layer losses), label losses skip them.
+        unlabeled_ratio: Use at most this many unlabeled examples per labelled training example (a seeded sample);
+            default: all of them.
         general: General distillation on raw text (one text per line, no labels): intermediate losses only.
         separate_tokenization: Allow a student tokenizer that differs from the teacher's (logit KD only, sequence
             classification): the teacher reads its own tokenization of the same texts.
@@ -250,6 +255,8 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     cache_max_gb: float = opt(4.0, NON_NEGATIVE)
     augment: int = opt(0, COUNT)
     augment_p: float = opt(0.4, FRACTION)
+    unlabeled: Optional[str] = None
+    unlabeled_ratio: Optional[float] = opt(None, POSITIVE)
     general: bool = False
     separate_tokenization: bool = False
     force: bool = False

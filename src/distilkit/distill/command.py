@@ -16,6 +16,7 @@ from pathlib import Path
 from distilkit.config import DistillConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for
+from distilkit.data.unlabeled import UNLABELED
 from distilkit.distill import capture, checks
 from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjections, make_projections
 from distilkit.distill.layer_map import build_layer_map
@@ -128,12 +129,15 @@ class DistillJob(TrainingJob):
         if cfg.augment:
             from distilkit.distill.augment import augment_rows
 
-            before = len(data.splits["train"])
-            data.splits["train"] = augment_rows(
-                data.splits["train"], data.task, lead.model, lead.tokenizer, cfg.augment, cfg.augment_p, cfg.seed
-            )
-            print(f"augmentation: {before} → {len(data.splits['train'])} training examples")
+            for split in ("train", UNLABELED) if UNLABELED in data.splits else ("train",):
+                before = len(data.splits[split])
+                data.splits[split] = augment_rows(
+                    data.splits[split], data.task, lead.model, lead.tokenizer, cfg.augment, cfg.augment_p, cfg.seed
+                )
+                what = "training" if split == "train" else split
+                print(f"augmentation: {before} → {len(data.splits[split])} {what} examples")
         label2id = {n: i for i, n in enumerate(data.labels)}
+        self.unlabeled_count = len(data.splits.get(UNLABELED, []))
         self.student_sets = encode_sets(data, self.tokenizer, cfg.max_length, label2id)
         self.teacher_sets = (
             encode_sets(data, lead.tokenizer, cfg.max_length, label2id) if self.separate else self.student_sets
@@ -282,6 +286,7 @@ class DistillJob(TrainingJob):
                 "wall_seconds": round(self.elapsed, 1),
                 "stages": self.timings,
                 "examples": len(self.student_sets["train"]),
+                "unlabeled_examples": self.unlabeled_count,
             },
         }
         if self.warning:

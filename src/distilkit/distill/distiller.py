@@ -107,6 +107,27 @@ def make_projections(plan: LossPlan, student_width: int, teacher_width: int) -> 
     return nn.ModuleDict({str(s): nn.Linear(student_width, teacher_width) for s, _ in plan.hidden_pairs})
 
 
+def labelled_loss(logits, labels, labeled, regression: bool):
+    """The task loss of a batch that mixes in transfer-set rows (`labeled` False), per example of the whole batch:
+
+        L_CE = 1/N · Σ_{labelled i} CE_i        (N = examples, or labelled word-pieces for token classification)
+
+    so every example weighs the same in α·CE + (1−α)·KD whether or not it has a label, and a fully labelled batch
+    gives the usual mean. CE per word-piece for token classification; squared error for regression. None when
+    no row of the batch is labelled."""
+    if not bool(labeled.any()):
+        return None
+    logits = logits.float()
+    if regression:
+        errors = (logits.squeeze(-1) - labels.float()) ** 2
+        return errors[labeled].sum() / labeled.numel()
+    flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    per_piece = nn.functional.cross_entropy(flat_logits, flat_labels, ignore_index=-100, reduction="none")
+    counted = flat_labels != -100  # every example (sequence) or every word's first piece (tokens)
+    in_labelled_row = labeled.reshape(-1, *([1] * (labels.dim() - 1))).expand_as(labels).reshape(-1)
+    return per_piece[counted & in_labelled_row].sum() / counted.sum().clamp_min(1)
+
+
 class Distiller(Trainer):
     def __init__(self, *args, plan: LossPlan, teachers: list, caches: list | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -166,17 +187,20 @@ class Distiller(Trainer):
         plan = self.plan
         inputs = dict(inputs)
         example_ids = inputs.pop("example_id", None)
+        labeled = inputs.pop("labeled", None)  # present with a transfer set: 0 = unlabeled (teacher-labelled) row
+        mixed = labeled is not None and not bool(labeled.all())
         labels = inputs.get("labels")
-        if labels is None or "ce" not in plan.active:
+        if labels is None or "ce" not in plan.active or mixed:
             inputs.pop("labels", None)
         with capture.recording(scores=plan.needs_scores, qkv=plan.needs_qkv) as rec:
             student_out = model(**inputs, output_hidden_states=plan.needs_hidden)
+        if mixed and "ce" in plan.active:
+            student_out.loss = labelled_loss(student_out.logits, labels, labeled.bool(), plan.regression)
         teacher = self._teacher_outputs(inputs, None if example_ids is None else example_ids.cpu().numpy())
         batch = self.loss_inputs(model, inputs["attention_mask"], labels, student_out, rec, teacher)
+        has_labels = labels is not None and (not mixed or bool(labeled.any()))
         parts = {
-            name: LOSSES[name].term(batch)
-            for name in plan.active
-            if labels is not None or "labels" not in LOSSES[name].reads
+            name: LOSSES[name].term(batch) for name in plan.active if has_labels or "labels" not in LOSSES[name].reads
         }
         total = sum(plan.weights[name] * value for name, value in parts.items())
         for name, value in parts.items():

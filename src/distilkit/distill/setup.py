@@ -14,6 +14,7 @@ import numpy as np
 from distilkit.config import DistillConfig
 from distilkit.data.dataset import check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import collator_for, encode_rows
+from distilkit.data.unlabeled import UNLABELED, load_unlabeled
 from distilkit.distill import checks
 from distilkit.distill.cache import CacheSpec, TeacherCache, build_cache, cache_key, default_cache_dir, estimate_bytes
 from distilkit.distill.distiller import LossPlan
@@ -65,6 +66,10 @@ def load_teachers(cfg: DistillConfig):
 
 
 def prepare_data(cfg: DistillConfig, teacher):
+    if cfg.general and cfg.unlabeled:
+        raise DistilkitError(
+            "--unlabeled is for task distillation; general distillation reads raw text only: give it as --data"
+        )
     if cfg.general:
         return read_raw_text(cfg.data or cfg.train_file or "", cfg.text_column, cfg.max_train_samples)
     data = load_task_data(
@@ -79,6 +84,18 @@ def prepare_data(cfg: DistillConfig, teacher):
         finalise_labels(data.task, data.regression, rows)
         if not data.regression:
             check_known_labels(data.task, rows, data.labels, split)
+    if cfg.unlabeled:
+        train = len(data.splits["train"])
+        limit = None if cfg.unlabeled_ratio is None else max(1, round(cfg.unlabeled_ratio * train))
+        rows = load_unlabeled(
+            cfg.unlabeled, data.task, cfg, data.is_pair, data.labels, data.regression, limit, cfg.seed
+        )
+        finalise_labels(data.task, data.regression, rows)
+        data.splits[UNLABELED] = rows
+        print(
+            f"transfer set: {len(rows)} unlabeled examples from {cfg.unlabeled} next to {train} labelled ones; "
+            "the teacher labels them, label losses skip them"
+        )
     return data
 
 
@@ -92,6 +109,13 @@ def encode_sets(data, tokenizer, max_length: int, label2id: dict) -> dict:
         if truncated:
             print(f"truncated: {truncated} of {len(ds)} {split} examples exceed {max_length} tokens")
         out[split] = ds
+    unlabeled = out.pop(UNLABELED, None)
+    if unlabeled is not None:  # one training set; `labeled` = 0 keeps the transfer set out of the label losses
+        import datasets
+
+        labelled = out["train"].add_column("labeled", [1] * len(out["train"]))
+        unlabeled = unlabeled.add_column("labeled", [0] * len(unlabeled)).cast(labelled.features)
+        out["train"] = datasets.concatenate_datasets([labelled, unlabeled])
     out["train"] = out["train"].add_column("example_id", list(range(len(out["train"]))))
     return out
 
