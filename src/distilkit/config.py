@@ -105,6 +105,8 @@ class TrainOptions(Checked):
         adversarial_epsilon: Size of the FGM perturbation / radius of the PGD ball.
         pgd_steps: PGD inner steps.
         pgd_alpha: PGD step size.
+        save_steps: Also checkpoint every N optimizer steps, so --resume continues mid-epoch (long epochs, such as
+            general distillation on a corpus); with a dev set, evaluation runs at the same steps.
         resume: Continue an interrupted run in the same output folder from its last checkpoint.
         overwrite: Replace an existing finished run folder.
     """
@@ -130,6 +132,7 @@ class TrainOptions(Checked):
     adversarial_epsilon: float = opt(1.0, POSITIVE)
     pgd_steps: int = opt(3, AT_LEAST_1)
     pgd_alpha: float = opt(0.3, POSITIVE)
+    save_steps: Optional[int] = opt(None, AT_LEAST_1)
     resume: bool = False
     overwrite: bool = False
 

@@ -41,6 +41,7 @@ class TaskData:
     labels: list[str]
     splits: dict[str, list[dict]] = field(default_factory=dict)
     is_pair: bool = False
+    corpus: object = None  # general distillation: the raw-text corpus, a memory-mapped datasets.Dataset
 
     @property
     def is_bio(self) -> bool:

@@ -56,9 +56,10 @@ def _hash_dataset(dataset) -> str:
     h = hashlib.sha256()
     for column in ("input_ids", "token_type_ids", "attention_mask"):
         if column in dataset.column_names:
-            for row in dataset[column]:
-                h.update(np.asarray(row, dtype=np.int32).tobytes())
-                h.update(b"|")
+            for batch in dataset.select_columns([column]).iter(batch_size=10_000):  # never the whole column at once
+                for row in batch[column]:
+                    h.update(np.asarray(row, dtype=np.int32).tobytes())
+                    h.update(b"|")
     return h.hexdigest()
 
 

@@ -23,6 +23,7 @@ from distilkit.distill.layer_map import build_layer_map
 from distilkit.distill.methods import METHODS, default_relation_heads, resolve_stages
 from distilkit.distill.setup import (
     build_caches,
+    encode_corpus,
     encode_sets,
     evaluate_pair,
     load_teachers,
@@ -126,6 +127,11 @@ class DistillJob(TrainingJob):
     def encode(self) -> None:
         """Augment (optionally) and tokenize the data; check the teacher is trained on it."""
         cfg, lead, data = self.cfg, self.lead, self.data
+        self.unlabeled_count = len(data.splits.get(UNLABELED, []))
+        if cfg.general:
+            self.student_sets = self.teacher_sets = encode_corpus(data, self.tokenizer, cfg.max_length)
+            self.warning = None
+            return
         if cfg.augment:
             from distilkit.distill.augment import augment_rows
 
@@ -137,7 +143,6 @@ class DistillJob(TrainingJob):
                 what = "training" if split == "train" else split
                 print(f"augmentation: {before} → {len(data.splits[split])} {what} examples")
         label2id = {n: i for i, n in enumerate(data.labels)}
-        self.unlabeled_count = len(data.splits.get(UNLABELED, []))
         self.student_sets = encode_sets(data, self.tokenizer, cfg.max_length, label2id)
         self.teacher_sets = (
             encode_sets(data, lead.tokenizer, cfg.max_length, label2id) if self.separate else self.student_sets
@@ -216,6 +221,8 @@ class DistillJob(TrainingJob):
         stage_cfg = dataclasses.replace(cfg, epochs=epochs, lr=lr)
         args = training_arguments(stage_cfg, work / "checkpoints" / stage.name, self.metric, self.greater, has_dev)
         args.remove_unused_columns = False  # keep example_id for the cache
+        if cfg.general:  # packed blocks are all one length: nothing to group
+            args.train_sampling_strategy = "random"
         cache_started = time.perf_counter()
         if self.caches is None:  # built (or found) once: the union plan covers every stage
             teacher_sets = [self.teacher_sets["train"]] * len(self.teachers)
@@ -289,6 +296,10 @@ class DistillJob(TrainingJob):
                 "unlabeled_examples": self.unlabeled_count,
             },
         }
+        if cfg.general:
+            seconds = sum(sum(t.get("epoch_seconds", [])) for t in self.timings.values())
+            metrics["train"]["tokens"] = data.tokens
+            metrics["train"]["tokens_per_second"] = round(data.tokens * cfg.epochs / seconds) if seconds else None
         if self.warning:
             metrics["warning"] = self.warning
         for split in ("dev", "test"):

@@ -1,17 +1,18 @@
 """General (task-agnostic) distillation on raw text: TinyBERT's first phase, MiniLM's only phase.
 
-The data is plain text (one text per line; blank lines skipped) or a CSV/JSONL with a text column. The teacher
-is a bare encoder, or a masked-LM model when its folder holds a trained MLM head: then the MLM logits are
-distilled per token as well. The packaged MiniLM has no trained MLM head, so offline runs use intermediate
-losses only.
+The corpus is plain text (one text per line; blank lines skipped), JSONL or CSV/TSV with a text column, in one
+or many files (comma-separated, globs, a folder) or a `save_to_disk` folder. It is never read into memory: the
+`datasets` library writes it once to Arrow files that are memory-mapped, and the texts are packed into blocks of
+`--max-length` tokens (concatenated, cut, each block wrapped in [CLS] … [SEP]), as BERT's and TinyBERT's
+pre-training data are, so no batch carries padding. The teacher is a bare encoder, or a masked-LM model when its
+folder holds a trained MLM head: then the MLM logits are distilled per token as well. The packaged MiniLM has no
+trained MLM head, so offline runs use intermediate losses only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from distilkit.data.dataset import TaskData
-from distilkit.data.readers import detect_format, read_delimited, read_jsonl, read_text
 from distilkit.errors import DistilkitError
 from distilkit.models import resolve_model
 
@@ -36,25 +37,132 @@ def has_mlm_head(path: str) -> bool:
     return False
 
 
-def read_raw_text(data: str, text_column: str, max_examples: int | None) -> TaskData:
+TEXT_SUFFIXES = (".txt", ".text")
+JSON_SUFFIXES = (".jsonl", ".json")
+CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+
+
+def corpus_files(data: str) -> list[Path]:
+    """The files of `--data` for general distillation: one file, several (comma-separated; globs allowed), or a
+    folder of text/JSONL/CSV files. Every file must exist and share one format."""
+    import glob
+
+    files: list[Path] = []
+    for part in (p.strip() for p in data.split(",") if p.strip()):
+        path = Path(part)
+        if any(c in part for c in "*?["):
+            matched = sorted(Path(m) for m in glob.glob(part) if Path(m).is_file())
+            if not matched:
+                raise DistilkitError(f"--data {part}: no file matches this pattern")
+            files += matched
+        elif path.is_dir():
+            inside = sorted(f for f in path.iterdir() if f.is_file() and _suffix(f) in _KNOWN)
+            if not inside:
+                raise DistilkitError(f"--data {part}: the folder holds no .txt, .jsonl, .csv or .tsv file")
+            files += inside
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DistilkitError(f"--data {part}: no such file or folder (general distillation reads raw text)")
+    if not files:
+        raise DistilkitError("no data given: pass --data with a raw-text corpus (files, a folder or a glob)")
+    kinds = {_kind(f) for f in files}
+    if len(kinds) > 1:
+        raise DistilkitError(f"--data: the corpus mixes formats ({', '.join(sorted(kinds))}); give one format")
+    return files
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s != ".gz"]
+    return suffixes[-1] if suffixes else ""
+
+
+def _kind(path: Path) -> str:
+    ext = _suffix(path)
+    return "json" if ext in JSON_SUFFIXES else "csv" if ext in CSV_SUFFIXES else "text"
+
+
+_KNOWN = (*TEXT_SUFFIXES, *JSON_SUFFIXES, *CSV_SUFFIXES)
+
+
+def load_corpus(data: str, text_column: str, cache_dir: Path, max_texts: int | None = None):
+    """The corpus as a `datasets.Dataset` with one `text` column, memory-mapped from Arrow files that `datasets`
+    writes once under `cache_dir` (never read into memory whole). A `save_to_disk` folder is used as it is."""
+    import datasets
+
     path = Path(data)
-    if not path.is_file():
-        raise DistilkitError(f"--data {data}: general distillation needs a text file (one text per line), CSV or JSONL")
-    fmt = detect_format(path, "auto") if path.suffix in (".csv", ".tsv", ".jsonl", ".json") else "text"
-    if fmt in ("csv", "tsv", "jsonl"):
-        rows = read_jsonl(path) if fmt == "jsonl" else read_delimited(path, "," if fmt == "csv" else "\t")
-        if text_column not in rows[0]:
-            found = ", ".join(k for k in rows[0] if k != "_where")
-            raise DistilkitError(f"{path}: no column {text_column!r}; columns found: {found}; pass --text-column")
-        texts = [str(r[text_column]) for r in rows if str(r.get(text_column) or "").strip()]
+    if path.is_dir() and any((path / f).exists() for f in ("dataset_dict.json", "dataset_info.json")):
+        corpus, column = datasets.load_from_disk(str(path)), text_column
+        if isinstance(corpus, datasets.DatasetDict):
+            corpus = corpus["train"] if "train" in corpus else next(iter(corpus.values()))
     else:
-        texts = [line.strip() for line in read_text(path).splitlines() if line.strip()]
-    if max_examples:
-        texts = texts[:max_examples]
-    if not texts:
-        raise DistilkitError(f"{path}: no text lines found")
-    return TaskData(
-        name=path.name, task="general", regression=False, labels=[], splits={"train": [{"text": t} for t in texts]}
+        files = corpus_files(data)
+        kind = _kind(files[0])
+        options = {"sep": CSV_SUFFIXES[_suffix(files[0])]} if kind == "csv" else {}
+        column = "text" if kind == "text" else text_column  # the text builder names its one column "text"
+        try:
+            corpus = datasets.load_dataset(
+                kind, data_files=[str(f) for f in files], split="train", cache_dir=str(cache_dir), **options
+            )
+        except Exception as err:  # datasets' parse errors sit deep in a traceback; say them in one line
+            raise DistilkitError(f"--data {data}: cannot read the corpus ({str(err).splitlines()[0]})") from None
+    if column not in corpus.column_names:
+        found = ", ".join(corpus.column_names)
+        raise DistilkitError(f"--data {data}: no column {column!r}; columns found: {found}; pass --text-column")
+    corpus = corpus.select_columns([column])
+    if column != "text":
+        corpus = corpus.rename_column(column, "text")
+    if max_texts and len(corpus) > max_texts:
+        corpus = corpus.select(range(max_texts))
+    return corpus
+
+
+def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after one text ([CLS] … [SEP] for BERT, <s> … </s> for RoBERTa)."""
+    core = tokenizer("hello", add_special_tokens=False)["input_ids"]
+    full = tokenizer("hello")["input_ids"]
+    for start in range(len(full) - len(core) + 1):
+        if full[start : start + len(core)] == core:
+            return full[:start], full[start + len(core) :]
+    return [], []
+
+
+def _pack_batch(batch, tokenizer, block: int, prefix: list[int], suffix: list[int]):
+    """Concatenate a batch of texts' tokens and cut them into blocks of `block` tokens, each wrapped in the
+    special tokens; the last, shorter block is kept (padded later)."""
+    stream: list[int] = []
+    for ids in tokenizer([t for t in batch["text"] if t and t.strip()], add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+    blocks = [prefix + stream[i : i + block] + suffix for i in range(0, len(stream), block)]
+    return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks]}
+
+
+def corpus_tokens(packed) -> int:
+    """Tokens in a packed corpus (special tokens included), summed by Arrow without reading rows into Python."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.list_value_length(packed.data.column("input_ids"))).as_py() or 0)
+
+
+def pack_corpus(corpus, tokenizer, max_length: int, texts_per_batch: int = 1000):
+    """Token blocks of `max_length` (special tokens included) from the corpus: no padding inside a batch, no
+    text cut short. Written by `datasets.map` to Arrow next to the corpus and memory-mapped; a second run with
+    the same corpus, tokenizer and length finds it there."""
+    import datasets
+
+    prefix, suffix = special_tokens_around(tokenizer)
+    block = max_length - len(prefix) - len(suffix)
+    features = datasets.Features(
+        {"input_ids": datasets.List(datasets.Value("int32")), "attention_mask": datasets.List(datasets.Value("int8"))}
+    )
+    return corpus.map(
+        _pack_batch,
+        batched=True,
+        batch_size=texts_per_batch,
+        remove_columns=corpus.column_names,
+        fn_kwargs=dict(tokenizer=tokenizer, block=block, prefix=prefix, suffix=suffix),
+        features=features,
+        desc=f"packing into {max_length}-token blocks",
     )
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.config import DistillConfig
-from distilkit.data.dataset import check_known_labels, finalise_labels, load_task_data
+from distilkit.data.dataset import TaskData, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.data.unlabeled import UNLABELED, load_unlabeled
 from distilkit.distill import checks
 from distilkit.distill.cache import CacheSpec, TeacherCache, build_cache, cache_key, default_cache_dir, estimate_bytes
 from distilkit.distill.distiller import LossPlan
-from distilkit.distill.general import load_general_teacher, read_raw_text
+from distilkit.distill.general import corpus_tokens, load_corpus, load_general_teacher, pack_corpus
 from distilkit.distill.students import is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
@@ -71,7 +71,14 @@ def prepare_data(cfg: DistillConfig, teacher):
             "--unlabeled is for task distillation; general distillation reads raw text only: give it as --data"
         )
     if cfg.general:
-        return read_raw_text(cfg.data or cfg.train_file or "", cfg.text_column, cfg.max_train_samples)
+        if cfg.augment:
+            raise DistilkitError("--augment is for task distillation; general distillation reads the corpus as it is")
+        source = cfg.data or cfg.train_file or ""
+        root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+        with main_process_first():  # under several processes the first writes the Arrow files, the others read them
+            corpus = load_corpus(source, cfg.text_column, root / "corpus", cfg.max_train_samples)
+        name = Path(source.split(",")[0]).name if source else "corpus"
+        return TaskData(name=name, task="general", regression=False, labels=[], corpus=corpus)
     data = load_task_data(
         dataclasses.replace(cfg, task=teacher.task if cfg.task == "auto" else cfg.task),
         seed=cfg.seed,
@@ -99,6 +106,24 @@ def prepare_data(cfg: DistillConfig, teacher):
     return data
 
 
+def main_process_first():
+    """A context in which the main process runs first and the others wait (one process: a plain context)."""
+    from accelerate import PartialState
+
+    return PartialState().main_process_first()
+
+
+def encode_corpus(data, tokenizer, max_length: int) -> dict:
+    """The general-distillation training set: the corpus packed into token blocks, with example ids."""
+    with main_process_first():
+        packed = pack_corpus(data.corpus, tokenizer, max_length)
+    packed = packed.add_column("example_id", list(range(len(packed))))
+    tokens = corpus_tokens(packed)
+    print(f"corpus: {len(data.corpus)} texts → {len(packed)} blocks of up to {max_length} tokens ({tokens:,} tokens)")
+    data.tokens = tokens
+    return {"train": packed}
+
+
 def encode_sets(data, tokenizer, max_length: int, label2id: dict) -> dict:
     out = {}
     for split, rows in data.splits.items():
@@ -120,6 +145,12 @@ def encode_sets(data, tokenizer, max_length: int, label2id: dict) -> dict:
     return out
 
 
+def example_lengths(dataset) -> np.ndarray:
+    """Tokens per example, read a column batch at a time (a memory-mapped corpus is never loaded whole)."""
+    batches = dataset.select_columns(["input_ids"]).iter(batch_size=10_000)
+    return np.fromiter((len(ids) for batch in batches for ids in batch["input_ids"]), dtype=np.int64)
+
+
 def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
     """Build or reuse one cache per teacher; intermediate outputs only for the first and only under the cap."""
     if not cfg.cache:
@@ -127,7 +158,7 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> lis
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     has_logits = dims["labels"] > 0
     spec = plan.cache_spec(logits=has_logits)
-    lengths = np.asarray([len(x) for x in teacher_sets[0]["input_ids"]])
+    lengths = example_lengths(teacher_sets[0])
     sizes = estimate_bytes(spec, lengths, dims)
     total_gb = sum(sizes.values()) / 1e9
     if total_gb > cfg.cache_max_gb:

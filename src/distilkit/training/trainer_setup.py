@@ -52,7 +52,8 @@ def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greate
     from transformers import TrainingArguments
 
     precision = pick_precision(opts.precision)
-    strategy = "epoch" if has_dev else "no"
+    every = "steps" if opts.save_steps else "epoch"
+    strategy = every if has_dev else "no"  # keeping the best model needs evaluations where checkpoints are
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=opts.epochs,
@@ -65,7 +66,9 @@ def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greate
         max_grad_norm=opts.max_grad_norm if opts.max_grad_norm > 0 else None,
         lr_scheduler_type="linear",
         eval_strategy=strategy,
-        save_strategy="epoch",
+        save_strategy=every,
+        save_steps=opts.save_steps or 500,
+        eval_steps=opts.save_steps,
         save_total_limit=2,
         load_best_model_at_end=has_dev,
         metric_for_best_model=metric if has_dev else None,
