@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_library_logs()
+    if os.environ.get("RANK", "0") != "0" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout = open(os.devnull, "w")  # under several processes the main one reports; errors still reach stderr
     if not argv:
         build_parser().print_help()
         sys.exit(2)

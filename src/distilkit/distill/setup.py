@@ -25,6 +25,7 @@ from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import task_metrics
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.models import check_max_length
+from distilkit.training.job import process_state
 from distilkit.training.trainer_setup import autocast, precision_of
 
 
@@ -108,9 +109,7 @@ def prepare_data(cfg: DistillConfig, teacher):
 
 def main_process_first():
     """A context in which the main process runs first and the others wait (one process: a plain context)."""
-    from accelerate import PartialState
-
-    return PartialState().main_process_first()
+    return process_state().main_process_first()
 
 
 def encode_corpus(data, tokenizer, max_length: int) -> dict:

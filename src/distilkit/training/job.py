@@ -44,15 +44,28 @@ class TrainingJob(ABC):
         """Print the closing table once the run folder is in place."""
 
 
+def process_state():
+    """accelerate's view of this process: its rank, whether it is the main one, a barrier. One plain process unless
+    launched by `accelerate launch` or torchrun (then the Trainer shares this state)."""
+    from accelerate import PartialState
+
+    from distilkit.training.trainer_setup import cpu_processes
+
+    return PartialState(cpu=cpu_processes())
+
+
 def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
     """check → prepare → train → save → results → finish: the life of a training run folder."""
     run = RunFolder(cfg.output, overwrite=cfg.overwrite, resume=cfg.resume)
-    run.check()
+    state = process_state()
+    if state.is_main_process:  # the others would find the partial folder that the main process made meanwhile
+        run.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     job.prepare()
     options = resolved if resolved is not None else dataclasses.asdict(cfg)
-    work = run.prepare(options)
+    with state.main_process_first():  # one process creates (or reopens) the run folder; the others then use it
+        work = run.prepare(options) if state.is_main_process else run.work
     try:
         job.train(work, run)
         job.save(work)
@@ -60,7 +73,8 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
         if job.is_main:
             run.write_results(metrics, options)
     except DistilkitError:
-        run.abort()
+        if state.is_main_process:
+            run.abort()
         raise
     if not job.is_main:
         return run.final

@@ -35,6 +35,19 @@ def pick_precision(choice: str) -> str:
     return "fp32"
 
 
+def several_processes() -> bool:
+    """True under `accelerate launch` / torchrun with more than one process."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def cpu_processes() -> bool:
+    """Several processes on a machine without a GPU: accelerate then needs `cpu=True` to set up gloo (without it
+    every process would train alone on all the data)."""
+    return several_processes() and not torch.cuda.is_available()
+
+
 def precision_of(args) -> str:
     """The precision the Trainer trains in ("bf16", "fp16" or "fp32"), from its TrainingArguments."""
     return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
@@ -79,7 +92,8 @@ def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greate
         data_seed=opts.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        use_cpu=precision != "fp32" and not torch.cuda.is_available(),  # CPU autocast needs it said explicitly
+        # CPU autocast, and gloo between CPU processes, need it said explicitly
+        use_cpu=(precision != "fp32" and not torch.cuda.is_available()) or cpu_processes(),
         train_sampling_strategy="group_by_length",
         report_to="none",  # TensorBoard is added as an explicit callback writing into the run's logs/
         save_only_model=False,
