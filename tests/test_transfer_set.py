@@ -157,3 +157,19 @@ def test_pair_data_needs_pair_transfer_texts(tiny_model, tmp_path, capsys):
     args = ["distill", "--teacher", teacher, "--data", data, "--unlabeled", raw, "--output", out]
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "the labelled data are text pairs" in err and not out.exists()
+
+
+def test_augmentation_candidates_from_another_models_mlm_head(topic_run, topic_data, tiny_model, tmp_path, capsys):
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    mlm = tmp_path / "mlm"
+    BertForMaskedLM(BertConfig.from_pretrained(tiny_model)).save_pretrained(mlm)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(mlm)
+    args = ["distill", "--teacher", topic_run, "--data", topic_data, "--student", "1", "--max-train-samples", "10"]
+    args += ["--augment", "1", "--epochs", "1", *QUICK]
+    code, stdout, err = run_cli([*args, "--augment-model", mlm, "--output", tmp_path / "a"], capsys)
+    assert code == 0 and f"augmentation candidates: masked-LM predictions of {mlm}" in stdout, err
+    code, stdout, err = run_cli([*args, "--output", tmp_path / "b"], capsys)
+    assert code == 0 and "augmentation candidates: embedding neighbours of the teacher" in stdout, err
+    code, _, err = run_cli([*args, "--augment-model", tmp_path / "nothing", "--output", tmp_path / "c"], capsys)
+    assert code == 2 and "nothing" in err and not (tmp_path / "c").exists()

@@ -227,6 +227,8 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
         cache_max_gb: Cache intermediate teacher outputs only when they fit in this many GB (logits always).
         augment: Add N augmented copies of each training example (TinyBERT-style word replacement).
         augment_p: Probability of replacing each word when augmenting.
+        augment_model: Model whose candidates replace words when augmenting: its masked-LM predictions when it has a
+            trained MLM head, else its nearest embedding neighbours (default: the teacher's embedding neighbours).
         unlabeled: Transfer set: texts without labels (a .txt with one text per line, CSV/TSV/JSONL/CoNLL with any
             label column ignored, or a save_to_disk folder) added to the training set; the teacher labels them
             (KD and layer losses), label losses skip them.
@@ -258,6 +260,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     cache_max_gb: float = opt(4.0, NON_NEGATIVE)
     augment: int = opt(0, COUNT)
     augment_p: float = opt(0.4, FRACTION)
+    augment_model: Optional[str] = None
     unlabeled: Optional[str] = None
     unlabeled_ratio: Optional[float] = opt(None, POSITIVE)
     general: bool = False

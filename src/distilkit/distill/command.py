@@ -134,11 +134,20 @@ class DistillJob(TrainingJob):
             return
         if cfg.augment:
             from distilkit.distill.augment import augment_rows
+            from distilkit.distill.augment_cli import load_augment_model
 
+            model, tokenizer, mlm = lead.model, lead.tokenizer, None
+            if cfg.augment_model:
+                model, tokenizer, mlm = load_augment_model(cfg.augment_model)
+            print(
+                "augmentation candidates: "
+                + (f"masked-LM predictions of {cfg.augment_model}" if mlm is not None else "embedding neighbours of ")
+                + ("" if mlm is not None else cfg.augment_model or "the teacher")
+            )
             for split in ("train", UNLABELED) if UNLABELED in data.splits else ("train",):
                 before = len(data.splits[split])
                 data.splits[split] = augment_rows(
-                    data.splits[split], data.task, lead.model, lead.tokenizer, cfg.augment, cfg.augment_p, cfg.seed
+                    data.splits[split], data.task, model, tokenizer, cfg.augment, cfg.augment_p, cfg.seed, mlm_model=mlm
                 )
                 what = "training" if split == "train" else split
                 print(f"augmentation: {before} → {len(data.splits[split])} {what} examples")

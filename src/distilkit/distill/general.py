@@ -131,7 +131,8 @@ def _pack_batch(batch, tokenizer, block: int, prefix: list[int], suffix: list[in
     """Concatenate a batch of texts' tokens and cut them into blocks of `block` tokens, each wrapped in the
     special tokens; the last, shorter block is kept (padded later)."""
     stream: list[int] = []
-    for ids in tokenizer([t for t in batch["text"] if t and t.strip()], add_special_tokens=False)["input_ids"]:
+    texts = [t for t in batch["text"] if t and t.strip()]
+    for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:  # long texts are cut below
         stream.extend(ids)
     blocks = [prefix + stream[i : i + block] + suffix for i in range(0, len(stream), block)]
     return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks]}

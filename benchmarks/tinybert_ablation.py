@@ -1,0 +1,136 @@
+"""Benchmark: TinyBERT's whole method on our data, after the paper's ablation (Jiao et al. 2020, Table 6).
+
+    python benchmarks/tinybert_ablation.py [--only JOB ...]
+
+The student is the TinyBERT-4 shape (4L-312H-12A-1200F, random init) of the fine-tuned MiniLM-L6 bbc-news teacher
+(benchmarks/runs/minilm-l6-bbc-news, from benchmarks/finetune_builtin.py). Every task distillation uses one
+schedule (TinyBERT method, 6 intermediate + 4 prediction epochs, lr 5e-4, layer map 0:0,1:2,2:3,3:4,4:6), so the
+jobs differ only in what the paper varies:
+- general: general distillation of the student on the benchmark corpus (one epoch, teacher live), written to
+  benchmarks/runs/ablation-general-4L and used as the student of the jobs marked G;
+- a: task distillation only (random init);            b (G): general + task;
+- c: task + augmentation (--augment 1);                d (G): general + task + augmentation;
+- e (G): general + task with an unlabeled transfer set: the unseen rest of the train articles (the model reads
+  only their first 128 tokens), cut into ~100-word pieces, one piece per labelled article (--unlabeled-ratio 1);
+- few-teacher: the teacher fine-tuned on 10% of the train labels (seeded, stratified);
+- few / few-transfer (G): the student distilled from few-teacher on the 10% alone / with the other 90% of the
+  train articles as unlabeled text.
+The corpus is the train split only of the built-in datasets: Brown's train sentences (words joined) and the
+bbc-news train articles; no dev or test text. Results go to benchmarks/results/tinybert_ablation.json, one
+entry per job, written as each job finishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+
+from common import RUNS, metrics, run_distilkit, save, shown
+
+TEACHER = RUNS / "minilm-l6-bbc-news"
+CORPUS = RUNS / "ablation-corpus"
+FEW = RUNS / "ablation-few-label"
+GENERAL = RUNS / "ablation-general-4L"
+SHAPE = "4L-312H-12A-1200F"
+COMMON = ["--threads", "2", "--batch-size", "32", "--max-length", "128", "--overwrite"]
+TASK = ["--data", "bbc-news", "--method", "tinybert", "--layer-map", "0:0,1:2,2:3,3:4,4:6"]
+TASK += ["--intermediate-epochs", "6", "--epochs", "4", "--lr", "5e-4"]
+
+
+def write_corpus() -> None:
+    """Brown train sentences + bbc-news train articles (one text per line), and the transfer-set pieces."""
+    from distilkit.data import builtin
+
+    CORPUS.mkdir(parents=True, exist_ok=True)
+    brown = builtin.load("brown-pos")["train"]
+    bbc = builtin.load("bbc-news")["train"]
+    (CORPUS / "brown-train.txt").write_text("\n".join(" ".join(r["tokens"]) for r in brown) + "\n")
+    (CORPUS / "bbc-news-train.txt").write_text("\n".join(r["text"] for r in bbc) + "\n")
+    pieces = []
+    for row in bbc:
+        words = row["text"].split()
+        pieces += [" ".join(words[i : i + 100]) for i in range(100, len(words), 100) if len(words) - i >= 30]
+    (RUNS / "ablation-transfer.txt").write_text("\n".join(pieces) + "\n")
+
+
+def write_few_label() -> None:
+    """10% of the bbc-news train articles with labels (stratified, seeded), the other 90% without; dev/test as is."""
+    from distilkit.data import builtin
+
+    splits = builtin.load("bbc-news")
+    by_label: dict[str, list[dict]] = {}
+    for row in splits["train"]:
+        by_label.setdefault(row["label"], []).append(row)
+    rng, labelled, unlabeled = random.Random(0), [], []
+    for rows in by_label.values():
+        rng.shuffle(rows)
+        k = round(0.1 * len(rows))
+        labelled += rows[:k]
+        unlabeled += rows[k:]
+    FEW.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", labelled), ("dev", splits["dev"]), ("test", splits["test"])):
+        lines = [json.dumps({"text": r["text"], "label": r["label"]}) for r in rows]
+        (FEW / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    (RUNS / "ablation-few-unlabeled.txt").write_text("\n".join(r["text"] for r in unlabeled) + "\n")
+
+
+def jobs() -> dict[str, list]:
+    few_teacher = RUNS / "ablation-few-teacher"
+    few_task = ["--data", FEW, *TASK[2:]]
+    return {
+        "general": ["distill", "--general", "--method", "tinybert", "--teacher", "minilm-l6", "--data", CORPUS]
+        + ["--student", SHAPE, "--layer-map", "0:0,1:2,2:3,3:4,4:6", "--epochs", "1", "--lr", "5e-4"]
+        + ["--save-steps", "200", "--cache", "false"],
+        "a": ["distill", "--teacher", TEACHER, "--student", SHAPE, *TASK],
+        "b": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK],
+        "c": ["distill", "--teacher", TEACHER, "--student", SHAPE, *TASK, "--augment", "1"],
+        "d": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK, "--augment", "1"],
+        "e": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
+        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        "few-teacher": ["finetune", "--model", "minilm-l6", "--data", FEW, "--epochs", "10", "--lr", "1e-4"],
+        "few": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task],
+        "few-transfer": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task]
+        + ["--unlabeled", RUNS / "ablation-few-unlabeled.txt"],
+    }
+
+
+def summarise(name: str, m: dict, wall: float, argv: list) -> dict:
+    result = {"command": shown(argv), "wall_seconds": round(wall, 1), "train": m["train"]}
+    test = m.get("test")
+    if test and "retention" in test:
+        key = test["metric"]
+        result.update(
+            metric=key,
+            teacher_test=round(test["teacher"][key], 4),
+            student_test=round(test["student"][key], 4),
+            retention=round(test["retention"], 4),
+            agreement=round(test["agreement"], 4),
+        )
+    elif test:  # a fine-tuned teacher
+        result.update(metric="accuracy", test=round(test["accuracy"], 4))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", choices=list(jobs()))
+    args = parser.parse_args()
+    write_corpus()
+    write_few_label()
+    cache = tempfile.mkdtemp(prefix="distilkit-ablation-cache-")
+    for name in args.only or list(jobs()):
+        output = GENERAL if name == "general" else RUNS / f"ablation-{name}"
+        argv = [*jobs()[name], "--output", output, *COMMON]
+        if argv[0] == "distill":
+            argv += ["--cache-dir", cache]
+        wall = run_distilkit(argv)
+        result = summarise(name, metrics(output), wall, argv)
+        result["command"] = result["command"].replace(f" --cache-dir {cache}", "")
+        save("tinybert_ablation", name, result)
+        print(f"\n{name}: {json.dumps({k: v for k, v in result.items() if k != 'train'})}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
