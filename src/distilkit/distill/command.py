@@ -64,7 +64,12 @@ class DistillJob(TrainingJob):
     # ---- prepare: everything that can be refused, before the run folder exists ----
 
     def prepare(self) -> None:
+        from transformers import set_seed
+
         cfg = self.cfg
+        # --seed governs every random draw from here on: the student's new task head, the learned projections,
+        # dropout. Without it they came from whatever the process had drawn before (another job in a benchmark).
+        set_seed(cfg.seed)
         import_plugins(cfg.plugins)  # the user's own losses register themselves on import
         self.teachers, self.uses_mlm = load_teachers(cfg)
         self.lead = self.teachers[0]
