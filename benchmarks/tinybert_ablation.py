@@ -21,7 +21,9 @@ jobs differ only in what the paper varies:
   benchmarks/finetune_builtin.py, the same seeded 10,000-sentence train sample, 4 + 3 epochs).
 The corpus is the train split only of the built-in datasets: Brown's train sentences (words joined) and the
 bbc-news train articles; no dev or test text. Results go to benchmarks/results/tinybert_ablation.json, one
-entry per job, written as each job finishes.
+entry per job, written as each job finishes; `--seeds 42 1 2` runs each distillation once per --seed (the student's
+new task head, the projections, dropout, shuffling and augmentation; splits stay fixed), stored as `job@seedN`, and
+the table gives medians over them (`--table` prints it from the stored results).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import tempfile
 
-from common import RUNS, metrics, run_distilkit, save, shown
+from common import RESULTS, RUNS, metrics, run_distilkit, save, shown
 
 TEACHER = RUNS / "minilm-l6-bbc-news"
 POS_TEACHER = RUNS / "minilm-l6-brown-pos"
@@ -128,23 +131,55 @@ def summarise(name: str, m: dict, wall: float, argv: list) -> dict:
     return result
 
 
+def run_job(name: str, seed: int, cache: str) -> None:
+    """One job with one --seed (42, the default, keeps the plain name); its result merged into the JSON."""
+    key, output = (
+        (name, RUNS / f"ablation-{name}") if seed == 42 else (f"{name}@seed{seed}", RUNS / f"ablation-{name}-{seed}")
+    )
+    output = GENERAL if name == "general" else output
+    argv = [*jobs()[name], "--output", output, *COMMON]
+    if argv[0] == "distill":
+        argv += ["--cache-dir", cache]
+    if seed != 42:
+        argv += ["--seed", str(seed)]
+    wall = run_distilkit(argv)
+    result = summarise(name, metrics(output), wall, argv)
+    result["command"] = result["command"].replace(f" --cache-dir {cache}", "")
+    save("tinybert_ablation", key, result)
+    print(f"\n{key}: {json.dumps({k: v for k, v in result.items() if k != 'train'})}\n", flush=True)
+
+
+def table() -> None:
+    """Median test accuracy and retention of each job over the seeds it ran with."""
+    results = json.loads((RESULTS / "tinybert_ablation.json").read_text())
+    runs: dict[str, list[dict]] = {}
+    for key, result in results.items():
+        if "retention" in result:
+            runs.setdefault(key.split("@")[0], []).append(result)
+    print(f"{'job':<14} {'seeds':>5} {'student':>8} {'retention':>9}  each run")
+    for name, rs in runs.items():
+        accs = sorted(r["student_test"] for r in rs)
+        print(
+            f"{name:<14} {len(rs):>5} {statistics.median(accs):>8.4f} "
+            f"{statistics.median(r['retention'] for r in rs):>9.4f}  {' '.join(f'{a:.4f}' for a in accs)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", choices=list(jobs()))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[42], help="--seed values for the distillations")
+    parser.add_argument("--table", action="store_true", help="print the medians of the stored results and stop")
     args = parser.parse_args()
+    if args.table:
+        return table()
     write_corpus()
     write_few_label()
     cache = tempfile.mkdtemp(prefix="distilkit-ablation-cache-")
     for name in args.only or list(jobs()):
-        output = GENERAL if name == "general" else RUNS / f"ablation-{name}"
-        argv = [*jobs()[name], "--output", output, *COMMON]
-        if argv[0] == "distill":
-            argv += ["--cache-dir", cache]
-        wall = run_distilkit(argv)
-        result = summarise(name, metrics(output), wall, argv)
-        result["command"] = result["command"].replace(f" --cache-dir {cache}", "")
-        save("tinybert_ablation", name, result)
-        print(f"\n{name}: {json.dumps({k: v for k, v in result.items() if k != 'train'})}\n", flush=True)
+        for seed in args.seeds if jobs()[name][0] == "distill" and name != "general" else [42]:
+            run_job(name, seed, cache)
+    table()
 
 
 if __name__ == "__main__":
