@@ -94,7 +94,17 @@ class StudentWithProjections(nn.Module):
         self.config = student.config  # the Trainer reads a few config fields
 
     def forward(self, **inputs):
-        return self.student(**inputs)
+        """The student's outputs; when it returns hidden states, each one with a projection comes back lifted to
+        the teacher's width (H_s · W). The projections run here, inside forward, because several processes wrap
+        this module in DistributedDataParallel, which expects its parameters to be used in forward; the lifted
+        states travel in `hidden_states`, a field that survives the wrappers' rebuilding of the output."""
+        out = self.student(**inputs)
+        if len(self.projections) and getattr(out, "hidden_states", None) is not None:
+            hidden = list(out.hidden_states)
+            for s, w in self.projections.items():
+                hidden[int(s)] = w(hidden[int(s)])
+            out.hidden_states = tuple(hidden)
+        return out
 
     def get_input_embeddings(self):
         return self.student.get_input_embeddings()
@@ -197,7 +207,7 @@ class Distiller(Trainer):
         if mixed and "ce" in plan.active:
             student_out.loss = labelled_loss(student_out.logits, labels, labeled.bool(), plan.regression)
         teacher = self._teacher_outputs(inputs, None if example_ids is None else example_ids.cpu().numpy())
-        batch = self.loss_inputs(model, inputs["attention_mask"], labels, student_out, rec, teacher)
+        batch = self.loss_inputs(inputs["attention_mask"], labels, student_out, rec, teacher)
         has_labels = labels is not None and (not mixed or bool(labeled.any()))
         parts = {
             name: LOSSES[name].term(batch) for name in plan.active if has_labels or "labels" not in LOSSES[name].reads
@@ -207,18 +217,11 @@ class Distiller(Trainer):
             self._parts[name].append(float(value.detach()))
         return (total, student_out) if return_outputs else total
 
-    def loss_inputs(self, model, mask, labels, student_out, rec, teacher: dict) -> LossInputs:
+    def loss_inputs(self, mask, labels, student_out, rec, teacher: dict) -> LossInputs:
         """Pair the student's and teachers' tensors the way the layer map says, for the losses to read."""
         plan = self.plan
-        projections = getattr(model, "projections", {})
-        pairs = {
-            s: (
-                student_out.hidden_states[s],
-                teacher["hidden"][t],
-                projections[str(s)] if str(s) in projections else None,
-            )
-            for s, t in plan.hidden_pairs
-        }
+        # student hidden states come already lifted to the teacher's width (StudentWithProjections.forward)
+        pairs = {s: (student_out.hidden_states[s], teacher["hidden"][t], None) for s, t in plan.hidden_pairs}
         relation = None
         if plan.needs_qkv:
             s, t = plan.relation_pair
