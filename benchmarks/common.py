@@ -49,3 +49,22 @@ def save(name: str, key: str, result: dict) -> Path:
 
 def metrics(run_folder: Path) -> dict:
     return json.loads((run_folder / "metrics.json").read_text())
+
+
+def summarise(m: dict, wall: float, argv: list) -> dict:
+    """A run's result for the JSON: its command, wall time, train metrics and test scores (teacher vs student,
+    retention and agreement for a distillation; the test accuracy for a fine-tuned model)."""
+    result = {"command": shown(argv), "wall_seconds": round(wall, 1), "train": m["train"]}
+    test = m.get("test")
+    if test and "retention" in test:
+        key = test["metric"]
+        result.update(
+            metric=key,
+            teacher_test=round(test["teacher"][key], 4),
+            student_test=round(test["student"][key], 4),
+            retention=round(test["retention"], 4),
+            agreement=round(test["agreement"], 4),
+        )
+    elif test:  # a fine-tuned teacher
+        result.update(metric="accuracy", test=round(test["accuracy"], 4))
+    return result

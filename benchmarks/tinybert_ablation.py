@@ -35,7 +35,7 @@ import random
 import statistics
 import tempfile
 
-from common import RESULTS, RUNS, metrics, run_distilkit, save, shown
+from common import RESULTS, RUNS, metrics, run_distilkit, save, summarise
 
 TEACHER = RUNS / "minilm-l6-bbc-news"
 POS_TEACHER = RUNS / "minilm-l6-brown-pos"
@@ -118,23 +118,6 @@ def jobs() -> dict[str, list]:
     }
 
 
-def summarise(name: str, m: dict, wall: float, argv: list) -> dict:
-    result = {"command": shown(argv), "wall_seconds": round(wall, 1), "train": m["train"]}
-    test = m.get("test")
-    if test and "retention" in test:
-        key = test["metric"]
-        result.update(
-            metric=key,
-            teacher_test=round(test["teacher"][key], 4),
-            student_test=round(test["student"][key], 4),
-            retention=round(test["retention"], 4),
-            agreement=round(test["agreement"], 4),
-        )
-    elif test:  # a fine-tuned teacher
-        result.update(metric="accuracy", test=round(test["accuracy"], 4))
-    return result
-
-
 def run_job(name: str, seed: int, cache: str) -> None:
     """One job with one --seed (42, the default, keeps the plain name); its result merged into the JSON."""
     key, output = (
@@ -147,7 +130,7 @@ def run_job(name: str, seed: int, cache: str) -> None:
     if seed != 42:
         argv += ["--seed", str(seed)]
     wall = run_distilkit(argv)
-    result = summarise(name, metrics(output), wall, argv)
+    result = summarise(metrics(output), wall, argv)
     result["command"] = result["command"].replace(f" --cache-dir {cache}", "")
     save("tinybert_ablation", key, result)
     print(f"\n{key}: {json.dumps({k: v for k, v in result.items() if k != 'train'})}\n", flush=True)

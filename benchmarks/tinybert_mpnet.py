@@ -11,8 +11,9 @@ benchmarks/results/tinybert_mpnet.json as it finishes:
 - task: task distillation into a random-init 4L-312H-12A-1200F MPNet student (TinyBERT method, uniform layer map
   0:0,1:3,2:6,3:9,4:12, 6 intermediate + 4 prediction epochs, lr 5e-4: the ablation's schedule; the teacher's
   outputs cached, --cache-max-gb 6);
-- general / task-g (where time allows): general distillation of the student from the pre-trained all-mpnet-base-v2
-  on a quarter of the ablation's corpus (--epochs 0.25, teacher live), then task's distillation of that student;
+- general / task-g (only with --only general task-g, about an hour more): general distillation of the student from
+  the pre-trained all-mpnet-base-v2 on a quarter of the ablation's corpus (--epochs 0.25, teacher live), then
+  task's distillation of that student;
 - int8: the student exported to ONNX and int8-quantized (ONNX Runtime dynamic), its test accuracy;
 - bench: `distilkit bench` of the fp32 teacher (torch), the fp32 student (torch) and the int8 student (ONNX
   Runtime) interleaved, batch 1 on real test articles cut to 128 tokens (every article is longer: no padding),
@@ -25,15 +26,17 @@ import argparse
 import json
 from pathlib import Path
 
-from common import RUNS, metrics, run_distilkit, save, shown
+from common import RUNS, metrics, run_distilkit, save, shown, summarise
 
 TEACHER = RUNS / "mpnet-bbc-news"
 STUDENT = RUNS / "mpnet-4L312-task"
 INT8 = RUNS / "mpnet-4L312-int8"
 GENERAL = RUNS / "mpnet-general-4L"
 CORPUS = RUNS / "ablation-corpus"  # written by benchmarks/tinybert_ablation.py
+DEFAULT_JOBS = ("teacher", "task", "int8", "bench")  # general and task-g only with --only (about an hour more)
 COMMON = ["--threads", "2", "--batch-size", "32", "--max-length", "128", "--overwrite"]
-TASK = ["--data", "bbc-news", "--method", "tinybert", "--layer-map", "0:0,1:3,2:6,3:9,4:12"]
+LAYER_MAP = "0:0,1:3,2:6,3:9,4:12"  # TinyBERT's uniform map, 12 → 4 layers
+TASK = ["--data", "bbc-news", "--method", "tinybert", "--layer-map", LAYER_MAP]
 TASK += ["--intermediate-epochs", "6", "--epochs", "4", "--lr", "5e-4"]
 # the teacher's 5 hidden states and 4 attention-score maps for 1,700 articles take 4.3 GB as float16: above the
 # default --cache-max-gb 4, so raise it rather than run the 12-layer teacher live at every step
@@ -50,25 +53,16 @@ def teacher() -> dict:
 
 def general() -> dict:
     argv = ["distill", "--general", "--method", "tinybert", "--teacher", "all-mpnet-base-v2", "--data", CORPUS]
-    argv += ["--student", "4L-312H-12A-1200F", "--layer-map", TASK[5], "--epochs", "0.25", "--lr", "5e-4"]
+    argv += ["--student", "4L-312H-12A-1200F", "--layer-map", LAYER_MAP, "--epochs", "0.25", "--lr", "5e-4"]
     argv += ["--save-steps", "200", "--cache", "false", "--output", GENERAL, *COMMON]
     wall = run_distilkit(argv)
-    return {"command": shown(argv), "wall_seconds": round(wall, 1), "train": metrics(GENERAL)["train"]}
+    return summarise(metrics(GENERAL), wall, argv)
 
 
 def task(student: str = "4L-312H-12A-1200F", output: Path = STUDENT) -> dict:
     argv = ["distill", "--teacher", TEACHER, "--student", student, *TASK, "--output", output, *COMMON]
     wall = run_distilkit(argv)
-    test = metrics(output)["test"]
-    return {
-        "command": shown(argv),
-        "wall_seconds": round(wall, 1),
-        "train": metrics(output)["train"],
-        "agreement": round(test["agreement"], 4),
-        "teacher_test": round(test["teacher"]["accuracy"], 4),
-        "student_test": round(test["student"]["accuracy"], 4),
-        "retention": round(test["retention"], 4),
-    }
+    return summarise(metrics(output), wall, argv)
 
 
 def int8() -> dict:
@@ -102,12 +96,12 @@ def bench(rounds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     names = ["teacher", "task", "int8", "bench", "general", "task-g"]
-    parser.add_argument("--only", nargs="*", choices=names)
+    parser.add_argument("--only", nargs="*", choices=names, help="default: " + " ".join(DEFAULT_JOBS))
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     jobs = {"teacher": teacher, "task": task, "int8": int8, "bench": lambda: bench(args.rounds), "general": general}
     jobs["task-g"] = lambda: task(GENERAL / "model", RUNS / "mpnet-4L312-general-task")
-    for name in args.only or names[:4]:
+    for name in args.only or DEFAULT_JOBS:
         result = jobs[name]()
         save("tinybert_mpnet", name, result)
         print(f"\n{name}: {json.dumps({k: v for k, v in result.items() if k not in ('train', 'test')})}\n", flush=True)

@@ -90,7 +90,7 @@ def test_two_process_finetune_and_general_distillation(tiny_model, plugin, tmp_p
     corpus.write_text("\n".join(r["text"] for r in topic_rows(200, seed=3)) + "\n")
     args = ["distill", "--general", "--method", "tinybert", "--teacher", tiny_model, "--data", corpus]
     # a narrower student than the teacher (16 vs 32 wide): the hidden and embedding losses need the learned
-    # projections, which the losses must find behind the DistributedDataParallel wrapper
+    # projections, which must train under the DistributedDataParallel wrapper too
     args += ["--student", "1L-16H-2A-32F", "--max-length", "16", "--epochs", "1", "--plugins", plugin, *QUICK]
     code, stdout, stderr = launch([*args, "--output", tmp_path / "general"], tmp_path)
     assert code == 0, stdout + stderr

@@ -40,7 +40,10 @@ READABLE = frozenset({"labels", "logits", "embeddings", "hidden", "scores", "qkv
 class LossInputs:
     """Everything a loss may read for one batch; the fields a plan's losses do not read stay empty.
 
-    Hidden-state pairs are (student [b, n, d_s], teacher [b, n, d_t], projection or None); score pairs are
+    Hidden-state pairs are (student, teacher [b, n, d_t], projection or None). In a distillation the student's
+    state comes already lifted to the teacher's width by its learned projection (StudentWithProjections.forward,
+    where DistributedDataParallel can sync it) and the projection slot is None; a loss called directly on raw
+    [b, n, d_s] states takes the projection there, as the built-in ones do. Score pairs are
     (student, teacher) of shape [b, heads, n, n]; `qkv` is ((q, k, v) of the student, (q, k, v) of the teacher),
     each [b, n, width].
     """
