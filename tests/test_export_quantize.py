@@ -164,3 +164,18 @@ def test_unsupported_architecture_export_fails_cleanly(tmp_path, capsys):
 def test_export_refuses_a_model_without_a_task_head(tiny_model, tmp_path, capsys):
     code, _, err = run_cli(["export", "--model", tiny_model, "--output", tmp_path / "out"], capsys)
     assert code == 2 and "no sequence- or token-classification head" in err
+
+
+def test_mpnet_export_keeps_onnx_runtime_fusions_that_pass_parity(tmp_path, capsys):
+    """MPNet (all-mpnet-base-v2's family): LayerNorm and GELU fuse, attention with its relative bias does not."""
+    from families import build_family_model
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    folder = build_family_model(tmp_path / "mpnet", "mpnet")
+    config = AutoConfig.from_pretrained(folder, num_labels=3)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    code, out, err = run_cli(["export", "--model", folder, "--output", tmp_path / "onnx"], capsys)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "onnx" / "distilkit_onnx.json").read_text())
+    assert meta["fused_operators"].get("SkipLayerNormalization", 0) >= 2, meta["fused_operators"]
+    assert meta["parity"]["max_abs_logit_diff_optimized"] <= 1e-4 and "ONNX Runtime fusions" in out

@@ -39,7 +39,8 @@ SAMPLE_TEXTS = [
     "Researchers released an open-source tool that translates legacy code into modern languages.",
 ]
 # Model types ONNX Runtime's transformer optimizer knows how to fuse (its "bert" fusions cover these layouts).
-ORT_FUSABLE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert")
+# MPNet: embedding LayerNorm, bias-GELU and skip-LayerNorm fuse; its attention (relative position bias) does not.
+ORT_FUSABLE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert", "mpnet")
 
 
 class LogitsOnly(torch.nn.Module):
