@@ -2,7 +2,7 @@
 TinyBERT-4 shape, and the int8 student's speed-up over the fp32 teacher at batch 1.
 
     make mpnet                                   # once: assembles all-mpnet-base-v2 into the cache
-    python benchmarks/tinybert_mpnet.py [--only JOB ...] [--rounds 30]
+    python benchmarks/tinybert_mpnet.py [--only JOB ...] [--rounds 30] [--int8-from task|task-g]
 
 The teacher is all-mpnet-base-v2 (MPNet, 12L-768H-12A, 110M parameters; the only BERT-base-sized encoder with
 real weights on this machine) fine-tuned on bbc-news. Jobs, in order, each written to
@@ -12,9 +12,10 @@ benchmarks/results/tinybert_mpnet.json as it finishes:
   0:0,1:3,2:6,3:9,4:12, 6 intermediate + 4 prediction epochs, lr 5e-4: the ablation's schedule; the teacher's
   outputs cached, --cache-max-gb 6);
 - general / task-g (only with --only general task-g, about an hour more): general distillation of the student from
-  the pre-trained all-mpnet-base-v2 on a quarter of the ablation's corpus (--epochs 0.25, teacher live), then
+  the pre-trained all-mpnet-base-v2 on half the ablation's corpus (--epochs 0.5, teacher live), then
   task's distillation of that student;
-- int8: the student exported to ONNX and int8-quantized (ONNX Runtime dynamic), its test accuracy;
+- int8: the student (task's; task-g's with --int8-from task-g) exported to ONNX and int8-quantized (ONNX
+  Runtime dynamic), its test accuracy;
 - bench: `distilkit bench` of the fp32 teacher (torch), the fp32 student (torch) and the int8 student (ONNX
   Runtime) interleaved, batch 1 on real test articles cut to 128 tokens (every article is longer: no padding),
   2 threads, medians over --rounds rounds.
@@ -30,6 +31,7 @@ from common import RUNS, metrics, run_distilkit, save, shown, summarise
 
 TEACHER = RUNS / "mpnet-bbc-news"
 STUDENT = RUNS / "mpnet-4L312-task"
+STUDENT_G = RUNS / "mpnet-4L312-general-task"  # task-g: the same task distillation of the general student
 INT8 = RUNS / "mpnet-4L312-int8"
 GENERAL = RUNS / "mpnet-general-4L"
 CORPUS = RUNS / "ablation-corpus"  # written by benchmarks/tinybert_ablation.py
@@ -53,7 +55,7 @@ def teacher() -> dict:
 
 def general() -> dict:
     argv = ["distill", "--general", "--method", "tinybert", "--teacher", "all-mpnet-base-v2", "--data", CORPUS]
-    argv += ["--student", "4L-312H-12A-1200F", "--layer-map", LAYER_MAP, "--epochs", "0.25", "--lr", "5e-4"]
+    argv += ["--student", "4L-312H-12A-1200F", "--layer-map", LAYER_MAP, "--epochs", "0.5", "--lr", "5e-4"]
     argv += ["--save-steps", "200", "--cache", "false", "--output", GENERAL, *COMMON]
     wall = run_distilkit(argv)
     return summarise(metrics(GENERAL), wall, argv)
@@ -65,8 +67,8 @@ def task(student: str = "4L-312H-12A-1200F", output: Path = STUDENT) -> dict:
     return summarise(metrics(output), wall, argv)
 
 
-def int8() -> dict:
-    argv = ["quantize", "--model", STUDENT, "--method", "dynamic", "--output", INT8, "--overwrite"]
+def int8(student: Path) -> dict:
+    argv = ["quantize", "--model", student, "--method", "dynamic", "--output", INT8, "--overwrite"]
     run_distilkit(argv)
     from distilkit.evaluate.evaluator import evaluate
     from distilkit.evaluate.options import EvaluateConfig
@@ -82,9 +84,9 @@ def int8() -> dict:
     }
 
 
-def bench(rounds: int) -> dict:
+def bench(rounds: int, student: Path) -> dict:
     out = RUNS / "mpnet-bench.json"
-    argv = ["bench", TEACHER, STUDENT, INT8, "--data", "bbc-news", "--max-length", "128", "--threads", "2"]
+    argv = ["bench", TEACHER, student, INT8, "--data", "bbc-news", "--max-length", "128", "--threads", "2"]
     argv += ["--rounds", str(rounds), "--output", out]
     run_distilkit(argv)
     result = json.loads(out.read_text())
@@ -98,9 +100,18 @@ def main() -> None:
     names = ["teacher", "task", "int8", "bench", "general", "task-g"]
     parser.add_argument("--only", nargs="*", choices=names, help="default: " + " ".join(DEFAULT_JOBS))
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument(
+        "--int8-from", choices=["task", "task-g"], default="task", help="the student int8 and bench use"
+    )
     args = parser.parse_args()
-    jobs = {"teacher": teacher, "task": task, "int8": int8, "bench": lambda: bench(args.rounds), "general": general}
-    jobs["task-g"] = lambda: task(GENERAL / "model", RUNS / "mpnet-4L312-general-task")
+    student = STUDENT if args.int8_from == "task" else STUDENT_G
+    jobs = {
+        "teacher": teacher,
+        "task": task,
+        "int8": lambda: int8(student),
+        "bench": lambda: bench(args.rounds, student),
+    }
+    jobs |= {"general": general, "task-g": lambda: task(GENERAL / "model", STUDENT_G)}
     for name in args.only or DEFAULT_JOBS:
         result = jobs[name]()
         save("tinybert_mpnet", name, result)
