@@ -14,7 +14,7 @@ optimizer steps at a global batch of 32 blocks of 128 tokens:
   and the 4x corpus, one process, `--memory-steps` steps each, interleaved `--memory-rounds` times (medians),
   with the sampled split into anonymous memory and file-backed pages (the memory-mapped corpus among them).
   The peak falls in training, where each step's transient activations make it vary by ~100 MB between runs.
-Writes benchmarks/results/general_scale.json (keys `throughput` and `memory`).
+Writes benchmarks/results/general_scale.json (keys `throughput` and `memory-N-steps`).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def main() -> None:
     blocks = blocks_of(str(CORPUS), shared)
     for job in args.only or ["throughput", "memory"]:
         result = throughput(args, blocks, shared) if job == "throughput" else memory(args, blocks)
-        save("general_scale", job, result)
+        save("general_scale", job if job == "throughput" else f"memory-{args.memory_steps}-steps", result)
         print(json.dumps(result, indent=2), flush=True)
 
 
