@@ -34,6 +34,7 @@ CORPUS = RUNS / "ablation-corpus"
 STUDENT = ["--student", "4L-312H-12A-1200F", "--layer-map", "0:0,1:2,2:3,3:4,4:6"]
 GENERAL = ["distill", "--general", "--method", "tinybert", "--teacher", "minilm-l6", *STUDENT]
 GENERAL += ["--max-length", "128", "--lr", "5e-4", "--cache", "false", "--overwrite", "--logging-steps", "20"]
+OUT = RUNS / "general-scale-run"  # every run writes here; only its metrics.json is read
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
 LAUNCH += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "distilkit"]
 
@@ -69,7 +70,6 @@ def run(argv: list[str], env: dict, launcher: list[str]) -> None:
 def throughput(args, blocks: int, shared: str) -> dict:
     """Tokens/s of one process (2 threads) vs two (1 thread each), interleaved `--rounds` times."""
     epochs = f"{args.steps * 32 / blocks:.6f}"
-    out = RUNS / "general-scale-run"
     one = [*GENERAL, "--data", CORPUS, "--epochs", epochs, "--batch-size", "32", "--threads", "2"]
     two = [*GENERAL, "--data", CORPUS, "--epochs", epochs, "--batch-size", "16"]
     env = {**os.environ, "DISTILKIT_CACHE": shared}
@@ -79,8 +79,8 @@ def throughput(args, blocks: int, shared: str) -> dict:
             ("1 process", one, [sys.executable, "-m", "distilkit"]),
             ("2 processes", two, LAUNCH),
         ):
-            run([str(a) for a in argv] + ["--output", str(out)], env, launcher)
-            m = json.loads((out / "metrics.json").read_text())
+            run([str(a) for a in argv] + ["--output", str(OUT)], env, launcher)
+            m = json.loads((OUT / "metrics.json").read_text())
             speed[name].append(m["train"]["tokens_per_second"])
             print(f"{name}: {speed[name][-1]} tokens/s", flush=True)
     medians = {k: statistics.median(v) for k, v in speed.items()}
@@ -101,14 +101,14 @@ def memory(args, blocks: int) -> dict:
     included), interleaved `--memory-rounds` times, the same `--memory-steps` steps each. Peak RSS is the
     kernel's (ru_maxrss); its split into anonymous memory (heap, tensors) and file-backed pages (the
     memory-mapped Arrow corpus, libraries) is sampled every 0.2 s, so it can miss a short peak."""
-    out = RUNS / "general-scale-run"
     runs: dict[str, list[dict]] = {"1x": [], "4x": []}
+    sizes = (("1x", str(CORPUS), 1), ("4x", corpus_4x(), 4))
     for _ in range(args.memory_rounds):
-        for name, corpus, scale in (("1x", str(CORPUS), 1), ("4x", corpus_4x(), 4)):
+        for name, corpus, scale in sizes:
             fresh = tempfile.mkdtemp(prefix="distilkit-scale-mem-")
             epochs = f"{args.memory_steps * 32 / blocks / scale:.6f}"
             argv = [*GENERAL, "--data", corpus, "--epochs", epochs, "--batch-size", "32"]
-            argv += ["--threads", "2", "--output", str(out)]
+            argv += ["--threads", "2", "--output", str(OUT)]
             env = {**os.environ, "DISTILKIT_CACHE": fresh}
             done = subprocess.run(
                 [sys.executable, "-c", _PEAK, sys.executable, "-m", "distilkit", *map(str, argv)],
@@ -120,7 +120,7 @@ def memory(args, blocks: int) -> dict:
             if done.returncode != 0:
                 raise SystemExit(done.stderr[-3000:])
             peak = json.loads(done.stdout.strip().splitlines()[-1])
-            peak["tokens"] = json.loads((out / "metrics.json").read_text())["train"]["tokens"]
+            peak["tokens"] = json.loads((OUT / "metrics.json").read_text())["train"]["tokens"]
             runs[name].append(peak)
             print(f"corpus {name}: {peak}", flush=True)
     medians = {n: {k: round(statistics.median(r[k] for r in rs), 1) for k in rs[0]} for n, rs in runs.items()}

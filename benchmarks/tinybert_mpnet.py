@@ -110,8 +110,9 @@ def main() -> None:
         "task": task,
         "int8": lambda: int8(student),
         "bench": lambda: bench(args.rounds, student),
+        "general": general,
+        "task-g": lambda: task(GENERAL / "model", STUDENT_G),
     }
-    jobs |= {"general": general, "task-g": lambda: task(GENERAL / "model", STUDENT_G)}
     for name in args.only or DEFAULT_JOBS:
         result = jobs[name]()
         save("tinybert_mpnet", name, result)
