@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import build_tiny_model, ner_sentences, run_cli, write_conll
+from conftest import build_tiny_model, ner_sentences, run_cli, topic_rows, write_conll, write_csv
 
 from distilkit.inference.loading import load_trained
 from distilkit.inference.onnx_model import graph_is_quantized
@@ -179,3 +179,35 @@ def test_mpnet_export_keeps_onnx_runtime_fusions_that_pass_parity(tmp_path, caps
     meta = json.loads((tmp_path / "onnx" / "distilkit_onnx.json").read_text())
     assert meta["fused_operators"].get("SkipLayerNormalization", 0) >= 2, meta["fused_operators"]
     assert meta["parity"]["max_abs_logit_diff_optimized"] <= 1e-4 and "ONNX Runtime fusions" in out
+
+
+def test_static_int8_mpnet_keeps_its_relative_position_buckets_in_range(tmp_path, capsys):
+    """Static QDQ used to round MPNet's float bucket arithmetic too; the bucket index left the bias table and ONNX
+    Runtime crashed (Gather index out of bounds). Only the matrix products are quantized now."""
+    from families import build_family_model
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    folder = build_family_model(tmp_path / "mpnet", "mpnet")
+    labels = {0: "food", 1: "music", 2: "sport"}
+    # ~75-token texts: relative distances past MPNet's 8 exact buckets take the log branch that used to break
+    rows = topic_rows(480, seed=3)
+    long = [{"text": " ".join(r["text"] for r in rows[i::3][:12]), "label": rows[i]["label"]} for i in range(40)]
+    data = write_csv(tmp_path / "long.csv", long)
+    config = AutoConfig.from_pretrained(folder, id2label=labels, label2id={v: k for k, v in labels.items()})
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    out = tmp_path / "int8"
+    args = ["quantize", "--model", folder, "--method", "static", "--data", data, "--split", "0.8,0.1,0.1"]
+    code, _, err = run_cli([*args, "--calibration-samples", "16", "--output", out], capsys)
+    assert code == 0, err
+    assert graph_is_quantized(out / "model.onnx")
+    report = json.loads((out / "quantize_report.json").read_text())
+    assert report["agreement"] >= 0.8 and report["max_abs_logit_diff"] < 1
+
+
+def test_bert_graphs_have_no_index_arithmetic_to_keep_out_of_static_int8(topic_onnx):
+    """The exclusion is for position-bucket maths only: a BERT graph keeps every node quantizable."""
+    import onnx
+
+    from distilkit.compress.quantize import index_arithmetic_nodes
+
+    assert index_arithmetic_nodes(onnx.load(str(topic_onnx / "model.onnx")).graph) == []

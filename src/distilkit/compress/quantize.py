@@ -87,6 +87,35 @@ def quiet_root_logger():
     finally:
         root.setLevel(level)
 
+WALK_STOPS = {"Cast", "Shape", "MatMul", "Gemm", "Softmax", "LayerNormalization"}
+
+
+def index_arithmetic_nodes(graph) -> list[str]:
+    """Nodes of float arithmetic whose result is cast to an integer: they compute indices, not activations.
+
+    MPNet's (and DeBERTa's) relative-position buckets are log(distance) scaled and cast to an index. Static QDQ
+    rounds such a Mul like any activation, the -inf of log(0) calibrates an infinite scale, and the index leaves
+    the bias table (ONNX Runtime: Gather index out of bounds). Walks back from each Cast to an integer or bool
+    type through its producers, stopping at the next Cast or Shape (beyond them nothing is float) and at the
+    network's own layers (a product, a norm, a fused op): those are activations and stay quantized."""
+    import onnx
+
+    integer = {onnx.TensorProto.BOOL, *range(onnx.TensorProto.INT8, onnx.TensorProto.INT64 + 1)}
+    integer |= {onnx.TensorProto.UINT8, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
+    producer = {out: node for node in graph.node for out in node.output}
+    found, todo = {}, []
+    for node in graph.node:
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if node.op_type == "Cast" and to in integer:
+            todo += list(node.input)
+    while todo:
+        node = producer.get(todo.pop())
+        if node is None or node.name in found or node.op_type in WALK_STOPS or node.domain == "com.microsoft":
+            continue
+        found[node.name] = node
+        todo += list(node.input)
+    return list(found)
+
 
 def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, rows: list[dict] | None) -> dict:
     """ONNX Runtime dynamic or static (QDQ, calibrated on `rows`) int8 into `work/model.onnx`; returns the settings."""
@@ -125,6 +154,7 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
             weight_type=QuantType.QInt8,
             per_channel=cfg.per_channel,
             calibrate_method=methods[cfg.calibration_method],
+            nodes_to_exclude=index_arithmetic_nodes(onnx.load(str(src), load_external_data=False).graph),
             extra_options=extra,
         )
     return {
