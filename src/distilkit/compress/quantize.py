@@ -93,7 +93,7 @@ WALK_STOPS = {"Cast", "Shape", "MatMul", "Gemm", "Softmax", "LayerNormalization"
 def index_arithmetic_nodes(graph) -> list[str]:
     """Nodes of float arithmetic whose result is cast to an integer: they compute indices, not activations.
 
-    MPNet's (and DeBERTa's) relative-position buckets are log(distance) scaled and cast to an index. Static QDQ
+    MPNet's relative-position buckets are log(distance) scaled and cast to an index. Static QDQ
     rounds such a Mul like any activation, the -inf of log(0) calibrates an infinite scale, and the index leaves
     the bias table (ONNX Runtime: Gather index out of bounds). Walks back from each Cast to an integer or bool
     type through its producers, stopping at the next Cast or Shape (beyond them nothing is float) and at the
