@@ -15,7 +15,8 @@ benchmarks/results/tinybert_mpnet.json as it finishes:
   the pre-trained all-mpnet-base-v2 on half the ablation's corpus (--epochs 0.5, teacher live), then
   task's distillation of that student;
 - task-d (only with --only task-d, after general): task-g with one augmented copy per article (--augment 1), the
-  ablation's job d;
+  ablation's job d; task-e (likewise): task-g with the ablation's unlabeled transfer set (--unlabeled-ratio 1), its
+  job e (--cache-max-gb 10 for both: the teacher's outputs on twice the texts);
 - int8: the student (task's; task-g's with --int8-from task-g) exported to ONNX and int8-quantized (ONNX
   Runtime dynamic), its test accuracy;
 - bench: `distilkit bench` of the fp32 teacher (torch), the fp32 student (torch) and the int8 student (ONNX
@@ -35,6 +36,8 @@ TEACHER = RUNS / "mpnet-bbc-news"
 STUDENT = RUNS / "mpnet-4L312-task"
 STUDENT_G = RUNS / "mpnet-4L312-general-task"  # task-g: the same task distillation of the general student
 STUDENT_D = RUNS / "mpnet-4L312-general-task-aug"  # task-d: task-g with augmentation (the ablation's d)
+STUDENT_E = RUNS / "mpnet-4L312-general-task-transfer"  # task-e: task-g with the transfer set (the ablation's e)
+TRANSFER = RUNS / "ablation-transfer.txt"  # written by benchmarks/tinybert_ablation.py
 INT8 = RUNS / "mpnet-4L312-int8"
 GENERAL = RUNS / "mpnet-general-4L"
 CORPUS = RUNS / "ablation-corpus"  # written by benchmarks/tinybert_ablation.py
@@ -100,14 +103,17 @@ def bench(rounds: int, student: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    names = ["teacher", "task", "int8", "bench", "general", "task-g", "task-d"]
+    names = ["teacher", "task", "int8", "bench", "general", "task-g", "task-d", "task-e"]
     parser.add_argument("--only", nargs="*", choices=names, help="default: " + " ".join(DEFAULT_JOBS))
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument(
-        "--int8-from", choices=["task", "task-g", "task-d"], default="task", help="the student int8 and bench use"
+        "--int8-from",
+        choices=["task", "task-g", "task-d", "task-e"],
+        default="task",
+        help="the student int8 and bench use",
     )
     args = parser.parse_args()
-    student = {"task": STUDENT, "task-g": STUDENT_G, "task-d": STUDENT_D}[args.int8_from]
+    student = {"task": STUDENT, "task-g": STUDENT_G, "task-d": STUDENT_D, "task-e": STUDENT_E}[args.int8_from]
     jobs = {
         "teacher": teacher,
         "task": task,
@@ -115,12 +121,17 @@ def main() -> None:
         "bench": lambda: bench(args.rounds, student),
         "general": general,
         "task-g": lambda: task(GENERAL / "model", STUDENT_G),
-        # one augmented copy per article doubles the cached teacher outputs (8.6 GB): raise the cap again
+        # one augmented copy or one unlabeled piece per article doubles the cached teacher outputs (8.6 GB)
         "task-d": lambda: task(GENERAL / "model", STUDENT_D, ("--augment", "1", "--cache-max-gb", "10")),
+        "task-e": lambda: task(
+            GENERAL / "model", STUDENT_E, ("--unlabeled", TRANSFER, "--unlabeled-ratio", "1", "--cache-max-gb", "10")
+        ),
     }
     for name in args.only or DEFAULT_JOBS:
         result = jobs[name]()
-        save("tinybert_mpnet", name, result)
+        # int8 and bench of another student than task's are stored beside them: int8@task-g, bench@task-d ...
+        key = f"{name}@{args.int8_from}" if name in ("int8", "bench") and args.int8_from != "task" else name
+        save("tinybert_mpnet", key, result)
         print(f"\n{name}: {json.dumps({k: v for k, v in result.items() if k not in ('train', 'test')})}\n", flush=True)
 
 

@@ -166,8 +166,10 @@ def test_export_refuses_a_model_without_a_task_head(tiny_model, tmp_path, capsys
     assert code == 2 and "no sequence- or token-classification head" in err
 
 
-def test_mpnet_export_keeps_onnx_runtime_fusions_that_pass_parity(tmp_path, capsys):
-    """MPNet (all-mpnet-base-v2's family): LayerNorm and GELU fuse, attention with its relative bias does not."""
+def test_mpnet_export_fuses_its_biased_attention_and_passes_parity(tmp_path, capsys):
+    """MPNet (all-mpnet-base-v2's family): ONNX Runtime fuses LayerNorm and GELU; distilkit's own pass fuses the
+    attention with its relative position bias into MultiHeadAttention, one per layer, within the parity check."""
+    import onnx
     from families import build_family_model
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -178,6 +180,9 @@ def test_mpnet_export_keeps_onnx_runtime_fusions_that_pass_parity(tmp_path, caps
     assert code == 0, err
     meta = json.loads((tmp_path / "onnx" / "distilkit_onnx.json").read_text())
     assert meta["fused_operators"].get("SkipLayerNormalization", 0) >= 2, meta["fused_operators"]
+    assert meta["fused_operators"].get("MultiHeadAttention") == config.num_hidden_layers, meta["fused_operators"]
+    graph = onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph
+    assert not [n for n in graph.node if n.op_type == "Softmax"]  # every attention went into the fused kernel
     assert meta["parity"]["max_abs_logit_diff_optimized"] <= 1e-4 and "ONNX Runtime fusions" in out
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilkit.compress.attention_fusion import fuse_biased_attention
 from distilkit.compress.common import default_output, with_run_data
 from distilkit.compress.options import ExportConfig
 from distilkit.data.dataset import TOK
@@ -39,8 +40,10 @@ SAMPLE_TEXTS = [
     "Researchers released an open-source tool that translates legacy code into modern languages.",
 ]
 # Model types ONNX Runtime's transformer optimizer knows how to fuse (its "bert" fusions cover these layouts).
-# MPNet: embedding LayerNorm, bias-GELU and skip-LayerNorm fuse; its attention (relative position bias) does not.
+# MPNet: embedding LayerNorm, bias-GELU and skip-LayerNorm fuse; its attention (relative position bias) does not,
+# so distilkit's own pass fuses that one.
 ORT_FUSABLE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert", "mpnet")
+BIASED_ATTENTION = ("mpnet",)  # attention fused by distilkit's own pass (compress/attention_fusion.py)
 
 
 class LogitsOnly(torch.nn.Module):
@@ -143,14 +146,19 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(max(np.abs(x - y).max() for x, y in zip(a, b)))
 
 
-def optimize_graph(src: Path, dst: Path, model_type: str) -> dict:
-    """ONNX Runtime's transformer fusions (LayerNorm, GELU, attention when the pattern matches)."""
+def optimize_graph(src: Path, dst: Path, config) -> dict:
+    """ONNX Runtime's transformer fusions (LayerNorm, GELU, attention when the pattern matches), then distilkit's
+    fusion of attention with a relative position bias (MPNet) that ONNX Runtime does not match."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     with contextlib.redirect_stdout(io.StringIO()):
         optimized = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0)
-        optimized.save_model_to_file(str(dst))
-    return {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
+    fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
+    if config.model_type in BIASED_ATTENTION:
+        if n := fuse_biased_attention(optimized.model, config.num_attention_heads):
+            fused["MultiHeadAttention"] = n
+    optimized.save_model_to_file(str(dst))
+    return fused
 
 
 def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
@@ -191,7 +199,7 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         parity = {"examples": len(rows), "inputs": rows_from, "max_abs_logit_diff": diff}
         fused = {}
         if cfg.optimize and model.config.model_type in ORT_FUSABLE:
-            fused = optimize_graph(work / ONNX_FILE, work / "optimized.onnx", model.config.model_type)
+            fused = optimize_graph(work / ONNX_FILE, work / "optimized.onnx", model.config)
             opt_diff = max_difference(
                 run_batches(OnnxClassifier(work / "optimized.onnx"), dataset, collator, 8), reference
             )

@@ -87,6 +87,7 @@ def quiet_root_logger():
     finally:
         root.setLevel(level)
 
+
 WALK_STOPS = {"Cast", "Shape", "MatMul", "Gemm", "Softmax", "LayerNormalization"}
 
 

@@ -1,0 +1,151 @@
+"""Fuse attention whose scores carry an additive bias into ONNX Runtime's MultiHeadAttention (distilkit's pass).
+
+ONNX Runtime's transformer optimizer fuses LayerNorm, GELU and skip connections of MPNet (all-mpnet-base-v2's
+family) but not its attention: MPNet adds a relative position bias to the scores, a pattern the optimizer does
+not know. Per layer, as torch.onnx's dynamo exporter writes it:
+
+    q, k, v = Add(MatMul(x, W), b) → Reshape(B, S, N, d) → Transpose      (k transposed to (B, N, d, S))
+    probs   = Softmax(Div(MatMul(q, kᵀ), √d) + bias₁ + bias₂ + ...)          (position bias, padding mask)
+    context = Reshape(Transpose(MatMul(probs, v)), (B, S, N·d))
+
+becomes `context = MultiHeadAttention(q, k, v, attention_bias=bias₁ + bias₂ + ..., num_heads=N, scale=1/√d)`:
+one kernel instead of about fourteen nodes, and the bias sum computed once for all layers that share it. The
+caller keeps the fused graph only if the parity check still passes, so a pattern matched wrongly costs speed,
+never correctness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Q_PERM, K_PERM = [0, 2, 1, 3], [0, 2, 3, 1]
+
+
+class _Graph:
+    """Lookups over one onnx GraphProto: who produces a tensor, who reads it, constant values."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.producer = {out: node for node in graph.node for out in node.output}
+        self.readers: dict[str, list] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
+        self.constants = {init.name: init for init in graph.initializer}
+
+    def made_by(self, tensor: str, op_type: str):
+        node = self.producer.get(tensor)
+        return node if node is not None and node.op_type == op_type else None
+
+    def only_reader(self, tensor: str, op_type: str):
+        readers = self.readers.get(tensor, [])
+        return readers[0] if len(readers) == 1 and readers[0].op_type == op_type else None
+
+    def scalar(self, tensor: str) -> float | None:
+        from onnx import numpy_helper
+
+        if tensor not in self.constants:
+            return None
+        value = numpy_helper.to_array(self.constants[tensor])
+        return float(value) if value.size == 1 else None
+
+
+def _perm(node) -> list[int]:
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), [])
+
+
+def _projection(g: _Graph, tensor: str, perm: list[int]) -> str | None:
+    """The (B, S, N·d) projection `Add(MatMul(x, W), b)` behind `Transpose(Reshape(...))`, or None."""
+    transpose = g.made_by(tensor, "Transpose")
+    if transpose is None or _perm(transpose) != perm:
+        return None
+    reshape = g.made_by(transpose.input[0], "Reshape")
+    add = reshape and g.made_by(reshape.input[0], "Add")
+    return add.output[0] if add is not None and g.made_by(add.input[0], "MatMul") else None
+
+
+def _match(g: _Graph, softmax) -> dict | None:
+    """One layer's attention around `softmax`: its q/k/v projections, bias terms, scale and output tensor."""
+    biases, tensor = [], softmax.input[0]
+    while (add := g.made_by(tensor, "Add")) is not None:  # Softmax(((scores / √d) + bias₁) + bias₂ ...)
+        biases.insert(0, add.input[1])
+        tensor = add.input[0]
+    div = g.made_by(tensor, "Div")
+    scores = div and g.made_by(div.input[0], "MatMul")
+    divisor = div and g.scalar(div.input[1])
+    if not (biases and scores and divisor):
+        return None
+    context = g.only_reader(softmax.output[0], "MatMul")
+    back = context and g.only_reader(context.output[0], "Transpose")
+    merge = back and _perm(back) == Q_PERM and g.only_reader(back.output[0], "Reshape")
+    q, k = _projection(g, scores.input[0], Q_PERM), _projection(g, scores.input[1], K_PERM)
+    v = context and _projection(g, context.input[1], Q_PERM)
+    if not (merge and q and k and v):
+        return None
+    return {"q": q, "k": k, "v": v, "biases": biases, "scale": 1.0 / divisor, "output": merge}
+
+
+def _prune_and_sort(graph) -> None:
+    """Drop nodes nothing reads any more, then restore the topological order ONNX requires."""
+    outputs = {out.name for out in graph.output}
+    while True:
+        wanted = outputs | {name for node in graph.node for name in node.input}
+        dead = [n for n in graph.node if not any(o in wanted for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    read = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in read]:  # the Reshape shapes, the √d divisors
+        graph.initializer.remove(init)
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    order, pending = [], list(graph.node)
+    while pending:
+        runnable = [n for n in pending if all(i in ready for i in n.input)]
+        if not runnable:
+            raise ValueError("attention fusion left a cycle")  # cannot happen for the matched pattern
+        for node in runnable:
+            order.append(node)
+            ready.update(node.output)
+            pending.remove(node)
+    del graph.node[:]
+    graph.node.extend(order)
+
+
+def fuse_biased_attention(model, num_heads: int) -> int:
+    """Rewrite every matching attention of an onnx ModelProto in place; returns how many were fused."""
+    from onnx import helper
+
+    g = _Graph(model.graph)
+    layers = [m for s in model.graph.node if s.op_type == "Softmax" and (m := _match(g, s))]
+    if not layers:
+        return 0
+    new, bias_sums = [], {}
+    for i, layer in enumerate(layers):
+        key = tuple(layer["biases"])
+        if key not in bias_sums:  # the position bias and the padding mask are the same in every layer
+            total = key[0]
+            for j, term in enumerate(key[1:]):
+                total_next = f"attention_bias_{len(bias_sums)}_{j}"
+                new.append(helper.make_node("Add", [total, term], [total_next], name=f"{total_next}_add"))
+                total = total_next
+            bias_sums[key] = total
+        merge = layer["output"]
+        inputs = [layer["q"], layer["k"], layer["v"], "", "", bias_sums[key]]
+        new.append(
+            helper.make_node(
+                "MultiHeadAttention",
+                inputs,
+                [merge.output[0]],
+                name=f"MultiHeadAttention_{i}",
+                domain="com.microsoft",
+                num_heads=num_heads,
+                scale=float(np.float32(layer["scale"])),
+            )
+        )
+        model.graph.node.remove(merge)
+    model.graph.node.extend(new)
+    if not any(op.domain == "com.microsoft" for op in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    _prune_and_sort(model.graph)
+    return len(layers)
