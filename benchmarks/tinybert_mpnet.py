@@ -17,11 +17,11 @@ benchmarks/results/tinybert_mpnet.json as it finishes:
 - task-d (only with --only task-d, after general): task-g with one augmented copy per article (--augment 1), the
   ablation's job d; task-e (likewise): task-g with the ablation's unlabeled transfer set (--unlabeled-ratio 1), its
   job e (--cache-max-gb 10 for both: the teacher's outputs on twice the texts);
-- int8: the student (task's; task-g's with --int8-from task-g) exported to ONNX and int8-quantized (ONNX
-  Runtime dynamic), its test accuracy;
+- int8: the student (task's; another job's with --int8-from task-g|task-d|task-e, stored as int8@JOB) exported
+  to ONNX and int8-quantized (ONNX Runtime dynamic), its test accuracy;
 - bench: `distilkit bench` of the fp32 teacher (torch), the fp32 student (torch) and the int8 student (ONNX
   Runtime) interleaved, batch 1 on real test articles cut to 128 tokens (every article is longer: no padding),
-  2 threads, medians over --rounds rounds.
+  2 threads, medians over --rounds rounds (bench@JOB with --int8-from JOB).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ STUDENT_G = RUNS / "mpnet-4L312-general-task"  # task-g: the same task distillat
 STUDENT_D = RUNS / "mpnet-4L312-general-task-aug"  # task-d: task-g with augmentation (the ablation's d)
 STUDENT_E = RUNS / "mpnet-4L312-general-task-transfer"  # task-e: task-g with the transfer set (the ablation's e)
 TRANSFER = RUNS / "ablation-transfer.txt"  # written by benchmarks/tinybert_ablation.py
+STUDENTS = {"task": STUDENT, "task-g": STUDENT_G, "task-d": STUDENT_D, "task-e": STUDENT_E}  # for --int8-from
 INT8 = RUNS / "mpnet-4L312-int8"
 GENERAL = RUNS / "mpnet-general-4L"
 CORPUS = RUNS / "ablation-corpus"  # written by benchmarks/tinybert_ablation.py
@@ -106,14 +107,9 @@ def main() -> None:
     names = ["teacher", "task", "int8", "bench", "general", "task-g", "task-d", "task-e"]
     parser.add_argument("--only", nargs="*", choices=names, help="default: " + " ".join(DEFAULT_JOBS))
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument(
-        "--int8-from",
-        choices=["task", "task-g", "task-d", "task-e"],
-        default="task",
-        help="the student int8 and bench use",
-    )
+    parser.add_argument("--int8-from", choices=list(STUDENTS), default="task", help="the student int8 and bench use")
     args = parser.parse_args()
-    student = {"task": STUDENT, "task-g": STUDENT_G, "task-d": STUDENT_D, "task-e": STUDENT_E}[args.int8_from]
+    student = STUDENTS[args.int8_from]
     jobs = {
         "teacher": teacher,
         "task": task,

@@ -188,7 +188,7 @@ def test_mpnet_export_fuses_its_biased_attention_and_passes_parity(tmp_path, cap
 
 def test_static_int8_mpnet_keeps_its_relative_position_buckets_in_range(tmp_path, capsys):
     """Static QDQ used to round MPNet's float bucket arithmetic too; the bucket index left the bias table and ONNX
-    Runtime crashed (Gather index out of bounds). Only the matrix products are quantized now."""
+    Runtime crashed (Gather index out of bounds). Float arithmetic that ends in an index now stays fp32."""
     from families import build_family_model
     from transformers import AutoConfig, AutoModelForSequenceClassification
 

@@ -25,7 +25,6 @@ class _Graph:
     """Lookups over one onnx GraphProto: who produces a tensor, who reads it, constant values."""
 
     def __init__(self, graph):
-        self.graph = graph
         self.producer = {out: node for node in graph.node for out in node.output}
         self.readers: dict[str, list] = {}
         for node in graph.node:
