@@ -18,42 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from distilkit.compress.onnx_graph import GraphIndex
+
 Q_PERM, K_PERM = [0, 2, 1, 3], [0, 2, 3, 1]
-
-
-class _Graph:
-    """Lookups over one onnx GraphProto: who produces a tensor, who reads it, constant values."""
-
-    def __init__(self, graph):
-        self.producer = {out: node for node in graph.node for out in node.output}
-        self.readers: dict[str, list] = {}
-        for node in graph.node:
-            for name in node.input:
-                self.readers.setdefault(name, []).append(node)
-        self.constants = {init.name: init for init in graph.initializer}
-
-    def made_by(self, tensor: str, op_type: str):
-        node = self.producer.get(tensor)
-        return node if node is not None and node.op_type == op_type else None
-
-    def only_reader(self, tensor: str, op_type: str):
-        readers = self.readers.get(tensor, [])
-        return readers[0] if len(readers) == 1 and readers[0].op_type == op_type else None
-
-    def scalar(self, tensor: str) -> float | None:
-        from onnx import numpy_helper
-
-        if tensor not in self.constants:
-            return None
-        value = numpy_helper.to_array(self.constants[tensor])
-        return float(value) if value.size == 1 else None
 
 
 def _perm(node) -> list[int]:
     return next((list(a.ints) for a in node.attribute if a.name == "perm"), [])
 
 
-def _projection(g: _Graph, tensor: str, perm: list[int]) -> str | None:
+def _projection(g: GraphIndex, tensor: str, perm: list[int]) -> str | None:
     """The (B, S, N·d) projection `Add(MatMul(x, W), b)` behind `Transpose(Reshape(...))`, or None."""
     transpose = g.made_by(tensor, "Transpose")
     if transpose is None or _perm(transpose) != perm:
@@ -63,7 +37,7 @@ def _projection(g: _Graph, tensor: str, perm: list[int]) -> str | None:
     return add.output[0] if add is not None and g.made_by(add.input[0], "MatMul") else None
 
 
-def _match(g: _Graph, softmax) -> dict | None:
+def _match(g: GraphIndex, softmax) -> dict | None:
     """One layer's attention around `softmax`: its q/k/v projections, bias terms, scale and output tensor."""
     biases, tensor = [], softmax.input[0]
     while (add := g.made_by(tensor, "Add")) is not None:  # Softmax(((scores / √d) + bias₁) + bias₂ ...)
@@ -115,7 +89,7 @@ def fuse_biased_attention(model, num_heads: int) -> int:
     """Rewrite every matching attention of an onnx ModelProto in place; returns how many were fused."""
     from onnx import helper
 
-    g = _Graph(model.graph)
+    g = GraphIndex(model.graph)
     layers = [m for s in model.graph.node if s.op_type == "Softmax" and (m := _match(g, s))]
     if not layers:
         return 0
