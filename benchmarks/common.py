@@ -30,11 +30,21 @@ def shown(argv: list[str]) -> str:
     return "distilkit " + " ".join(str(a).replace(str(ROOT) + "/", "") for a in argv)
 
 
+def cpu_model() -> str:
+    """The CPU's model name: results from different machines of this project differ by it (AMD EPYC, Intel Xeon)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+
+
 def machine() -> str:
     from distilkit.models import native_bf16
 
     bf16 = "native bf16" if native_bf16() else "no native bf16"
-    return f"{platform.machine()}, {bf16}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    threads = f"{torch.get_num_threads()} torch threads"
+    return f"{platform.machine()} {cpu_model()}, {bf16}, {threads}, torch {torch.__version__}"
 
 
 def save(name: str, key: str, result: dict) -> Path:

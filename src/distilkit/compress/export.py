@@ -149,10 +149,15 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def optimize_graph(src: Path, dst: Path, config) -> dict:
     """ONNX Runtime's transformer fusions (LayerNorm, GELU, attention when the pattern matches), then distilkit's
     fusion of attention with a relative position bias (MPNet) that ONNX Runtime does not match."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = False  # ONNX Runtime's slow kernel: see onnx_model.SLOW_FUSIONS
     with contextlib.redirect_stdout(io.StringIO()):
-        optimized = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0)
+        optimized = optimize_model(
+            str(src), model_type="bert", num_heads=0, hidden_size=0, optimization_options=options
+        )
     fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
     if config.model_type in BIASED_ATTENTION:
         if n := fuse_biased_attention(optimized.model, config.num_attention_heads):

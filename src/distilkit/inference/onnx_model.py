@@ -22,6 +22,11 @@ from distilkit.errors import DistilkitError
 
 ONNX_FILE = "model.onnx"
 META_FILE = "distilkit_onnx.json"
+# ONNX Runtime fusions that make our graphs slower on CPU, so neither export nor our CPU sessions apply them.
+# SkipLayerNormalization (residual Add + LayerNorm in one kernel): ONNX Runtime 1.32's CPU kernel took 291 us on
+# a [1, 128, 312] input where Add then LayerNormalization took 54 us (one thread, an AVX-512 Xeon); unfused, the
+# int8 4L-312 student ran ~21% faster at batch 1, MiniLM-L6 ~12% (benchmarks/results/onnx_fusions.json, skip-ln).
+SLOW_FUSIONS = ["SkipLayerNormFusion"]
 
 
 def is_onnx_folder(path) -> bool:
@@ -53,21 +58,28 @@ def session_options(threads: int | None = None):
     return options
 
 
+def open_session(path: Path, threads: int | None = None, options=None):
+    """An ONNX Runtime session on CUDA when onnxruntime-gpu has it, else on the CPU without SLOW_FUSIONS."""
+    import onnxruntime as ort
+
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    disabled = SLOW_FUSIONS if providers == ["CPUExecutionProvider"] else []
+    options = options or session_options(threads)
+    return ort.InferenceSession(str(path), options, providers=providers, disabled_optimizers=disabled)
+
+
 class OnnxClassifier:
     """An ONNX Runtime session with the call shape `run_batches` needs: a dict of int64 arrays → logits."""
 
     def __init__(self, folder: Path, threads: int | None = None):
         """`folder` is an ONNX folder, or an .onnx file itself."""
-        import onnxruntime as ort
-
         self.path = Path(folder) if str(folder).endswith(".onnx") else Path(folder) / ONNX_FILE
         if not self.path.exists():
             raise DistilkitError(
                 f"{folder}: no {ONNX_FILE}; export one with distilkit export --model ... --output {folder}"
             )
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=providers)
+            self.session = open_session(self.path, threads)
         except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DistilkitError(

@@ -1,0 +1,110 @@
+"""Benchmark: ONNX Runtime's SkipLayerNormalization fusion on vs off, and the 12-layer teacher → int8 4L-312 speed-up.
+
+    make mpnet && python benchmarks/onnx_fusions.py [--rounds 30] [--repeats 3]
+
+Latency does not depend on the weights' values, so this needs no training: it builds, under
+benchmarks/runs/fusions/, all-mpnet-base-v2 (12L-768H, the TinyBERT benchmark's teacher) and the packaged
+MiniLM-L6 with new 5-label heads, and a random-init MPNet student of the TinyBERT-4 shape (4L-312H-12A-1200F).
+Each student is exported with `distilkit export` (since this change: residual Add + LayerNormalization left
+unfused), copied with ONNX Runtime's SkipLayerNormalization fusion applied (what export wrote before), and both
+graphs are int8-quantized with `distilkit quantize --method dynamic`. Then `distilkit bench` times the fp32
+teacher (PyTorch) and the int8 graphs interleaved, batch 1, real bbc-news test articles cut to 128 tokens, 2
+threads, --repeats runs of --rounds rounds; the JSON (benchmarks/results/onnx_fusions.json, key skip-ln) keeps
+every run and the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import shutil
+import statistics
+
+from common import RUNS, run_distilkit, save, shown
+
+OUT = RUNS / "fusions"
+LABELS = ["business", "entertainment", "politics", "sport", "tech"]
+STUDENTS = ("mpnet-4L312", "minilm-l6")
+
+
+def build_models() -> None:
+    """The teacher and the two students as model folders with a 5-label head (random where untrained)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from distilkit.models import resolve_model
+
+    heads = dict(num_labels=5, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    mpnet, minilm = resolve_model("all-mpnet-base-v2"), resolve_model("minilm-l6")
+    torch.manual_seed(0)
+    for name, source in (("teacher", mpnet), ("minilm-l6", minilm)):
+        model = AutoModelForSequenceClassification.from_pretrained(source, **heads)
+        model.save_pretrained(OUT / name)
+        AutoTokenizer.from_pretrained(source).save_pretrained(OUT / name)
+    shape = dict(num_hidden_layers=4, hidden_size=312, num_attention_heads=12, intermediate_size=1200)
+    config = AutoConfig.from_pretrained(mpnet, **shape, **heads)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(OUT / "mpnet-4L312")
+    AutoTokenizer.from_pretrained(mpnet).save_pretrained(OUT / "mpnet-4L312")
+
+
+def with_skip_layernorm(src, dst) -> int:
+    """A copy of an exported ONNX folder with ONNX Runtime's SkipLayerNormalization fusion applied."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    with contextlib.redirect_stdout(io.StringIO()):
+        fused = optimize_model(str(src / "model.onnx"), model_type="bert", num_heads=0, hidden_size=0)
+    fused.save_model_to_file(str(dst / "model.onnx"))
+    return sum(n.op_type == "SkipLayerNormalization" for n in fused.model.graph.node)
+
+
+def build_graphs() -> dict:
+    """For each student: exported (unfused) and SkipLayerNorm-fused graphs, both int8. Returns the node counts."""
+    counts = {}
+    for student in STUDENTS:
+        onnx = OUT / f"{student}-onnx"
+        run_distilkit(["export", "--model", OUT / student, "--data", "bbc-news", "--output", onnx, "--overwrite"])
+        counts[student] = with_skip_layernorm(onnx, OUT / f"{student}-onnx-skipln")
+        for variant in ("onnx", "onnx-skipln"):
+            argv = ["quantize", "--model", OUT / f"{student}-{variant}", "--method", "dynamic", "--data", "bbc-news"]
+            run_distilkit([*argv, "--output", OUT / f"{student}-int8-{variant[5:] or 'unfused'}", "--overwrite"])
+    return counts
+
+
+def bench_once(models: list, rounds: int) -> tuple[str, dict]:
+    out = OUT / "bench.json"
+    argv = ["bench", *models, "--data", "bbc-news", "--max-length", "128", "--threads", "2"]
+    argv += ["--rounds", str(rounds), "--memory", "false", "--output", out]
+    run_distilkit(argv)
+    rows = json.loads(out.read_text())["models"]
+    return shown(argv), {r["model"]: {"p50_ms": r["latency_p50_ms"], "speedup": r["speedup"]} for r in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    build_models()
+    counts = build_graphs()
+    models = [OUT / "teacher"]
+    models += [OUT / f"{s}-int8-{v}" for s in STUDENTS for v in ("skipln", "unfused")]
+    runs = []
+    for _ in range(args.repeats):
+        command, run = bench_once(models, args.rounds)
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+    medians = {
+        name: {k: round(statistics.median(r[name][k] for r in runs), 2) for k in ("p50_ms", "speedup")}
+        for name in runs[0]
+    }
+    result = {"command": command, "rounds": args.rounds, "skip_layernorm_nodes": counts, "runs": runs}
+    save("onnx_fusions", "skip-ln", {**result, "medians": medians})
+    print(json.dumps(medians, indent=1))
+
+
+if __name__ == "__main__":
+    main()
