@@ -1,6 +1,6 @@
 """Benchmark: TinyBERT's whole method on our data, after the paper's ablation (Jiao et al. 2020, Table 6).
 
-    python benchmarks/tinybert_ablation.py [--only JOB ...]
+    python benchmarks/tinybert_ablation.py [--only JOB ...] [--seeds 42 1 2] [--tag T]
 
 The student is the TinyBERT-4 shape (4L-312H-12A-1200F, random init) of the fine-tuned MiniLM-L6 bbc-news teacher
 (benchmarks/runs/minilm-l6-bbc-news, from benchmarks/finetune_builtin.py). Every task distillation uses one
@@ -12,6 +12,7 @@ jobs differ only in what the paper varies:
 - c: task + augmentation (--augment 1);                d (G): general + task + augmentation;
 - e (G): general + task with an unlabeled transfer set: the unseen rest of the train articles (the model reads
   only their first 128 tokens), cut into ~100-word pieces, one piece per labelled article (--unlabeled-ratio 1);
+  e-r2 (G): e with two pieces per labelled article (--unlabeled-ratio 2);
 - few-teacher: the teacher fine-tuned on 10% of the train labels (seeded, stratified);
 - few / few-transfer (G): the student distilled from few-teacher on the 10% alone / with the other 90% of the
   train articles as unlabeled text; few-long (G): the 10% alone for as many optimizer steps as few-transfer;
@@ -24,7 +25,8 @@ The corpus is the train split only of the built-in datasets: Brown's train sente
 bbc-news train articles; no dev or test text. Results go to benchmarks/results/tinybert_ablation.json, one
 entry per job, written as each job finishes; `--seeds 42 1 2` runs each distillation once per --seed (the student's
 new task head, the projections, dropout, shuffling and augmentation; splits stay fixed), stored as `job@seedN`, and
-the table gives medians over them (`--table` prints it from the stored results).
+the table gives medians over them (`--table` prints it from the stored results). `--tag T` stores the jobs as rows
+`job.T` in folders of their own: a rerun on another machine must not replace the stored rows.
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ def jobs() -> dict[str, list]:
         "d": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK, "--augment", "1"],
         "e": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
         + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        # e with twice the transfer set: two unseen pieces per labelled article
+        "e-r2": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
+        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "2"],
         "few-teacher": ["finetune", "--model", "minilm-l6", "--data", FEW, "--epochs", "10", "--lr", "1e-4"],
         "few": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task],
         "few-transfer": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task]
@@ -118,10 +123,12 @@ def jobs() -> dict[str, list]:
     }
 
 
-def run_job(name: str, seed: int, cache: str) -> None:
-    """One job with one --seed (42, the default, keeps the plain name); its result merged into the JSON."""
+def run_job(name: str, seed: int, cache: str, tag: str = "") -> None:
+    """One job with one --seed (42, the default, keeps the plain name); its result merged into the JSON.
+    A --tag makes it a row of its own (`e.TAG`, folder ablation-e.TAG): a rerun on another machine or teacher."""
+    row = f"{name}.{tag}" if tag else name
     key, output = (
-        (name, RUNS / f"ablation-{name}") if seed == 42 else (f"{name}@seed{seed}", RUNS / f"ablation-{name}-{seed}")
+        (row, RUNS / f"ablation-{row}") if seed == 42 else (f"{row}@seed{seed}", RUNS / f"ablation-{row}-{seed}")
     )
     output = GENERAL if name == "general" else output
     argv = [*jobs()[name], "--output", output, *COMMON]
@@ -157,6 +164,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(jobs()))
     parser.add_argument("--seeds", nargs="*", type=int, default=[42], help="--seed values for the distillations")
     parser.add_argument("--table", action="store_true", help="print the medians of the stored results and stop")
+    parser.add_argument("--tag", default="", help="store the jobs as JOB.TAG rows (e.g. a rerun on another machine)")
     args = parser.parse_args()
     if args.table:
         return table()
@@ -165,7 +173,7 @@ def main() -> None:
     cache = tempfile.mkdtemp(prefix="distilkit-ablation-cache-")
     for name in args.only or list(jobs()):
         for seed in args.seeds if jobs()[name][0] == "distill" and name != "general" else [42]:
-            run_job(name, seed, cache)
+            run_job(name, seed, cache, args.tag)
     table()
 
 
