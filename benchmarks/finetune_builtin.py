@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-import torch
+from common import machine
 
 HERE = Path(__file__).parent
 JOBS = {
@@ -92,9 +91,7 @@ def main() -> None:
     for name in names:
         results[name] = run_job(name, args.threads)
         results[name]["date"] = date.today().isoformat()
-        results[name]["machine"] = (
-            f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-        )
+        results[name]["machine"] = machine()
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{'dataset':<10} {'train ex':>8} {'test ex':>8} {'accuracy':>9} {'macro F1':>9} {'train s':>8}")

@@ -59,14 +59,13 @@ def resolve_model(name_or_path: str) -> str:
     """Turn an alias, run folder or model folder into what `from_pretrained` takes; check folders early."""
     if not name_or_path:
         raise DistilkitError("no model given: pass --model (a model folder, run folder, hub id or minilm-l6)")
+    path = Path(name_or_path)
     # a folder of that name in the working directory wins over an alias, as it does over a hub id in
     # from_pretrained: `finetune --output minilm-l6` then `--model minilm-l6` means the fine-tuned model
-    if name_or_path in ALIASES and not Path(name_or_path).is_dir():
+    if name_or_path in ALIASES and not path.is_dir():
         return str(_alias_folder(name_or_path))
-    # all-mpnet-base-v2: joined from five PyPI parts into a cache folder
-    if name_or_path in SPLIT_ALIASES and not Path(name_or_path).is_dir():
+    if name_or_path in SPLIT_ALIASES and not path.is_dir():  # all-mpnet-base-v2: five PyPI parts → a cache folder
         return str(split_alias_folder(name_or_path))
-    path = Path(name_or_path)
     if path.is_dir():
         if (path / "model").is_dir() and not (path / "config.json").exists():
             path = path / "model"  # a distilkit run folder
