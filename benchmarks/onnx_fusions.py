@@ -1,6 +1,6 @@
-"""Benchmark: ONNX Runtime's SkipLayerNormalization fusion on vs off, and the 12-layer teacher → int8 4L-312 speed-up.
+"""Benchmark: graph changes for the int8 student's speed, on vs off, and the 12-layer teacher → int8 4L-312 speed-up.
 
-    make mpnet && python benchmarks/onnx_fusions.py [--rounds 30] [--repeats 3]
+    make mpnet && python benchmarks/onnx_fusions.py [--compare skip-ln|patches] [--rounds 30] [--repeats 3]
 
 Latency does not depend on the weights' values, so this needs no training: it builds, under
 benchmarks/runs/fusions/, all-mpnet-base-v2 (12L-768H, the TinyBERT benchmark's teacher) and the packaged
@@ -11,6 +11,10 @@ graphs are int8-quantized with `distilkit quantize --method dynamic`. Then `dist
 teacher (PyTorch) and the int8 graphs interleaved, batch 1, real bbc-news test articles cut to 128 tokens, 2
 threads, --repeats runs of --rounds rounds; the JSON (benchmarks/results/onnx_fusions.json, key skip-ln) keeps
 every run and the medians.
+
+`--compare patches` (key export-patches) times the MPNet student exported with `--patches false` (its own code
+traced: relative-position buckets and the padding mask recomputed in ~45 small nodes per run) against the
+default export (compress/export_patches.py: a position-bias table, a one-step padding mask), both int8 dynamic.
 """
 
 from __future__ import annotations
@@ -74,6 +78,21 @@ def build_graphs() -> dict:
     return counts
 
 
+def build_patch_graphs() -> dict:
+    """The MPNet student exported without and with distilkit's export patches, both int8. Returns node counts."""
+    import onnx
+
+    nodes = {}
+    for variant, flag in (("unpatched", "false"), ("patched", "true")):
+        onnx_dir = OUT / f"mpnet-4L312-onnx-{variant}"
+        argv = ["export", "--model", OUT / "mpnet-4L312", "--data", "bbc-news", "--patches", flag]
+        run_distilkit([*argv, "--output", onnx_dir, "--overwrite"])
+        nodes[variant] = len(onnx.load(str(onnx_dir / "model.onnx")).graph.node)
+        argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news"]
+        run_distilkit([*argv, "--output", OUT / f"mpnet-4L312-int8-{variant}", "--overwrite"])
+    return nodes
+
+
 def bench_once(models: list, rounds: int) -> tuple[str, dict]:
     out = OUT / "bench.json"
     argv = ["bench", *models, "--data", "bbc-news", "--max-length", "128", "--threads", "2"]
@@ -85,13 +104,18 @@ def bench_once(models: list, rounds: int) -> tuple[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--compare", choices=["skip-ln", "patches"], default="skip-ln")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     build_models()
-    counts = build_graphs()
-    models = [OUT / "teacher"]
-    models += [OUT / f"{s}-int8-{v}" for s in STUDENTS for v in ("skipln", "unfused")]
+    if args.compare == "skip-ln":
+        key, built = "skip-ln", {"skip_layernorm_nodes": build_graphs()}
+        students = [OUT / f"{s}-int8-{v}" for s in STUDENTS for v in ("skipln", "unfused")]
+    else:
+        key, built = "export-patches", {"onnx_nodes_fp32": build_patch_graphs()}
+        students = [OUT / f"mpnet-4L312-int8-{v}" for v in ("unpatched", "patched")]
+    models = [OUT / "teacher", *students]
     runs = []
     for _ in range(args.repeats):
         command, run = bench_once(models, args.rounds)
@@ -101,8 +125,8 @@ def main() -> None:
         name: {k: round(statistics.median(r[name][k] for r in runs), 2) for k in ("p50_ms", "speedup")}
         for name in runs[0]
     }
-    result = {"command": command, "rounds": args.rounds, "skip_layernorm_nodes": counts, "runs": runs}
-    save("onnx_fusions", "skip-ln", {**result, "medians": medians})
+    result = {"command": command, "rounds": args.rounds, **built, "runs": runs}
+    save("onnx_fusions", key, {**result, "medians": medians})
     print(json.dumps(medians, indent=1))
 
 

@@ -97,3 +97,25 @@ def build_family_model(folder: Path, family: str) -> Path:
     torch.manual_seed(0)
     AutoModel.from_config(_config(family)).save_pretrained(folder)
     return folder
+
+
+def build_family_classifier(tmp_path: Path, family: str):
+    """A tiny random `family` classifier with topic_rows' 3 labels, saved to tmp_path/family; returns (folder, the
+    model in eval mode). Its position bias (where it has one) and head are drawn larger than the default init's,
+    so that logit comparisons at 1e-4 see them."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    folder = build_family_model(tmp_path / family, family)
+    labels = {0: "food", 1: "music", 2: "sport"}  # conftest.topic_rows' labels
+    config = AutoConfig.from_pretrained(folder, id2label=labels, label2id={v: k for k, v in labels.items()})
+    torch.manual_seed(1)
+    model = AutoModelForSequenceClassification.from_config(config)
+    with torch.no_grad():  # the default init's position bias and head are too small for a 1e-4 tolerance to see
+        for module in model.modules():
+            if hasattr(module, "relative_attention_bias"):
+                module.relative_attention_bias.weight.normal_(0, 1)
+        for weight in (p for n, p in model.named_parameters() if n.startswith("classifier") and p.dim() == 2):
+            weight.normal_(0, 1)
+    model.save_pretrained(folder)
+    return folder, model.eval()

@@ -20,6 +20,7 @@ import torch
 
 from distilkit.compress.attention_fusion import fuse_biased_attention
 from distilkit.compress.common import default_output, with_run_data
+from distilkit.compress.export_patches import patched_for_export
 from distilkit.compress.options import ExportConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
@@ -193,7 +194,8 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
     work = run.prepare()
     try:
         started = time.perf_counter()
-        export_graph(model, sample, input_names, work / ONNX_FILE, cfg.opset)
+        with patched_for_export(model) if cfg.patches else contextlib.nullcontext([]) as patches:
+            export_graph(model, sample, input_names, work / ONNX_FILE, cfg.opset)
         seconds = time.perf_counter() - started
         diff = max_difference(run_batches(OnnxClassifier(work), dataset, collator, 8), reference)
         if diff > cfg.tolerance:
@@ -227,6 +229,7 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
             "opset": cfg.opset,
             "max_length": cfg.max_length,
             "export_seconds": round(seconds, 1),
+            "export_patches": patches,
             "fused_operators": fused,
             "parity": parity,
             "size_bytes": (work / ONNX_FILE).stat().st_size,

@@ -24,6 +24,8 @@ class ExportConfig(DataOptions):
         tolerance: Largest allowed absolute logit difference between ONNX Runtime and PyTorch (fp32).
         opset: ONNX opset version.
         optimize: Apply ONNX Runtime's transformer graph fusions (checked by the same parity test).
+        patches: Trace the model with distilkit's export patches of its code (MPNet: a position-bias table and a
+            one-step padding mask; same numbers, fewer nodes per run); false traces the model's own code.
         overwrite: Replace an existing output folder.
     """
 
@@ -34,6 +36,7 @@ class ExportConfig(DataOptions):
     tolerance: float = opt(1e-4, POSITIVE)
     opset: int = opt(18, Rule(low=14, integer=True))  # torch.onnx's dynamo exporter needs ≥ 14
     optimize: bool = True
+    patches: bool = True
     overwrite: bool = False
 
 

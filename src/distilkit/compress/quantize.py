@@ -95,7 +95,8 @@ WALK_STOPS = {"Cast", "Shape", "MatMul", "Gemm", "Softmax", "LayerNormalization"
 def index_arithmetic_nodes(graph) -> list[str]:
     """Nodes of float arithmetic whose result is cast to an integer: they compute indices, not activations.
 
-    MPNet's relative-position buckets are log(distance) scaled and cast to an index. Static QDQ
+    Relative-position buckets are log(distance) scaled and cast to an index (MPNet's, in graphs exported without
+    export_patches' bias table: older exports, or a transformers layout the patch does not know). Static QDQ
     rounds such a Mul like any activation, the -inf of log(0) calibrates an infinite scale, and the index leaves
     the bias table (ONNX Runtime: Gather index out of bounds). Walks back from each Cast to an integer or bool
     type through its producers, stopping at the next Cast or Shape (beyond them nothing is float) and at the
@@ -169,6 +170,7 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
         rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id, trained.regression
     )
     input_names = [i for i in read_meta(src_folder)["inputs"] if i in MODEL_INPUTS]
+    kept = index_arithmetic_nodes(graph)
     methods = {
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
@@ -184,7 +186,7 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
             weight_type=QuantType.QInt8,
             per_channel=cfg.per_channel,
             calibrate_method=methods[cfg.calibration_method],
-            nodes_to_exclude=index_arithmetic_nodes(graph),
+            nodes_to_exclude=kept,
             extra_options=extra,
         )
     return {
@@ -195,6 +197,7 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
         "per_channel": cfg.per_channel,
         "calibration": cfg.calibration_method,
         "calibration_examples": len(rows),
+        "kept_fp32": kept,
     }
 
 
