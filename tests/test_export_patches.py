@@ -1,12 +1,13 @@
 """Export-time model patches (compress/export_patches.py): the patched model computes what the model's own code
-does, the patch is undone after the trace, and the exported graph loses the per-run work it was written for."""
+does, the patch is undone after the trace, and the exported graph loses the per-run work it was written for.
+Also what static int8 must leave fp32 in such a graph (the attention bias, the fused embedding tables)."""
 
 import json
 import sys
 
 import numpy as np
 import torch
-from conftest import run_cli
+from conftest import run_cli, topic_rows, write_csv
 from families import build_family_classifier
 
 from distilkit.compress.export_patches import PATCHES, patched_for_export
@@ -78,3 +79,34 @@ def test_mpnet_export_has_no_per_run_bucket_or_mask_arithmetic(tmp_path, capsys)
             reference = model(**batch).logits.numpy()
         logits = session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
         assert np.abs(logits - reference).max() <= 1e-4, batch["input_ids"].shape
+
+
+def test_static_int8_mpnet_still_masks_padding_and_dequantizes_no_table_per_run(tmp_path, capsys):
+    """Static QDQ used to quantize MultiHeadAttention's attention bias (position bias + padding mask) to 8 bits
+    calibrated on short unpadded texts: the mask's −3.4e38 clamped to a small number and padded tokens were
+    attended to. It also dequantized the fused embedding node's tables on every run. Both now stay fp32: a text
+    gives the same int8 logits alone and padded in a batch beside a long one."""
+    import onnx
+
+    from distilkit.inference.onnx_model import open_session
+
+    folder, model = build_family_classifier(tmp_path, "mpnet")
+    data = write_csv(tmp_path / "topics.csv", topic_rows(60, seed=4))
+    args = ["quantize", "--model", folder, "--method", "static", "--data", data, "--split", "0.8,0.1,0.1"]
+    code, _, err = run_cli([*args, "--calibration-samples", "16", "--output", tmp_path / "int8"], capsys)
+    assert code == 0, err
+    graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.op_type == "MultiHeadAttention":
+            assert producer.get(node.input[5]) != "DequantizeLinear"
+        if node.op_type == "EmbedLayerNormalization":  # its word and position tables (the LayerNorm's ones and
+            # zeros are one initializer shared with quantized layers in this random model, so may be dequantized)
+            assert "DequantizeLinear" not in {producer.get(i) for i in node.input[2:4]}
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)  # the layers themselves are int8
+    session = open_session(tmp_path / "int8" / "model.onnx")
+    batch = padded_batch(model.config.vocab_size)
+    short = {k: v[-1:, : LENGTHS[-1]].numpy() for k, v in batch.items()}  # the 7-token row without its padding
+    alone = session.run(None, short)[0][0]
+    padded = session.run(None, {k: v.numpy() for k, v in batch.items()})[0][-1]
+    assert np.abs(alone - padded).max() < 1e-3 * max(1.0, np.abs(alone).max()), (alone, padded)
