@@ -79,7 +79,7 @@ def two_models(tiny_model, tmp_path_factory):
     return [str(root / "teacher"), str(root / "student")]
 
 
-def fake_rounds(calls, singles, many, rounds):
+def fake_rounds(calls, singles, many, rounds, settle_ms=0):
     """The teacher stalls on a quarter of its calls; the student is steady: p50 166 / p95 913 ms vs 9.5 ms."""
     teacher = [0.166] * 15 + [0.913] * 5
     return [teacher, [0.0095] * 20][: len(calls)], [[0.5] * 3 for _ in calls]
@@ -218,3 +218,28 @@ def test_report_judges_an_old_bench_json_by_its_spread(tmp_path):
     run = pipeline_run(tmp_path, DISTURBED, {"p50": 9.5, "p95": 10.1})  # written before bench had the flags
     verdict, md, _ = verdict_of(run)
     assert "faster" not in verdict and "could not be measured reliably" in verdict
+
+
+@pytest.mark.parametrize("settle_ms, untimed", [(50, {"teacher": 1, "student": 4}), (0, {"teacher": 0, "student": 0})])
+def test_each_timed_call_comes_after_its_own_models_untimed_calls(monkeypatch, settle_ms, untimed):
+    """Right after another model a call is slow (that model's threads still spin, its data fills the caches):
+    bench runs each model untimed for settle_ms first, and times its calls only then."""
+    import distilkit.evaluate.bench as bench_module
+
+    clock, log = [0.0], []
+
+    def model(name: str, seconds: float):
+        def call(batch):
+            log.append((name, batch["id"]))
+            clock[0] += seconds if batch["id"] == "one" else 4 * seconds
+
+        return call
+
+    monkeypatch.setattr(bench_module.time, "perf_counter", lambda: clock[0])
+    calls = [model("teacher", 0.125), model("student", 1 / 64)]
+    latency, throughput = bench_module.timed_rounds(calls, [{"id": "one"}], {"id": "many"}, 2, settle_ms)
+    per_round = []
+    for name in ("teacher", "student"):
+        per_round += [(name, "one")] * (untimed[name] + 1) + [(name, "many")]
+    assert log == per_round * 2
+    assert latency == [[0.125] * 2, [1 / 64] * 2] and throughput == [[0.5] * 2, [1 / 16] * 2]

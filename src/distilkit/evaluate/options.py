@@ -25,6 +25,9 @@ class BenchConfig(Checked):
         max_length: Truncate real texts to this many tokens.
         batch_size: Batch size of the throughput measurement.
         rounds: Timed rounds; every model runs once per round (interleaved), medians and p95 over rounds.
+        settle_ms: Before each timed call, run the same model untimed for at least this long, so the calls
+            of the model before it (whose worker threads still spin, whose data fills the caches) do not slow
+            it; 0 times each model right after the previous one, as distilkit bench did before.
         warmup: Untimed calls per model first.
         threads: CPU threads for torch and ONNX Runtime (default: torch's default).
         memory: Measure peak memory (a subprocess per model loads it and runs one batch).
@@ -38,6 +41,7 @@ class BenchConfig(Checked):
     max_length: int = opt(128, MAX_LENGTH)
     batch_size: int = opt(32, AT_LEAST_1)
     rounds: int = opt(30, AT_LEAST_1)
+    settle_ms: int = opt(50, COUNT)
     warmup: int = opt(3, COUNT)
     threads: Optional[int] = opt(None, AT_LEAST_1)
     memory: bool = True
