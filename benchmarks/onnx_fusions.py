@@ -1,6 +1,6 @@
 """Benchmark: graph changes for the int8 student's speed, on vs off, and the 12-layer teacher → int8 4L-312 speed-up.
 
-    make mpnet && python benchmarks/onnx_fusions.py [--compare skip-ln|patches] [--rounds 30] [--repeats 3]
+    make mpnet && python benchmarks/onnx_fusions.py [--compare skip-ln|patches|settle] [--rounds 30] [--repeats 3]
 
 Latency does not depend on the weights' values, so this needs no training: it builds, under
 benchmarks/runs/fusions/, all-mpnet-base-v2 (12L-768H, the TinyBERT benchmark's teacher) and the packaged
@@ -16,6 +16,11 @@ every run and the medians.
 traced: relative-position buckets and the padding mask recomputed on every run; 135 fp32 nodes) against the
 default export (compress/export_patches.py: a position-bias table, a one-step padding mask; 101 nodes), both int8
 dynamic; the JSON records both node counts.
+
+`--compare settle` (key bench-settle) benches the teacher and two int8 graphs of the patched student, as export and
+quantize wrote them before 2026-12-05 (three q/k/v products, BiasGelu, an int8 position-bias lookup) and as
+they write them now, with `--settle-ms 0` (each timed call right after the other model's, as bench did before)
+and with the default 50, alternating; then times the student's 1st to 12th call after a teacher call.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import shutil
 import statistics
 
@@ -94,22 +100,106 @@ def build_patch_graphs() -> dict:
     return nodes
 
 
-def bench_once(models: list, rounds: int) -> tuple[str, dict]:
+def bench_once(models: list, rounds: int, settle_ms: int | None = None) -> tuple[str, dict]:
     out = OUT / "bench.json"
     argv = ["bench", *models, "--data", "bbc-news", "--max-length", "128", "--threads", "2"]
     argv += ["--rounds", str(rounds), "--memory", "false", "--output", out]
+    argv += [] if settle_ms is None else ["--settle-ms", str(settle_ms)]
     run_distilkit(argv)
     rows = json.loads(out.read_text())["models"]
     return shown(argv), {r["model"]: {"p50_ms": r["latency_p50_ms"], "speedup": r["speedup"]} for r in rows}
 
 
+def calls_after_switch(teacher, student, rounds: int, calls: int = 12) -> list[float]:
+    """Median ms of the student's 1st, 2nd, ... call right after the teacher's (one process, like bench)."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from distilkit.evaluate.bench import caller, input_batches
+    from distilkit.evaluate.options import BenchConfig
+    from distilkit.inference.loading import load_trained
+
+    torch.set_num_threads(2)
+    os.environ["DISTILKIT_ORT_THREADS"] = "2"  # as bench --threads 2 sets it
+    loaded = [load_trained(str(m)) for m in (teacher, student)]
+    singles, _ = input_batches(loaded[0].tokenizer, BenchConfig(data="bbc-news", max_length=128))
+    run_teacher, run_student = (caller(t, "onnx" if i else "torch") for i, t in enumerate(loaded))
+    times = []
+    for r in range(rounds):
+        batch = singles[r % len(singles)]
+        run_teacher(batch)
+        row = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            run_student(batch)
+            row.append(1000 * (time.perf_counter() - start))
+        times.append(row)
+    return [round(float(x), 2) for x in np.median(times, axis=0)]
+
+
+def build_graph_as_before() -> None:
+    """The student's int8 graph as distilkit wrote it before three changes of 2026-12-05, which are turned off in
+    this process only: q, k, v as three products (attention_fusion's merge), Add + Gelu fused into BiasGelu at
+    export, the position-bias lookup int8 (quantize's attention_bias_nodes)."""
+    from unittest import mock
+
+    from onnxruntime.transformers import fusion_options
+
+    class BiasGeluOptions(fusion_options.FusionOptions):
+        def __setattr__(self, name, value):
+            super().__setattr__(name, True if name == "enable_bias_gelu" else value)
+
+    onnx_dir, int8_dir = OUT / "mpnet-4L312-onnx-before", OUT / "mpnet-4L312-int8-before"
+    with (
+        mock.patch("distilkit.compress.attention_fusion._merge_projections", lambda *args: []),
+        mock.patch.object(fusion_options, "FusionOptions", BiasGeluOptions),
+        mock.patch("distilkit.compress.quantize.attention_bias_nodes", lambda graph: []),
+    ):
+        run_distilkit(
+            ["export", "--model", OUT / "mpnet-4L312", "--data", "bbc-news", "--output", onnx_dir, "--overwrite"]
+        )
+        argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news", "--output", int8_dir]
+        run_distilkit([*argv, "--overwrite"])
+
+
+def compare_settle(args) -> None:
+    """bench --settle-ms 0 (each call right after the other model's) vs the default, alternating, with the
+    student's int8 graph as written before the 2026-12-05 changes and now; then the student's latency by
+    position after a teacher call."""
+    build_patch_graphs()
+    build_graph_as_before()
+    models = [OUT / "teacher", OUT / "mpnet-4L312-int8-before", OUT / "mpnet-4L312-int8-patched"]
+    runs = {"settle_0": [], "settle_50": []}
+    for _ in range(args.repeats):
+        for settle_ms in (0, 50):
+            command, run = bench_once(models, args.rounds, settle_ms)
+            runs[f"settle_{settle_ms}"].append(run)
+            print(settle_ms, json.dumps(run), flush=True)
+    medians = {
+        key: {
+            name: {k: round(statistics.median(r[name][k] for r in done), 2) for k in ("p50_ms", "speedup")}
+            for name in done[0]
+        }
+        for key, done in runs.items()
+    }
+    positions = calls_after_switch(models[0], models[-1], args.rounds)
+    print("student ms by call after a teacher call:", positions)
+    result = {"command": command, "rounds": args.rounds, "runs": runs, "medians": medians}
+    save("onnx_fusions", "bench-settle", {**result, "student_ms_by_call_after_teacher": positions})
+    print(json.dumps(medians, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compare", choices=["skip-ln", "patches"], default="skip-ln")
+    parser.add_argument("--compare", choices=["skip-ln", "patches", "settle"], default="skip-ln")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     build_models()
+    if args.compare == "settle":
+        return compare_settle(args)
     if args.compare == "skip-ln":
         key, built = "skip-ln", {"skip_layernorm_nodes": build_graphs()}
         students = [OUT / f"{s}-int8-{v}" for s in STUDENTS for v in ("skipln", "unfused")]

@@ -126,16 +126,33 @@ def index_arithmetic_nodes(graph) -> list[str]:
     return _walk_back(graph, [name for node in casts for name in node.input])
 
 
-def static_fp32_nodes(graph) -> list[str]:
-    """What static QDQ must leave fp32: index arithmetic (above), and the inputs of fused com.microsoft nodes
-    that have no int8 kernel to absorb a DequantizeLinear, so QDQ would only add work and error:
-    - the attention bias of a fused MultiHeadAttention (MPNet's position bias plus the padding mask): 8 bits
-      calibrated on unpadded text clamp the mask's −3.4e38 to about −0.07, so padding was attended to;
-    - the tables of a fused EmbedLayerNormalization: dequantized on every run (6.6 ms for MPNet's word table on
-      the 4L-312 student, whose int8 graph then ran slower than its fp32 one: 13.9 vs 9.8 ms)."""
+def attention_bias_nodes(graph) -> list[str]:
+    """The nodes computing each fused MultiHeadAttention's attention bias (MPNet's position bias plus the padding
+    mask). MultiHeadAttention has no int8 kernel, so int8 there only adds work and error. Static QDQ: 8 bits
+    calibrated on unpadded text clamp the mask's −3.4e38 to about −0.07, so padding was attended to. Dynamic:
+    the position-bias table was gathered as int8, transposed and dequantized to (batch, heads, n, n) on every
+    run: 0.10 ms of the 4L-312 student's 5.85 in one interleaved A/B."""
     bias = [n.input[5] for n in graph.node if n.op_type == "MultiHeadAttention" and len(n.input) > 5 and n.input[5]]
+    return _walk_back(graph, bias)
+
+
+def qkv_split_nodes(graph) -> list[str]:
+    """The Splits of q, k and v computed in one product (attention_fusion's merge): they feed only
+    MultiHeadAttention, which has no int8 kernel. Left in, ONNX Runtime 1.32's QDQ quantizer never finished such a
+    graph (a stack dump showed it looping in `_quantize_sharing_param_tensors`, where a Split's outputs wait for
+    the quantization of its input)."""
+    inputs = {name for n in graph.node if n.op_type == "MultiHeadAttention" for name in n.input[:3]}
+    return [n.name for n in graph.node if n.op_type == "Split" and set(n.output) <= inputs]
+
+
+def static_fp32_nodes(graph) -> list[str]:
+    """What static QDQ must leave fp32: index arithmetic, the attention bias and the q/k/v Splits (above), and the
+    tables of a fused EmbedLayerNormalization, which has no int8 kernel to absorb a DequantizeLinear: dequantized
+    on every run (6.6 ms for MPNet's word table on the 4L-312 student, whose int8 graph then ran slower than its
+    fp32 one: 13.9 vs 9.8 ms)."""
     embeddings = [n.name for n in graph.node if n.op_type == "EmbedLayerNormalization"]
-    return list(dict.fromkeys([*index_arithmetic_nodes(graph), *_walk_back(graph, bias), *embeddings]))
+    nodes = [*index_arithmetic_nodes(graph), *attention_bias_nodes(graph), *qkv_split_nodes(graph), *embeddings]
+    return list(dict.fromkeys(nodes))
 
 
 def offset_position_embeddings(graph) -> list[str]:
@@ -173,7 +190,7 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     graph = onnx.load(str(src), load_external_data=False).graph
     if cfg.method == "dynamic":
-        kept = offset_position_embeddings(graph)
+        kept = offset_position_embeddings(graph) + attention_bias_nodes(graph)
         with quiet_root_logger():
             quantize_dynamic(
                 str(src),
