@@ -110,6 +110,14 @@ def bench_once(models: list, rounds: int, settle_ms: int | None = None) -> tuple
     return shown(argv), {r["model"]: {"p50_ms": r["latency_p50_ms"], "speedup": r["speedup"]} for r in rows}
 
 
+def medians_of(runs: list[dict]) -> dict:
+    """Per model, the median over runs of bench_once's p50 and speed-up."""
+    return {
+        name: {k: round(statistics.median(r[name][k] for r in runs), 2) for k in ("p50_ms", "speedup")}
+        for name in runs[0]
+    }
+
+
 def calls_after_switch(teacher, student, rounds: int, calls: int = 12) -> list[float]:
     """Median ms of the student's 1st, 2nd, ... call right after the teacher's (one process, like bench)."""
     import time
@@ -177,13 +185,7 @@ def compare_settle(args) -> None:
             command, run = bench_once(models, args.rounds, settle_ms)
             runs[f"settle_{settle_ms}"].append(run)
             print(settle_ms, json.dumps(run), flush=True)
-    medians = {
-        key: {
-            name: {k: round(statistics.median(r[name][k] for r in done), 2) for k in ("p50_ms", "speedup")}
-            for name in done[0]
-        }
-        for key, done in runs.items()
-    }
+    medians = {key: medians_of(done) for key, done in runs.items()}
     positions = calls_after_switch(models[0], models[-1], args.rounds)
     print("student ms by call after a teacher call:", positions)
     result = {"command": command, "rounds": args.rounds, "runs": runs, "medians": medians}
@@ -212,10 +214,7 @@ def main() -> None:
         command, run = bench_once(models, args.rounds)
         runs.append(run)
         print(json.dumps(run), flush=True)
-    medians = {
-        name: {k: round(statistics.median(r[name][k] for r in runs), 2) for k in ("p50_ms", "speedup")}
-        for name in runs[0]
-    }
+    medians = medians_of(runs)
     result = {"command": command, "rounds": args.rounds, **built, "runs": runs}
     save("onnx_fusions", key, {**result, "medians": medians})
     print(json.dumps(medians, indent=1))

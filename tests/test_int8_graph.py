@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from conftest import run_cli, topic_rows, write_csv
 from families import build_family_classifier
@@ -22,11 +23,20 @@ def loaded_graph(model_file, tmp_path):
     return onnx.load(str(tmp_path / "as-loaded.onnx")).graph
 
 
-def test_mpnet_export_computes_q_k_v_in_one_product_and_leaves_gelu_apart_from_its_bias(tmp_path, capsys):
-    folder, model = build_family_classifier(tmp_path, "mpnet")
-    code, _, err = run_cli(["export", "--model", folder, "--output", tmp_path / "onnx"], capsys)
-    assert code == 0, err
-    graph = onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny MPNet classifier and its default export, shared by this module's tests: (model, onnx folder)."""
+    from distilkit.cli import run
+
+    root = tmp_path_factory.mktemp("int8-graph")
+    folder, model = build_family_classifier(root, "mpnet")
+    run([str(a) for a in ("export", "--model", folder, "--output", root / "onnx")])
+    return model, root / "onnx"
+
+
+def test_mpnet_export_computes_q_k_v_in_one_product_and_leaves_gelu_apart_from_its_bias(exported):
+    model, onnx_dir = exported
+    graph = onnx.load(str(onnx_dir / "model.onnx")).graph
     producer = {out: node for node in graph.node for out in node.output}
     weights = {init.name: init for init in graph.initializer}
     layers, hidden = model.config.num_hidden_layers, model.config.hidden_size
@@ -40,20 +50,20 @@ def test_mpnet_export_computes_q_k_v_in_one_product_and_leaves_gelu_apart_from_i
     kinds = [n.op_type for n in graph.node]
     assert "BiasGelu" not in kinds and kinds.count("Gelu") == layers
     # the parity check ran on the rewritten graph (the export would have failed otherwise)
-    meta = json.loads((tmp_path / "onnx" / "distilkit_onnx.json").read_text())
+    meta = json.loads((onnx_dir / "distilkit_onnx.json").read_text())
     assert meta["parity"]["max_abs_logit_diff_optimized"] <= 1e-4
     assert meta["fused_operators"]["QKVMatMul"] == meta["fused_operators"]["MultiHeadAttention"] == layers
 
 
-def test_dynamic_int8_mpnet_folds_every_bias_into_its_product_and_keeps_the_attention_bias_fp32(tmp_path, capsys):
-    folder, model = build_family_classifier(tmp_path, "mpnet")
-    code, _, err = run_cli(["export", "--model", folder, "--output", tmp_path / "onnx"], capsys)
-    assert code == 0, err
+def test_dynamic_int8_mpnet_folds_every_bias_into_its_product_and_keeps_the_attention_bias_fp32(
+    exported, tmp_path, capsys
+):
+    model, onnx_dir = exported
     data = write_csv(tmp_path / "topics.csv", topic_rows(60, seed=4))
-    args = ["quantize", "--model", tmp_path / "onnx", "--method", "dynamic", "--data", data, "--split", "0.8,0.1,0.1"]
+    args = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", data, "--split", "0.8,0.1,0.1"]
     code, _, err = run_cli([*args, "--output", tmp_path / "int8"], capsys)
     assert code == 0, err
-    fp32 = onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph
+    fp32 = onnx.load(str(onnx_dir / "model.onnx")).graph
     products = sum(n.op_type in ("MatMul", "Gemm") for n in fp32.node)
     graph = loaded_graph(tmp_path / "int8" / "model.onnx", tmp_path)
     producer = {out: node for node in graph.node for out in node.output}
