@@ -1,6 +1,7 @@
 """Benchmark: graph changes for the int8 student's speed, on vs off, and the 12-layer teacher → int8 4L-312 speed-up.
 
-    make mpnet && python benchmarks/onnx_fusions.py [--compare skip-ln|patches|settle] [--rounds 30] [--repeats 3]
+    make mpnet && python benchmarks/onnx_fusions.py [--compare skip-ln|patches|settle|first-token] [--rounds 30]
+        [--repeats 3]
 
 Latency does not depend on the weights' values, so this needs no training: it builds, under
 benchmarks/runs/fusions/, all-mpnet-base-v2 (12L-768H, the TinyBERT benchmark's teacher) and the packaged
@@ -21,6 +22,10 @@ dynamic; the JSON records both node counts.
 quantize wrote them before 2026-12-05 (three q/k/v products, BiasGelu, an int8 position-bias lookup) and as
 they write them now, with `--settle-ms 0` (each timed call right after the other model's, as bench did before)
 and with the default 50, alternating; then times the student's 1st to 12th call after a teacher call.
+
+`--compare first-token` (key first-token) exports both students with export's first-token pass turned off in this
+process (every layer on every token, as before 2026-12-05) and on (compress/first_token.py: the last layer after
+its attention on the token the classifier reads), both int8 dynamic, and benches them with the teacher.
 """
 
 from __future__ import annotations
@@ -98,6 +103,25 @@ def build_patch_graphs() -> dict:
         argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news"]
         run_distilkit([*argv, "--output", OUT / f"mpnet-4L312-int8-{variant}", "--overwrite"])
     return nodes
+
+
+def build_first_token_graphs() -> dict:
+    """Each student exported with the first-token pass off and on, both int8. Returns how many nodes it moved."""
+    from unittest import mock
+
+    moved = {}
+    for student in STUDENTS:
+        for variant in ("all-tokens", "first-token"):
+            onnx_dir, int8_dir = OUT / f"{student}-onnx-{variant}", OUT / f"{student}-int8-{variant}"
+            off = mock.patch("distilkit.compress.export.compute_first_token_only", lambda model: 0)
+            with off if variant == "all-tokens" else contextlib.nullcontext():
+                argv = ["export", "--model", OUT / student, "--data", "bbc-news", "--output", onnx_dir]
+                run_distilkit([*argv, "--overwrite"])
+            fused = json.loads((onnx_dir / "distilkit_onnx.json").read_text())["fused_operators"]
+            moved[f"{student}-{variant}"] = fused.get("FirstTokenOnly", 0)
+            argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news", "--output", int8_dir]
+            run_distilkit([*argv, "--overwrite"])
+    return moved
 
 
 def bench_once(models: list, rounds: int, settle_ms: int | None = None) -> tuple[str, dict]:
@@ -195,7 +219,7 @@ def compare_settle(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compare", choices=["skip-ln", "patches", "settle"], default="skip-ln")
+    parser.add_argument("--compare", choices=["skip-ln", "patches", "settle", "first-token"], default="skip-ln")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -205,6 +229,9 @@ def main() -> None:
     if args.compare == "skip-ln":
         key, built = "skip-ln", {"skip_layernorm_nodes": build_graphs()}
         students = [OUT / f"{s}-int8-{v}" for s in STUDENTS for v in ("skipln", "unfused")]
+    elif args.compare == "first-token":
+        key, built = "first-token", {"first_token_nodes": build_first_token_graphs()}
+        students = [OUT / f"{s}-int8-{v}" for s in STUDENTS for v in ("all-tokens", "first-token")]
     else:
         key, built = "export-patches", {"onnx_nodes_fp32": build_patch_graphs()}
         students = [OUT / f"mpnet-4L312-int8-{v}" for v in ("unpatched", "patched")]

@@ -69,7 +69,9 @@ def test_token_classification_export(ner_run, tmp_path, capsys):
     out = tmp_path / "ner-onnx"
     code, _, err = run_cli(["export", "--model", ner_run, "--output", out], capsys)
     assert code == 0, err
-    assert json.loads((out / "distilkit_onnx.json").read_text())["parity"]["max_abs_logit_diff"] <= 1e-4
+    meta = json.loads((out / "distilkit_onnx.json").read_text())
+    assert meta["parity"]["max_abs_logit_diff"] <= 1e-4
+    assert "FirstTokenOnly" not in meta["fused_operators"]  # every token's tags are read
     sentence = ["anna visited new york"]
     assert (
         predictions(ner_run, sentence, tmp_path, capsys)[0]["tags"]

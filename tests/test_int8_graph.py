@@ -43,8 +43,10 @@ def test_mpnet_export_computes_q_k_v_in_one_product_and_leaves_gelu_apart_from_i
     attention = [n for n in graph.node if n.op_type == "MultiHeadAttention"]
     assert len(attention) == layers
     for node in attention:
-        split = producer[node.input[0]]
-        assert split.op_type == "Split" and list(split.output) == list(node.input[:3])
+        split = producer[node.input[1]]
+        query = node.input[0] if producer[node.input[0]] is split else producer[node.input[0]].input[0]
+        assert node is attention[-1] or query == node.input[0]  # the last layer's query: token 0 (first_token)
+        assert split.op_type == "Split" and list(split.output) == [query, *node.input[1:3]]
         product = producer[producer[split.input[0]].input[0]]
         assert product.op_type == "MatMul" and list(weights[product.input[1]].dims) == [hidden, 3 * hidden]
     kinds = [n.op_type for n in graph.node]
@@ -53,6 +55,8 @@ def test_mpnet_export_computes_q_k_v_in_one_product_and_leaves_gelu_apart_from_i
     meta = json.loads((onnx_dir / "distilkit_onnx.json").read_text())
     assert meta["parity"]["max_abs_logit_diff_optimized"] <= 1e-4
     assert meta["fused_operators"]["QKVMatMul"] == meta["fused_operators"]["MultiHeadAttention"] == layers
+    # the last attention, its output product, 2 LayerNorms, the feed-forward, biases and residuals: token 0 only
+    assert meta["fused_operators"]["FirstTokenOnly"] == 12
 
 
 def test_dynamic_int8_mpnet_folds_every_bias_into_its_product_and_keeps_the_attention_bias_fp32(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distilkit.compress.onnx_graph import GraphIndex
+from distilkit.compress.onnx_graph import GraphIndex, topological_sort
 
 Q_PERM, K_PERM = [0, 2, 1, 3], [0, 2, 3, 1]
 
@@ -76,18 +76,7 @@ def _prune_and_sort(graph) -> None:
     read = {name for node in graph.node for name in node.input}
     for init in [i for i in graph.initializer if i.name not in read]:  # the Reshape shapes, the √d divisors
         graph.initializer.remove(init)
-    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    order, pending = [], list(graph.node)
-    while pending:
-        runnable = [n for n in pending if all(i in ready for i in n.input)]
-        if not runnable:
-            raise ValueError("attention fusion left a cycle")  # cannot happen for the matched pattern
-        for node in runnable:
-            order.append(node)
-            ready.update(node.output)
-            pending.remove(node)
-    del graph.node[:]
-    graph.node.extend(order)
+    topological_sort(graph)
 
 
 def _merge_projections(g: GraphIndex, model, layer: dict, i: int) -> list:

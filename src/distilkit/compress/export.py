@@ -21,6 +21,7 @@ import torch
 from distilkit.compress.attention_fusion import fuse_biased_attention
 from distilkit.compress.common import default_output, with_run_data
 from distilkit.compress.export_patches import patched_for_export
+from distilkit.compress.first_token import compute_first_token_only
 from distilkit.compress.options import ExportConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
@@ -149,7 +150,8 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 def optimize_graph(src: Path, dst: Path, config) -> dict:
     """ONNX Runtime's transformer fusions (LayerNorm, GELU, attention when the pattern matches), then distilkit's
-    fusion of attention with a relative position bias (MPNet) that ONNX Runtime does not match."""
+    fusion of attention with a relative position bias (MPNet) that ONNX Runtime does not match, then the last
+    layer cut to the one token a sequence classifier reads (compress/first_token.py)."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -168,6 +170,8 @@ def optimize_graph(src: Path, dst: Path, config) -> dict:
     if config.model_type in BIASED_ATTENTION:
         counts = fuse_biased_attention(optimized.model, config.num_attention_heads)
         fused.update({op: n for op, n in counts.items() if n})
+    if moved := compute_first_token_only(optimized.model):
+        fused["FirstTokenOnly"] = moved
     optimized.save_model_to_file(str(dst))
     return fused
 

@@ -39,3 +39,19 @@ class GraphIndex:
     def scalar(self, tensor: str) -> float | None:
         value = self.array(tensor)
         return float(value) if value is not None and value.size == 1 else None
+
+
+def topological_sort(graph) -> None:
+    """Put the nodes back in the topological order ONNX requires, after a pass appended or rewired some."""
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    order, pending = [], list(graph.node)
+    while pending:
+        runnable = [n for n in pending if all(i in ready for i in n.input)]
+        if not runnable:
+            raise ValueError("a graph pass left a cycle or an input nothing produces")
+        for node in runnable:
+            order.append(node)
+            ready.update(node.output)
+            pending.remove(node)
+    del graph.node[:]
+    graph.node.extend(order)

@@ -137,12 +137,15 @@ def attention_bias_nodes(graph) -> list[str]:
 
 
 def qkv_split_nodes(graph) -> list[str]:
-    """The Splits of q, k and v computed in one product (attention_fusion's merge): they feed only
-    MultiHeadAttention, which has no int8 kernel. Left in, ONNX Runtime 1.32's QDQ quantizer never finished such a
-    graph (a stack dump showed it looping in `_quantize_sharing_param_tensors`, where a Split's outputs wait for
-    the quantization of its input)."""
+    """The Splits of q, k and v computed in one product (attention_fusion's merge), and the Slice that cuts a
+    query to its first token (first_token's pass): they feed only MultiHeadAttention, which has no int8 kernel.
+    Left in, ONNX Runtime 1.32's QDQ quantizer never finished such a graph (a stack dump showed it looping in
+    `_quantize_sharing_param_tensors`, where a Split's outputs wait for the quantization of its input)."""
     inputs = {name for n in graph.node if n.op_type == "MultiHeadAttention" for name in n.input[:3]}
-    return [n.name for n in graph.node if n.op_type == "Split" and set(n.output) <= inputs]
+    cuts = [n for n in graph.node if n.op_type == "Slice" and n.output[0] in inputs]
+    inputs |= {n.input[0] for n in cuts}
+    splits = [n.name for n in graph.node if n.op_type == "Split" and set(n.output) <= inputs]
+    return splits + [n.name for n in cuts]
 
 
 def static_fp32_nodes(graph) -> list[str]:
