@@ -1,7 +1,7 @@
 """Benchmark: graph changes for the int8 student's speed, on vs off, and the 12-layer teacher → int8 4L-312 speed-up.
 
-    make mpnet && python benchmarks/onnx_fusions.py [--compare skip-ln|patches|settle|first-token] [--rounds 30]
-        [--repeats 3]
+    make mpnet && python benchmarks/onnx_fusions.py [--compare skip-ln|patches|settle|first-token|sdpa]
+        [--rounds 30] [--repeats 3]
 
 Latency does not depend on the weights' values, so this needs no training: it builds, under
 benchmarks/runs/fusions/, all-mpnet-base-v2 (12L-768H, the TinyBERT benchmark's teacher) and the packaged
@@ -26,6 +26,9 @@ and with the default 50, alternating; then times the student's 1st to 12th call 
 `--compare first-token` (key first-token) exports both students with export's first-token pass turned off in this
 process (every layer on every token, as before 2026-12-05) and on (compress/first_token.py: the last layer after
 its attention on the token the classifier reads), both int8 dynamic, and benches them with the teacher.
+
+`--compare sdpa` (key sdpa-attention) does the same for MiniLM-L6 with distilkit's attention fusion off (its SDPA
+attention unfused, as before 2026-12-05) and on (MultiHeadAttention, compress/attention_fusion.py).
 """
 
 from __future__ import annotations
@@ -124,6 +127,23 @@ def build_first_token_graphs() -> dict:
     return moved
 
 
+def build_sdpa_graphs() -> dict:
+    """MiniLM-L6 exported with distilkit's attention fusion off and on, both int8. Returns the fused operators."""
+    from unittest import mock
+
+    fused = {}
+    for variant in ("unfused-attention", "fused-attention"):
+        onnx_dir, int8_dir = OUT / f"minilm-l6-onnx-{variant}", OUT / f"minilm-l6-int8-{variant}"
+        off = mock.patch("distilkit.compress.export.fuse_biased_attention", lambda model, heads: {})
+        with off if variant == "unfused-attention" else contextlib.nullcontext():
+            argv = ["export", "--model", OUT / "minilm-l6", "--data", "bbc-news", "--output", onnx_dir]
+            run_distilkit([*argv, "--overwrite"])
+        fused[variant] = json.loads((onnx_dir / "distilkit_onnx.json").read_text())["fused_operators"]
+        argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news", "--output", int8_dir]
+        run_distilkit([*argv, "--overwrite"])
+    return fused
+
+
 def bench_once(models: list, rounds: int, settle_ms: int | None = None) -> tuple[str, dict]:
     out = OUT / "bench.json"
     argv = ["bench", *models, "--data", "bbc-news", "--max-length", "128", "--threads", "2"]
@@ -219,7 +239,7 @@ def compare_settle(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compare", choices=["skip-ln", "patches", "settle", "first-token"], default="skip-ln")
+    parser.add_argument("--compare", choices=["skip-ln", "patches", "settle", "first-token", "sdpa"], default="skip-ln")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -232,6 +252,9 @@ def main() -> None:
     elif args.compare == "first-token":
         key, built = "first-token", {"first_token_nodes": build_first_token_graphs()}
         students = [OUT / f"{s}-int8-{v}" for s in STUDENTS for v in ("all-tokens", "first-token")]
+    elif args.compare == "sdpa":
+        key, built = "sdpa-attention", {"fused_operators": build_sdpa_graphs()}
+        students = [OUT / f"minilm-l6-int8-{v}" for v in ("unfused-attention", "fused-attention")]
     else:
         key, built = "export-patches", {"onnx_nodes_fp32": build_patch_graphs()}
         students = [OUT / f"mpnet-4L312-int8-{v}" for v in ("unpatched", "patched")]

@@ -168,6 +168,35 @@ def test_export_refuses_a_model_without_a_task_head(tiny_model, tmp_path, capsys
     assert code == 2 and "no sequence- or token-classification head" in err
 
 
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra", "distilbert"])
+def test_sdpa_attention_fuses_into_multihead_attention_with_the_models_logits(tmp_path, capsys, family):
+    """transformers 5's scaled_dot_product_attention, as the dynamo exporter decomposes it (q and kᵀ each scaled
+    by d^-¼, the padding mask added, a NaN guard after the softmax), which ONNX Runtime does not match: distilkit's
+    pass fuses it into MultiHeadAttention. The export compares padded batches with PyTorch; here also a batch of
+    very different lengths."""
+    import onnx
+    import torch
+    from families import build_family_classifier
+    from test_export_patches import padded_batch
+
+    from distilkit.inference.onnx_model import open_session
+
+    folder, model = build_family_classifier(tmp_path, family)
+    code, _, err = run_cli(["export", "--model", folder, "--output", tmp_path / "onnx"], capsys)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "onnx" / "distilkit_onnx.json").read_text())
+    layers = model.config.num_hidden_layers
+    assert meta["fused_operators"].get("MultiHeadAttention") == layers, meta["fused_operators"]
+    graph = onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph
+    assert not [n for n in graph.node if n.op_type in ("Softmax", "IsNaN")]
+    batch = padded_batch(model.config.vocab_size)
+    session = open_session(tmp_path / "onnx" / "model.onnx")
+    feed = {i.name: batch.get(i.name, torch.zeros_like(batch["input_ids"])).numpy() for i in session.get_inputs()}
+    with torch.no_grad():
+        reference = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
+    assert np.abs(session.run(None, feed)[0] - reference).max() < 1e-4
+
+
 def test_mpnet_export_fuses_its_biased_attention_and_passes_parity(tmp_path, capsys):
     """MPNet (all-mpnet-base-v2's family): ONNX Runtime fuses LayerNorm and GELU; distilkit's own pass fuses the
     attention with its relative position bias into MultiHeadAttention, one per layer, within the parity check."""

@@ -1,11 +1,15 @@
 """Fuse attention whose scores carry an additive bias into ONNX Runtime's MultiHeadAttention (distilkit's pass).
 
-ONNX Runtime's transformer optimizer fuses LayerNorm, GELU and skip connections of MPNet (all-mpnet-base-v2's
-family) but not its attention: MPNet adds a relative position bias to the scores, a pattern the optimizer does
-not know. Per layer, as torch.onnx's dynamo exporter writes it:
+ONNX Runtime's transformer optimizer fuses the LayerNorms and GELUs of BERT-family models but, in graphs that
+transformers 5 and torch.onnx's dynamo exporter write, none of their attentions: MPNet adds a relative position
+bias to the scores, and the others go through scaled_dot_product_attention, which the exporter decomposes into
+a pattern the optimizer does not know. Per layer:
 
-    q, k, v = Add(MatMul(x, W), b) → Reshape(B, S, N, d) → Transpose      (k transposed to (B, N, d, S))
-    probs   = Softmax(Div(MatMul(q, kᵀ), √d) + bias₁ + bias₂ + ...)          (position bias, padding mask)
+    q, k, v = Add(MatMul(x, W), b) → Reshape(B, S, N, d) → Transpose           (B, N, S, d)
+    scores  = MatMul(q, kᵀ) / √d                              (MPNet's code: k transposed to (B, N, d, S))
+            | MatMul(q · d^-¼, kᵀ · d^-¼)                     (SDPA: kᵀ through Reshape/Transpose/Reshape)
+    probs   = Softmax(scores + bias₁ + bias₂ + ...)           (position bias, padding mask; SDPA then replaces
+                                                               NaN rows by 0: `Where(IsNaN(p), 0, p)`)
     context = Reshape(Transpose(MatMul(probs, v)), (B, S, N·d))
 
 becomes `context = MultiHeadAttention(q, k, v, attention_bias=bias₁ + bias₂ + ..., num_heads=N, scale=1/√d)`:
@@ -42,25 +46,60 @@ def _projection(g: GraphIndex, tensor: str, perm: list[int]) -> str | None:
     return add.output[0] if add is not None and g.made_by(add.input[0], "MatMul") else None
 
 
+def _transposed_key(g: GraphIndex, tensor: str) -> str | None:
+    """SDPA's kᵀ: `Reshape(Transpose(Reshape(k, (B·N, S, d)), (0, 2, 1)), (B, N, d, S))` of a (B, N, S, d) key."""
+    outer = g.made_by(tensor, "Reshape")
+    transpose = outer and g.made_by(outer.input[0], "Transpose")
+    inner = transpose and _perm(transpose) == [0, 2, 1] and g.made_by(transpose.input[0], "Reshape")
+    return _projection(g, inner.input[0], Q_PERM) if inner else None
+
+
+def _scaled_scores(g: GraphIndex, tensor: str) -> tuple | None:
+    """(q, k, scale) behind the attention scores: `MatMul(q, kᵀ) / √d` (MPNet's code), or `MatMul(q·s, kᵀ·s)` with
+    s = d^-¼ (transformers' scaled_dot_product_attention path, as the dynamo exporter decomposes it)."""
+    div = g.made_by(tensor, "Div")
+    if div is not None:
+        scores, divisor = g.made_by(div.input[0], "MatMul"), g.scalar(div.input[1])
+        if not (scores and divisor):
+            return None
+        return _projection(g, scores.input[0], Q_PERM), _projection(g, scores.input[1], K_PERM), 1.0 / divisor
+    scores = g.made_by(tensor, "MatMul")
+    q_mul, k_mul = (scores and g.made_by(scores.input[i], "Mul") for i in (0, 1))
+    q_scale, k_scale = (mul and g.scalar(mul.input[1]) for mul in (q_mul, k_mul))
+    if not (q_scale and k_scale):
+        return None
+    return _projection(g, q_mul.input[0], Q_PERM), _transposed_key(g, k_mul.input[0]), q_scale * k_scale
+
+
+def _unguarded(g: GraphIndex, probs: str) -> str:
+    """SDPA's `Where(IsNaN(p), 0, p)` after the softmax → its output, else `probs`. A row is NaN only when every
+    key is masked with -inf; the masks here use the dtype's minimum, and MultiHeadAttention gives such a row a
+    uniform softmax like the unfused graph, so dropping the guard changes nothing (the parity check runs after)."""
+    readers = g.readers.get(probs, [])
+    isnan = next((r for r in readers if r.op_type == "IsNaN"), None)
+    where = next((r for r in readers if r.op_type == "Where" and list(r.input[1:]) and r.input[2] == probs), None)
+    if len(readers) == 2 and isnan and where and where.input[0] == isnan.output[0] and g.scalar(where.input[1]) == 0:
+        return where.output[0]
+    return probs
+
+
 def _match(g: GraphIndex, softmax) -> dict | None:
     """One layer's attention around `softmax`: its q/k/v projections, bias terms, scale and output tensor."""
     biases, tensor = [], softmax.input[0]
     while (add := g.made_by(tensor, "Add")) is not None:  # Softmax(((scores / √d) + bias₁) + bias₂ ...)
         biases.insert(0, add.input[1])
         tensor = add.input[0]
-    div = g.made_by(tensor, "Div")
-    scores = div and g.made_by(div.input[0], "MatMul")
-    divisor = div and g.scalar(div.input[1])
-    if not (biases and scores and divisor):
+    found = _scaled_scores(g, tensor)
+    if not (biases and found):
         return None
-    context = g.only_reader(softmax.output[0], "MatMul")
+    q, k, scale = found
+    context = g.only_reader(_unguarded(g, softmax.output[0]), "MatMul")
     back = context and g.only_reader(context.output[0], "Transpose")
     merge = back and _perm(back) == Q_PERM and g.only_reader(back.output[0], "Reshape")
-    q, k = _projection(g, scores.input[0], Q_PERM), _projection(g, scores.input[1], K_PERM)
     v = context and _projection(g, context.input[1], Q_PERM)
     if not (merge and q and k and v):
         return None
-    return {"q": q, "k": k, "v": v, "biases": biases, "scale": 1.0 / divisor, "output": merge}
+    return {"q": q, "k": k, "v": v, "biases": biases, "scale": scale, "output": merge}
 
 
 def _prune_and_sort(graph) -> None:

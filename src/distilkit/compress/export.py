@@ -41,11 +41,10 @@ SAMPLE_TEXTS = [
     "A spokesman said talks would continue next week, although no date has been fixed for the final vote.",
     "Researchers released an open-source tool that translates legacy code into modern languages.",
 ]
-# Model types ONNX Runtime's transformer optimizer knows how to fuse (its "bert" fusions cover these layouts).
-# MPNet: embedding LayerNorm, bias-GELU and skip-LayerNorm fuse; its attention (relative position bias) does not,
-# so distilkit's own pass fuses that one.
+# Model types ONNX Runtime's transformer optimizer knows how to fuse (its "bert" fusions cover these layouts):
+# LayerNorms and GELUs. Their attention, as transformers 5 and the dynamo exporter write it, it does not match;
+# distilkit's own pass (compress/attention_fusion.py) fuses that.
 ORT_FUSABLE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert", "mpnet")
-BIASED_ATTENTION = ("mpnet",)  # attention fused by distilkit's own pass (compress/attention_fusion.py)
 
 
 class LogitsOnly(torch.nn.Module):
@@ -150,7 +149,7 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 def optimize_graph(src: Path, dst: Path, config) -> dict:
     """ONNX Runtime's transformer fusions (LayerNorm, GELU, attention when the pattern matches), then distilkit's
-    fusion of attention with a relative position bias (MPNet) that ONNX Runtime does not match, then the last
+    fusion of the attentions ONNX Runtime does not match (MPNet's biased one, SDPA's decomposition), then the last
     layer cut to the one token a sequence classifier reads (compress/first_token.py)."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -167,9 +166,8 @@ def optimize_graph(src: Path, dst: Path, config) -> dict:
             str(src), model_type="bert", num_heads=0, hidden_size=0, optimization_options=options
         )
     fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
-    if config.model_type in BIASED_ATTENTION:
-        counts = fuse_biased_attention(optimized.model, config.num_attention_heads)
-        fused.update({op: n for op, n in counts.items() if n})
+    counts = fuse_biased_attention(optimized.model, config.num_attention_heads)
+    fused.update({op: n for op, n in counts.items() if n})
     if moved := compute_first_token_only(optimized.model):
         fused["FirstTokenOnly"] = moved
     optimized.save_model_to_file(str(dst))
