@@ -77,7 +77,7 @@ def _unguarded(g: GraphIndex, probs: str) -> str:
     uniform softmax like the unfused graph, so dropping the guard changes nothing (the parity check runs after)."""
     readers = g.readers.get(probs, [])
     isnan = next((r for r in readers if r.op_type == "IsNaN"), None)
-    where = next((r for r in readers if r.op_type == "Where" and list(r.input[1:]) and r.input[2] == probs), None)
+    where = next((r for r in readers if r.op_type == "Where" and r.input[2] == probs), None)
     if len(readers) == 2 and isnan and where and where.input[0] == isnan.output[0] and g.scalar(where.input[1]) == 0:
         return where.output[0]
     return probs
