@@ -168,7 +168,7 @@ def test_export_refuses_a_model_without_a_task_head(tiny_model, tmp_path, capsys
     assert code == 2 and "no sequence- or token-classification head" in err
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "electra", "distilbert"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra", "distilbert", "albert"])
 def test_sdpa_attention_fuses_into_multihead_attention_with_the_models_logits(tmp_path, capsys, family):
     """transformers 5's scaled_dot_product_attention, as the dynamo exporter decomposes it (q and kᵀ each scaled
     by d^-¼, the padding mask added, a NaN guard after the softmax), which ONNX Runtime does not match: distilkit's
@@ -189,6 +189,8 @@ def test_sdpa_attention_fuses_into_multihead_attention_with_the_models_logits(tm
     assert meta["fused_operators"].get("MultiHeadAttention") == layers, meta["fused_operators"]
     graph = onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph
     assert not [n for n in graph.node if n.op_type in ("Softmax", "IsNaN")]
+    merged = [init.name for init in graph.initializer if init.name.startswith("qkv_weight")]
+    assert len(merged) == (1 if family == "albert" else layers)  # ALBERT's layers share one set of weights
     batch = padded_batch(model.config.vocab_size)
     session = open_session(tmp_path / "onnx" / "model.onnx")
     feed = {i.name: batch.get(i.name, torch.zeros_like(batch["input_ids"])).numpy() for i in session.get_inputs()}

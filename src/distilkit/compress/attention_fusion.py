@@ -118,8 +118,10 @@ def _prune_and_sort(graph) -> None:
     topological_sort(graph)
 
 
-def _merge_projections(g: GraphIndex, model, layer: dict, i: int) -> list:
-    """One MatMul + Add + Split in place of the q, k, v projections of one layer (module docstring), or []."""
+def _merge_projections(g: GraphIndex, model, layer: dict, i: int, shared: dict) -> list:
+    """One MatMul + Add + Split in place of the q, k, v projections of one layer (module docstring), or [].
+    `shared` maps the source weights' names to the layer whose merged weights hold them: layers that share their
+    weights (ALBERT) share the merged ones too, instead of one copy per layer."""
     from onnx import helper, numpy_helper
 
     adds = [g.made_by(layer[name], "Add") for name in ("q", "k", "v")]
@@ -131,14 +133,16 @@ def _merge_projections(g: GraphIndex, model, layer: dict, i: int) -> list:
         return []  # other inputs (cross-attention) or weights not readable here (external data)
     if any(w.ndim != 2 for w in weights) or any(b.ndim != 1 for b in biases):
         return []
-    names = [f"qkv_weight_{i}", f"qkv_bias_{i}", f"qkv_sizes_{i}"]
-    model.graph.initializer.extend(
-        [
-            numpy_helper.from_array(np.concatenate(weights, axis=1), names[0]),
-            numpy_helper.from_array(np.concatenate(biases), names[1]),
-            numpy_helper.from_array(np.array([w.shape[1] for w in weights], dtype=np.int64), names[2]),
-        ]
-    )
+    first = shared.setdefault(tuple(mm.input[1] for mm in products) + tuple(add.input[1] for add in adds), i)
+    names = [f"qkv_weight_{first}", f"qkv_bias_{first}", f"qkv_sizes_{first}"]
+    if first == i:
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.concatenate(weights, axis=1), names[0]),
+                numpy_helper.from_array(np.concatenate(biases), names[1]),
+                numpy_helper.from_array(np.array([w.shape[1] for w in weights], dtype=np.int64), names[2]),
+            ]
+        )
     for add in adds:  # their outputs now come from the Split; the MatMuls they read are pruned as dead
         model.graph.node.remove(add)
     return [
@@ -157,7 +161,7 @@ def fuse_biased_attention(model, num_heads: int) -> dict[str, int]:
     layers = [m for s in model.graph.node if s.op_type == "Softmax" and (m := _match(g, s))]
     if not layers:
         return {}
-    new, bias_sums, merged = [], {}, 0
+    new, bias_sums, merged, shared = [], {}, 0, {}
     for i, layer in enumerate(layers):
         key = tuple(layer["biases"])
         if key not in bias_sums:  # the position bias and the padding mask are the same in every layer
@@ -181,7 +185,7 @@ def fuse_biased_attention(model, num_heads: int) -> dict[str, int]:
             )
         )
         model.graph.node.remove(merge)
-        projection = _merge_projections(g, model, layer, i)
+        projection = _merge_projections(g, model, layer, i, shared)
         new += projection
         merged += bool(projection)
     model.graph.node.extend(new)

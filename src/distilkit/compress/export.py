@@ -44,7 +44,7 @@ SAMPLE_TEXTS = [
 # Model types ONNX Runtime's transformer optimizer knows how to fuse (its "bert" fusions cover these layouts):
 # LayerNorms and GELUs. Their attention, as transformers 5 and the dynamo exporter write it, it does not match;
 # distilkit's own pass (compress/attention_fusion.py) fuses that.
-ORT_FUSABLE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert", "mpnet")
+ORT_FUSABLE = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert", "mpnet", "albert")
 
 
 class LogitsOnly(torch.nn.Module):
