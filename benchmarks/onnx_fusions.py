@@ -108,6 +108,18 @@ def build_patch_graphs() -> dict:
     return nodes
 
 
+def export_int8(model, onnx_dir, int8_dir, *turned_off) -> dict:
+    """`distilkit export` of `model`, then `quantize --method dynamic`, with the `turned_off` mock.patch objects
+    active for both (each turns a graph change off in this process only). Returns the export's fused operators."""
+    with contextlib.ExitStack() as stack:
+        for patch in turned_off:
+            stack.enter_context(patch)
+        run_distilkit(["export", "--model", model, "--data", "bbc-news", "--output", onnx_dir, "--overwrite"])
+        argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news", "--output", int8_dir]
+        run_distilkit([*argv, "--overwrite"])
+    return json.loads((onnx_dir / "distilkit_onnx.json").read_text())["fused_operators"]
+
+
 def build_first_token_graphs() -> dict:
     """Each student exported with the first-token pass off and on, both int8. Returns how many nodes it moved."""
     from unittest import mock
@@ -115,15 +127,10 @@ def build_first_token_graphs() -> dict:
     moved = {}
     for student in STUDENTS:
         for variant in ("all-tokens", "first-token"):
-            onnx_dir, int8_dir = OUT / f"{student}-onnx-{variant}", OUT / f"{student}-int8-{variant}"
-            off = mock.patch("distilkit.compress.export.compute_first_token_only", lambda model: 0)
-            with off if variant == "all-tokens" else contextlib.nullcontext():
-                argv = ["export", "--model", OUT / student, "--data", "bbc-news", "--output", onnx_dir]
-                run_distilkit([*argv, "--overwrite"])
-            fused = json.loads((onnx_dir / "distilkit_onnx.json").read_text())["fused_operators"]
+            off = [mock.patch("distilkit.compress.export.compute_first_token_only", lambda model: 0)]
+            dirs = OUT / f"{student}-onnx-{variant}", OUT / f"{student}-int8-{variant}"
+            fused = export_int8(OUT / student, *dirs, *(off if variant == "all-tokens" else []))
             moved[f"{student}-{variant}"] = fused.get("FirstTokenOnly", 0)
-            argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news", "--output", int8_dir]
-            run_distilkit([*argv, "--overwrite"])
     return moved
 
 
@@ -133,14 +140,9 @@ def build_sdpa_graphs() -> dict:
 
     fused = {}
     for variant in ("unfused-attention", "fused-attention"):
-        onnx_dir, int8_dir = OUT / f"minilm-l6-onnx-{variant}", OUT / f"minilm-l6-int8-{variant}"
-        off = mock.patch("distilkit.compress.export.fuse_biased_attention", lambda model, heads: {})
-        with off if variant == "unfused-attention" else contextlib.nullcontext():
-            argv = ["export", "--model", OUT / "minilm-l6", "--data", "bbc-news", "--output", onnx_dir]
-            run_distilkit([*argv, "--overwrite"])
-        fused[variant] = json.loads((onnx_dir / "distilkit_onnx.json").read_text())["fused_operators"]
-        argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news", "--output", int8_dir]
-        run_distilkit([*argv, "--overwrite"])
+        off = [mock.patch("distilkit.compress.export.fuse_biased_attention", lambda model, heads: {})]
+        dirs = OUT / f"minilm-l6-onnx-{variant}", OUT / f"minilm-l6-int8-{variant}"
+        fused[variant] = export_int8(OUT / "minilm-l6", *dirs, *(off if variant == "unfused-attention" else []))
     return fused
 
 
@@ -203,17 +205,14 @@ def build_graph_as_before() -> None:
         def __setattr__(self, name, value):
             super().__setattr__(name, True if name == "enable_bias_gelu" else value)
 
-    onnx_dir, int8_dir = OUT / "mpnet-4L312-onnx-before", OUT / "mpnet-4L312-int8-before"
-    with (
+    export_int8(
+        OUT / "mpnet-4L312",
+        OUT / "mpnet-4L312-onnx-before",
+        OUT / "mpnet-4L312-int8-before",
         mock.patch("distilkit.compress.attention_fusion._merge_projections", lambda *args: []),
         mock.patch.object(fusion_options, "FusionOptions", BiasGeluOptions),
         mock.patch("distilkit.compress.quantize.attention_bias_nodes", lambda graph: []),
-    ):
-        run_distilkit(
-            ["export", "--model", OUT / "mpnet-4L312", "--data", "bbc-news", "--output", onnx_dir, "--overwrite"]
-        )
-        argv = ["quantize", "--model", onnx_dir, "--method", "dynamic", "--data", "bbc-news", "--output", int8_dir]
-        run_distilkit([*argv, "--overwrite"])
+    )
 
 
 def compare_settle(args) -> None:

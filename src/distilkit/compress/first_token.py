@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distilkit.compress.onnx_graph import GraphIndex, topological_sort
+from distilkit.compress.onnx_graph import GraphIndex, int_attribute, topological_sort
 
 # Ops that compute each token's output from that token's inputs alone (along axis 1 of (batch, tokens, ...)).
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Relu", "Tanh"}
@@ -40,11 +40,9 @@ def _first_token_read(g: GraphIndex, graph, ranks: dict) -> object | None:
         n
         for n in graph.node
         if n.op_type == "Gather"
-        and next((a.i for a in n.attribute if a.name == "axis"), 0) == 1
+        and int_attribute(n, "axis", 0) == 1
         and ranks.get(n.input[0]) == 3
-        and g.array(n.input[1]) is not None
-        and g.array(n.input[1]).size == 1
-        and int(g.array(n.input[1]).reshape(())) == 0
+        and g.scalar(n.input[1]) == 0
     ]
     return reads[0] if len(reads) == 1 else None
 
@@ -55,13 +53,13 @@ def _token_inputs(node, g: GraphIndex, ranks: dict) -> list[str] | None:
     if node.op_type == "MatMul":
         return [node.input[0]] if node.input[1] in g.constants and ranks.get(node.input[1]) == 2 else None
     if node.op_type in NORMS:
-        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        axis = int_attribute(node, "axis", -1)
         moving = node.input[:2] if node.op_type == "SkipLayerNormalization" else node.input[:1]
         others_constant = all(name in g.constants for name in node.input[len(moving) :] if name)
         return list(moving) if axis in (-1, 2) and others_constant else None
     if node.op_type == "MultiHeadAttention":
         extra = list(node.input[4:5]) + list(node.input[6:])  # key padding mask (its rank varies), past k/v
-        unidirectional = next((a.i for a in node.attribute if a.name == "unidirectional"), 0)
+        unidirectional = int_attribute(node, "unidirectional", 0)
         keyed = len(node.input) > 2 and node.input[1] and node.input[2] and ranks.get(node.input[0]) == 3
         return [node.input[0]] if keyed and not any(extra) and not unidirectional else None
     if node.op_type in ELEMENTWISE:

@@ -41,6 +41,11 @@ class GraphIndex:
         return float(value) if value is not None and value.size == 1 else None
 
 
+def int_attribute(node, name: str, default: int | None) -> int | None:
+    """A node's integer attribute (`axis`, `to`, ...), or `default` when the node does not set it."""
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
 def topological_sort(graph) -> None:
     """Put the nodes back in the topological order ONNX requires, after a pass appended or rewired some."""
     ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.compress.common import default_output, with_run_data
-from distilkit.compress.onnx_graph import GraphIndex
+from distilkit.compress.onnx_graph import GraphIndex, int_attribute
 from distilkit.compress.options import ExportConfig, QuantizeConfig
 from distilkit.data.encode import encode_rows
 from distilkit.errors import DistilkitError
@@ -118,11 +118,7 @@ def index_arithmetic_nodes(graph) -> list[str]:
 
     integer = {onnx.TensorProto.BOOL, *range(onnx.TensorProto.INT8, onnx.TensorProto.INT64 + 1)}
     integer |= {onnx.TensorProto.UINT8, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64}
-    casts = [
-        n
-        for n in graph.node
-        if n.op_type == "Cast" and next((a.i for a in n.attribute if a.name == "to"), None) in integer
-    ]
+    casts = [n for n in graph.node if n.op_type == "Cast" and int_attribute(n, "to", None) in integer]
     return _walk_back(graph, [name for node in casts for name in node.input])
 
 
