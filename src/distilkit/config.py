@@ -222,6 +222,9 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
             false gives the papers' raw MSE (default: the method's: raw for tinybert, relative for the others).
         intermediate_epochs: Epochs of the intermediate stage of two-stage methods (default: --epochs).
         intermediate_lr: Learning rate of the intermediate stage (default: --lr).
+        intermediate_from: An earlier run of the same two-stage method (its --output): skip the intermediate stage and
+            start from the weights that run saved after it; every option shaping that stage must be the same (checked),
+            only the prediction stage's (epochs, lr, alpha, temperature, losses) may change.
         cache: Cache the teacher's outputs on disk (computed once, reused across epochs and runs).
         cache_dir: Cache folder (default: $DISTILKIT_CACHE or ~/.cache/distilkit/teacher).
         cache_max_gb: Cache intermediate teacher outputs only when they fit in this many GB (logits always).
@@ -255,6 +258,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     normalize_losses: Optional[bool] = None
     intermediate_epochs: Optional[float] = opt(None, POSITIVE)
     intermediate_lr: Optional[float] = opt(None, POSITIVE)
+    intermediate_from: Optional[str] = None
     cache: bool = True
     cache_dir: Optional[str] = None
     cache_max_gb: float = opt(4.0, NON_NEGATIVE)

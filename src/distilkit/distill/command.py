@@ -17,7 +17,7 @@ from distilkit.config import DistillConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for
 from distilkit.data.unlabeled import UNLABELED
-from distilkit.distill import capture, checks
+from distilkit.distill import capture, checks, reuse
 from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjections, make_projections
 from distilkit.distill.layer_map import build_layer_map
 from distilkit.distill.methods import METHODS, default_relation_heads, resolve_stages
@@ -87,6 +87,10 @@ class DistillJob(TrainingJob):
         self.build_student()
         self.encode()
         self.plan_losses()
+        self.reused = {}
+        if cfg.intermediate_from:  # refused here, before the run folder exists, if it is not an exact reuse
+            self.reused = reuse.stage_files(cfg.intermediate_from, dataclasses.asdict(cfg), self.stages)
+            reuse.check_fits(self.reused, self.model)
 
     def build_student(self) -> None:
         """The student, its tokenizer and layer map, checked against the teacher; prints both sizes."""
@@ -212,11 +216,9 @@ class DistillJob(TrainingJob):
         for i, stage in enumerate(self.stages):
             final = i == len(self.stages) - 1
             done = work / f"stage-{stage.name}.safetensors"
-            if done.exists() and not final:
-                from safetensors.torch import load_file
-
-                self.model.load_state_dict(load_file(str(done)))
-                print(f"stage {stage.name}: already done, loaded {done.name}")
+            source = done if done.exists() else self.reused.get(stage.name)
+            if source and not final:
+                self.load_stage(stage.name, Path(source), done)
                 continue
             trainer = self.train_stage(i, stage, final, work, run)
             if not final and trainer.is_world_process_zero():
@@ -225,6 +227,22 @@ class DistillJob(TrainingJob):
                 save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(done))
         self.elapsed = time.perf_counter() - started
         self.is_main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
+
+    def load_stage(self, name: str, source: Path, done: Path) -> None:
+        """Continue from a finished stage's weights: this run's own (--resume) or an earlier run's
+        (--intermediate-from, copied into this run folder so that it can be reused and resumed in turn)."""
+        import shutil
+
+        from safetensors.torch import load_file
+
+        from distilkit.training.job import process_state
+
+        self.model.load_state_dict(load_file(str(source)))
+        if source != done:
+            if process_state().is_main_process:
+                shutil.copyfile(source, done)
+            self.timings[name] = {"reused_from": str(source.parent.resolve())}
+        print(f"stage {name}: already done, loaded {source}")
 
     def train_stage(self, i: int, stage, final: bool, work: Path, run):
         """One stage: its epochs and learning rate, the teacher cache (built once), a Distiller, train()."""
