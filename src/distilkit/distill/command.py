@@ -216,7 +216,8 @@ class DistillJob(TrainingJob):
         for i, stage in enumerate(self.stages):
             final = i == len(self.stages) - 1
             done = work / f"stage-{stage.name}.safetensors"
-            source = done if done.exists() else self.reused.get(stage.name)
+            # an earlier run's stage first: under several processes the others must not read a copy being written
+            source = self.reused.get(stage.name) or (done if done.exists() else None)
             if source and not final:
                 self.load_stage(stage.name, Path(source), done)
                 continue
@@ -239,8 +240,10 @@ class DistillJob(TrainingJob):
 
         self.model.load_state_dict(load_file(str(source)))
         if source != done:
-            if process_state().is_main_process:
-                shutil.copyfile(source, done)
+            if process_state().is_main_process and not done.exists():  # --resume: copied already
+                partial = done.with_suffix(".partial")
+                shutil.copyfile(source, partial)
+                partial.replace(done)
             self.timings[name] = {"reused_from": str(source.parent.resolve())}
         print(f"stage {name}: already done, loaded {source}")
 
