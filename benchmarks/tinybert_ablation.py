@@ -21,8 +21,9 @@ jobs differ only in what the paper varies:
   head) instead of the teacher's embedding neighbours;
 - e-p8 / d-p8 (G): e and d with 8 prediction-stage epochs instead of 4; e-plr / d-plr (G): e and d with a
   prediction-stage learning rate of 1e-4 instead of 5e-4 (the intermediate stage keeps 5e-4, as TinyBERT's
-  second stage runs at a lower rate than its first). These start from the intermediate stage of the e / d run with
-  the same --seed and --tag (`--intermediate-from`: the weights a full run with their options would reach);
+  second stage runs at a lower rate than its first); e-t2 (G): e-plr with KD at temperature 2 instead of 1.
+  These start from the intermediate stage of the e / d run with the same --seed and --tag
+  (`--intermediate-from`: the weights a full run with their options would reach);
 - pos-a / pos-b (G) / pos-d (G): a, b and d on brown-pos (the teacher benchmarks/runs/minilm-l6-brown-pos from
   benchmarks/finetune_builtin.py, the same seeded 10,000-sentence train sample, 4 + 3 epochs).
 The corpus is the train split only of the built-in datasets: Brown's train sentences (words joined) and the
@@ -55,7 +56,7 @@ TASK += ["--intermediate-epochs", "6", "--epochs", "4", "--lr", "5e-4"]
 TASK_P8 = [*TASK[:-4], "--epochs", "8", "--lr", "5e-4"]  # 8 prediction-stage epochs, the same intermediate stage
 TASK_PLR = [*TASK[:-2], "--lr", "1e-4", "--intermediate-lr", "5e-4"]  # prediction stage at 1e-4, the same first stage
 # jobs that reuse another job's intermediate stage (the run of the same seed and tag)
-REUSES = {"e-p8": "e", "d-p8": "d", "e-plr": "e", "d-plr": "d"}
+REUSES = {"e-p8": "e", "d-p8": "d", "e-plr": "e", "d-plr": "d", "e-t2": "e"}
 POS_TASK = ["--data", "brown-pos", "--max-train-samples", "10000", *TASK[2:6]]
 POS_TASK += ["--intermediate-epochs", "4", "--epochs", "3", "--lr", "5e-4"]
 
@@ -119,6 +120,8 @@ def jobs() -> dict[str, list]:
         "e-plr": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR]
         + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
         "d-plr": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR, "--augment", "1"],
+        "e-t2": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR, "--temperature", "2"]
+        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
         "few-teacher": ["finetune", "--model", "minilm-l6", "--data", FEW, "--epochs", "10", "--lr", "1e-4"],
         "few": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task],
         "few-transfer": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task]
