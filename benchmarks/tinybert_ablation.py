@@ -57,6 +57,7 @@ TASK_P8 = [*TASK[:-4], "--epochs", "8", "--lr", "5e-4"]  # 8 prediction-stage ep
 TASK_PLR = [*TASK[:-2], "--lr", "1e-4", "--intermediate-lr", "5e-4"]  # prediction stage at 1e-4, the same first stage
 # jobs that reuse another job's intermediate stage (the run of the same seed and tag)
 REUSES = {"e-p8": "e", "d-p8": "d", "e-plr": "e", "d-plr": "d", "e-t2": "e"}
+TRANSFER = ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"]  # e's transfer set
 POS_TASK = ["--data", "brown-pos", "--max-train-samples", "10000", *TASK[2:6]]
 POS_TASK += ["--intermediate-epochs", "4", "--epochs", "3", "--lr", "5e-4"]
 
@@ -109,19 +110,16 @@ def jobs() -> dict[str, list]:
         "b": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK],
         "c": ["distill", "--teacher", TEACHER, "--student", SHAPE, *TASK, "--augment", "1"],
         "d": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK, "--augment", "1"],
-        "e": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
-        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        "e": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK] + TRANSFER,
         # e with twice the transfer set: two unseen pieces per labelled article
         "e-r2": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
         + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "2"],
-        "e-p8": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_P8]
-        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        "e-p8": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_P8] + TRANSFER,
         "d-p8": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_P8, "--augment", "1"],
-        "e-plr": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR]
-        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        "e-plr": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR] + TRANSFER,
         "d-plr": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR, "--augment", "1"],
         "e-t2": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK_PLR, "--temperature", "2"]
-        + ["--unlabeled", RUNS / "ablation-transfer.txt", "--unlabeled-ratio", "1"],
+        + TRANSFER,
         "few-teacher": ["finetune", "--model", "minilm-l6", "--data", FEW, "--epochs", "10", "--lr", "1e-4"],
         "few": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task],
         "few-transfer": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task]

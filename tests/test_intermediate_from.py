@@ -105,12 +105,12 @@ def test_runs_without_an_intermediate_stage_are_refused(first, topic_run, topic_
 
 
 def test_weights_of_another_student_are_refused(first, topic_run, topic_data, tmp_path, capsys):
-    other = tmp_path / "other"
-    other.mkdir()
-    for f in first.iterdir():
-        if f.is_file():
-            (other / f.name).write_bytes(f.read_bytes())
+    import shutil
+
     from safetensors.torch import save_file
+
+    other = tmp_path / "other"
+    shutil.copytree(first, other)
 
     state = load_file(first / "stage-intermediate.safetensors")
     state["projections.0.weight"] = torch.zeros(3, 3)

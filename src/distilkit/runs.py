@@ -154,6 +154,21 @@ def resume_fingerprint(options: dict) -> dict:
     return json.loads(json.dumps(kept, default=str))
 
 
+def option_changes(saved: dict, now: dict) -> str | None:
+    """How two recorded option sets (resume_fingerprint's) differ, as one clause of an error line: the first
+    difference in full, the others by name ("--seed was 42, now 7; also changed: lr"); None when they agree."""
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if not changed:
+        return None
+    first = changed[0]
+    if "(contents)" in first:
+        detail = f"the file of --{first.split()[0].replace('_', '-')} changed"
+    else:  # a key with a space is a derived value, not an option (reuse's "intermediate epochs")
+        name = first.replace("_", "-") if " " in first else f"--{first.replace('_', '-')}"
+        detail = f"{name} was {saved.get(first)!r}, now {now.get(first)!r}"
+    return detail + (f"; also changed: {', '.join(changed[1:])}" if changed[1:] else "")
+
+
 class RunFolder:
     """The life cycle of one run folder: prepare → (train in `work`) → finish, or abort on bad input."""
 
@@ -200,19 +215,11 @@ class RunFolder:
         saved_file = self.work / "resume-options.json"
         if not saved_file.exists():
             return  # interrupted before options were recorded (or by an older distilkit): nothing to compare
-        saved, now = json.loads(saved_file.read_text()), resume_fingerprint(options)
-        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-        if changed:
-            first = changed[0]
-            detail = (
-                f"--{first.replace('_', '-')} was {saved.get(first)!r}, now {now.get(first)!r}"
-                if "(contents)" not in first
-                else f"the file of --{first.split()[0].replace('_', '-')} changed"
-            )
+        changes = option_changes(json.loads(saved_file.read_text()), resume_fingerprint(options))
+        if changes:
             raise DistilkitError(
-                f"--resume {self.final}: the interrupted run was started with other options ({detail}"
-                f"{'; also changed: ' + ', '.join(changed[1:]) if changed[1:] else ''}); resume with the same "
-                "options, or pass --overwrite to start again"
+                f"--resume {self.final}: the interrupted run was started with other options ({changes}); resume "
+                "with the same options, or pass --overwrite to start again"
             )
 
     def write_results(self, metrics: dict, config: dict) -> None:

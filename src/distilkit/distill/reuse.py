@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from distilkit.errors import DistilkitError
-from distilkit.runs import RESUME_FREE, resume_fingerprint, written_by_distilkit
+from distilkit.runs import RESUME_FREE, option_changes, resume_fingerprint, written_by_distilkit
 
 # Options that act only after the intermediate stage (or only on where and how the run is written and evaluated).
 # The epochs and learning rate are compared as the intermediate stage's own (--intermediate-epochs or --epochs).
@@ -76,19 +76,11 @@ def stage_files(run: str, options: dict, stages: list) -> dict[str, Path]:
         saved = intermediate_options(json.loads(saved_file.read_text()))
     except (OSError, ValueError, AttributeError) as err:
         raise DistilkitError(f"{option} {run}: cannot read {saved_file.name} ({err}); rerun the first stage") from None
-    now = intermediate_options(resume_fingerprint(options))
-    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if changed:
-        first = changed[0]
-        detail = (
-            f"the file of --{first.split()[0].replace('_', '-')} changed"
-            if "(contents)" in first
-            else f"{first.replace('_', '-')} was {saved.get(first)!r}, now {now.get(first)!r}"
-        )
-        also = f"; also: {', '.join(changed[1:])}" if changed[1:] else ""
+    changes = option_changes(saved, intermediate_options(resume_fingerprint(options)))
+    if changes:
         raise DistilkitError(
-            f"{option} {run}: that run's intermediate stage was trained with other options ({detail}{also}); give "
-            "the same ones (only the prediction stage's may change), or drop --intermediate-from to train both stages"
+            f"{option} {run}: that run's intermediate stage was trained with other options ({changes}); give the "
+            "same ones (only the prediction stage's may change), or drop --intermediate-from to train both stages"
         )
     return files
 
