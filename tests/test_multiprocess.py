@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import topic_rows, write_csv
+from safetensors.torch import load_file
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
 LAUNCH += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "distilkit"]
@@ -97,3 +99,21 @@ def test_two_process_finetune_and_general_distillation(tiny_model, plugin, tmp_p
     metrics = json.loads((tmp_path / "general" / "metrics.json").read_text())
     blocks = metrics["train"]["examples"]
     assert counts(stderr) == {0: (-(-blocks // 16), 1), 1: (-(-blocks // 16), 0)}, stderr
+
+
+def test_two_process_intermediate_from_gives_the_full_runs_student(topic_run, topic_data, plugin, tmp_path):
+    args = ["distill", "--teacher", topic_run, "--data", topic_data, "--student", "1L-16H-2A-32F"]
+    args += ["--method", "tinybert", "--intermediate-epochs", "1", "--epochs", "1", "--plugins", plugin, *QUICK]
+    code, stdout, stderr = launch([*args, "--output", tmp_path / "full"], tmp_path)
+    assert code == 0, stdout + stderr
+    steps_per_stage = -(-192 // (8 * 2))  # 192 train rows shared by two processes, batch 8 each
+    assert counts(stderr) == {0: (2 * steps_per_stage, 1), 1: (2 * steps_per_stage, 0)}, stderr
+    reuse = [*args, "--output", tmp_path / "again", "--intermediate-from", tmp_path / "full"]
+    code, stdout, stderr = launch(reuse, tmp_path)
+    assert code == 0, stdout + stderr
+    assert counts(stderr) == {0: (steps_per_stage, 0), 1: (steps_per_stage, 0)}, stderr  # the prediction stage only
+    full, again = (load_file(tmp_path / run / "model" / "model.safetensors") for run in ("full", "again"))
+    assert full.keys() == again.keys() and all(torch.equal(full[k], again[k]) for k in full)
+    stage = "stage-intermediate.safetensors"
+    assert (tmp_path / "again" / stage).read_bytes() == (tmp_path / "full" / stage).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if "again" in p.name) == ["again"]  # no partial folder left

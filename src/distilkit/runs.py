@@ -14,6 +14,7 @@ not write is never deleted. `--resume` continues only with the options the run w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -137,6 +138,13 @@ def make_folder(folder: Path, option: str = "--output") -> None:
 
 
 def _file_digest(path: Path) -> str:
+    stat = path.stat()  # size and mtime in the key: a file changed since the last call is read again
+    return _digest_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, once per process (--intermediate-from checks the data files, then the run records them)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

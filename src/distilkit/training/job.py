@@ -58,12 +58,14 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
     """check → prepare → train → save → results → finish: the life of a training run folder."""
     run = RunFolder(cfg.output, overwrite=cfg.overwrite, resume=cfg.resume)
     state = process_state()
+    options = resolved if resolved is not None else dataclasses.asdict(cfg)
     if state.is_main_process:  # the others would find the partial folder that the main process made meanwhile
         run.check()
+        if run.resume and run.work.exists():  # refused before models load and data is tokenized
+            run.check_resume(options)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     job.prepare()
-    options = resolved if resolved is not None else dataclasses.asdict(cfg)
     with state.main_process_first():  # one process creates (or reopens) the run folder; the others then use it
         work = run.prepare(options) if state.is_main_process else run.work
     try:
