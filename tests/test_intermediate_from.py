@@ -2,6 +2,7 @@
 result is exactly that of a full run with the same options; a run whose first stage differs is refused."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -105,8 +106,6 @@ def test_runs_without_an_intermediate_stage_are_refused(first, topic_run, topic_
 
 
 def test_weights_of_another_student_are_refused(first, topic_run, topic_data, tmp_path, capsys):
-    import shutil
-
     from safetensors.torch import save_file
 
     other = tmp_path / "other"

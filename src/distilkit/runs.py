@@ -185,8 +185,9 @@ class RunFolder:
         self.work = self.final.parent / f".{self.final.name}.partial"
         self.overwrite, self.resume = overwrite, resume
 
-    def check(self) -> None:
-        """Refuse to clobber a finished run, or to silently restart an interrupted one. Creates nothing."""
+    def check(self, options: dict | None = None) -> None:
+        """Refuse to clobber a finished run, or to silently restart an interrupted one; with `options`, refuse to
+        resume one started with others (see `check_resume`). Creates nothing, so it runs before any slow work."""
         if self.final.exists() and not self.final.is_dir():
             raise DistilkitError(f"--output {self.final}: a file is there, not a folder; choose another --output")
         if self.final.exists() and any(self.final.iterdir()):
@@ -201,19 +202,19 @@ class RunFolder:
                 f"{self.work}: an interrupted run of {self.final} is there; pass --resume to continue it "
                 "or --overwrite to start again"
             )
+        if options is not None and self.resume and self.work.exists():
+            self.check_resume(options)
 
     def prepare(self, options: dict | None = None) -> Path:
         """Create (or, with --resume, reopen) the partial folder. With `options`, a resumed run must have been
         started with the same ones (see `check_resume`)."""
-        self.check()
+        self.check(options)
         if self.work.exists() and self.overwrite and not self.resume:
             shutil.rmtree(self.work)
         resuming = self.resume and self.work.exists()
         make_folder(self.work)
         mark(self.work, "run")
-        if options is not None and resuming:
-            self.check_resume(options)
-        elif options is not None:
+        if options is not None and not resuming:
             write_json(self.work / "resume-options.json", resume_fingerprint(options))
         return self.work
 

@@ -60,9 +60,7 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
     state = process_state()
     options = resolved if resolved is not None else dataclasses.asdict(cfg)
     if state.is_main_process:  # the others would find the partial folder that the main process made meanwhile
-        run.check()
-        if run.resume and run.work.exists():  # refused before models load and data is tokenized
-            run.check_resume(options)
+        run.check(options)  # a resume with other options is refused before models load and data is tokenized
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     job.prepare()
