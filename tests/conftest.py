@@ -190,6 +190,8 @@ def run_cli(args, capsys=None):
     """Run `distilkit args...`; return (exit code, stdout, stderr)."""
     from distilkit.cli import main
 
+    if capsys:
+        capsys.readouterr()  # only the command's own output: not the test's, nor a fixture's that ran in this test
     try:
         main([str(a) for a in args])
         code = 0
@@ -209,3 +211,16 @@ def _teacher_cache_in_tmp(tmp_path_factory):
         os.environ.pop("DISTILKIT_CACHE", None)
     else:
         os.environ["DISTILKIT_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _progress_bars_as_in_a_fresh_process():
+    """Each test starts with datasets' and transformers' progress bars on, as a fresh `distilkit` process does:
+    loading a trained model turns them off for the rest of the process, so without this a test's output
+    (a bar before an error line, say) would depend on which tests ran before it."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.enable_progress_bars()
+    hf_logging.enable_progress_bar()
+    yield

@@ -4,21 +4,9 @@ import json
 import shutil
 
 import pytest
-from conftest import ner_sentences, topic_rows, write_conll, write_csv
-
-from distilkit.cli import main
+from conftest import ner_sentences, run_cli, topic_rows, write_conll, write_csv
 
 QUICK = ["--batch-size", "16", "--warmup", "0", "--logging-steps", "5", "--eval-batch-size", "64"]
-
-
-def run_cli(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)

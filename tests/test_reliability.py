@@ -192,20 +192,7 @@ def interrupted_run(args, output):
     runs.RunFolder(str(output)).prepare(resolved)
 
 
-@pytest.fixture
-def progress_bars():
-    """datasets' progress bars on, as in a fresh `distilkit` process (an earlier test's predict turned them off):
-    a refusal that came after tokenizing would print a bar before its error line."""
-    import datasets
-
-    was_disabled = datasets.are_progress_bars_disabled()
-    datasets.enable_progress_bars()
-    yield
-    if was_disabled:
-        datasets.disable_progress_bars()
-
-
-def test_resume_refuses_other_data_or_changed_data_contents(tiny_model, tmp_path, capsys, progress_bars):
+def test_resume_refuses_other_data_or_changed_data_contents(tiny_model, tmp_path, capsys):
     big = write_csv(tmp_path / "big.csv", topic_rows(60, seed=1))
     good = write_csv(tmp_path / "good.csv", topic_rows(30, seed=2))
     out = tmp_path / "r"

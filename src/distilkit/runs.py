@@ -137,6 +137,19 @@ def make_folder(folder: Path, option: str = "--output") -> None:
         ) from None
 
 
+def check_creatable(folder: Path, option: str = "--output") -> None:
+    """Refuse, creating nothing, a folder that make_folder could not create: the nearest existing place above it
+    must be a folder this process can write (a file in the way, or no permission, would only fail later)."""
+    above = Path(folder).absolute().parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    reason = "Not a directory" if not above.is_dir() else None
+    if reason is None and not os.access(above, os.W_OK | os.X_OK):
+        reason = "Permission denied"
+    if reason:
+        raise DistilkitError(f"{option}: cannot create {folder} ({reason}); choose a folder you can write")
+
+
 def _file_digest(path: Path) -> str:
     stat = path.stat()  # size and mtime in the key: a file changed since the last call is read again
     return _digest_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -204,6 +217,7 @@ class RunFolder:
             )
         if options is not None and self.resume and self.work.exists():
             self.check_resume(options)
+        check_creatable(self.work)
 
     def prepare(self, options: dict | None = None) -> Path:
         """Create (or, with --resume, reopen) the partial folder. With `options`, a resumed run must have been

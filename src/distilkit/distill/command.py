@@ -23,6 +23,7 @@ from distilkit.distill.layer_map import build_layer_map
 from distilkit.distill.methods import METHODS, default_relation_heads, resolve_stages
 from distilkit.distill.setup import (
     build_caches,
+    check_general_options,
     encode_corpus,
     encode_sets,
     evaluate_pair,
@@ -67,6 +68,7 @@ class DistillJob(TrainingJob):
         from transformers import set_seed
 
         cfg = self.cfg
+        check_general_options(cfg)
         # --seed governs every random draw from here on: the student's new task head, the learned projections,
         # dropout. Without it they came from whatever the process had drawn before (another job in a benchmark).
         set_seed(cfg.seed)

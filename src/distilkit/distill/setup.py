@@ -66,14 +66,18 @@ def load_teachers(cfg: DistillConfig):
     return teachers, False
 
 
-def prepare_data(cfg: DistillConfig, teacher):
+def check_general_options(cfg: DistillConfig) -> None:
+    """Options that general distillation cannot use: refused from the options alone, before any model loads."""
     if cfg.general and cfg.unlabeled:
         raise DistilkitError(
             "--unlabeled is for task distillation; general distillation reads raw text only: give it as --data"
         )
+    if cfg.general and cfg.augment:
+        raise DistilkitError("--augment is for task distillation; general distillation reads the corpus as it is")
+
+
+def prepare_data(cfg: DistillConfig, teacher):
     if cfg.general:
-        if cfg.augment:
-            raise DistilkitError("--augment is for task distillation; general distillation reads the corpus as it is")
         source = cfg.data or cfg.train_file or ""
         root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
         with main_process_first():  # under several processes the first writes the Arrow files, the others read them

@@ -186,6 +186,23 @@ def load_tokenizer(path: str):
         return AutoTokenizer.from_pretrained(path)
 
 
+def check_weights_readable(path: str) -> None:
+    """Open the header of each safetensors file of a local model folder (no tensor is read), so that a truncated or
+    damaged file is refused before slow work: finetune tokenizes its data before it can build the model."""
+    from safetensors import SafetensorError, safe_open
+
+    for file in sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []:
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except (OSError, SafetensorError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise DistilkitError(
+                f"{path}: cannot load the model ({first}); {file} looks truncated or damaged: "
+                "copy or save the model again"
+            ) from None
+
+
 def _damage_hint(path: str, err: BaseException) -> str:
     """Name the weights file when the error is about one (truncated or damaged files)."""
     kind = type(err).__name__

@@ -15,7 +15,16 @@ from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
-from distilkit.models import ALIASES, SPLIT_ALIASES, check_max_length, freeze, load_model, load_tokenizer, resolve_model
+from distilkit.models import (
+    ALIASES,
+    SPLIT_ALIASES,
+    check_max_length,
+    check_weights_readable,
+    freeze,
+    load_model,
+    load_tokenizer,
+    resolve_model,
+)
 from distilkit.runs import folder_bytes
 from distilkit.training.adversarial import with_adversarial
 from distilkit.training.job import TrainingJob, run_training
@@ -124,6 +133,7 @@ class FinetuneJob(TrainingJob):
         cfg = self.cfg
         self.model_path = self.resolve_model_path()
         check_max_length(cfg.max_length, self.model_path)
+        check_weights_readable(self.model_path)  # before the data is tokenized, not when the model is built
         known = self.previous.labels if self.previous is not None else None
         self.data = data = load_task_data(cfg, seed=cfg.seed, for_training=True, known_labels=known)
         if self.previous is not None:
