@@ -63,7 +63,8 @@ def metrics(run_folder: Path) -> dict:
 
 def summarise(m: dict, wall: float, argv: list) -> dict:
     """A run's result for the JSON: its command, wall time, train metrics and test scores (teacher vs student,
-    retention and agreement for a distillation; the test accuracy for a fine-tuned model)."""
+    retention and agreement for a distillation, with both models' dev scores; the test accuracy for a fine-tuned
+    model)."""
     result = {"command": shown(argv), "wall_seconds": round(wall, 1), "train": m["train"]}
     test = m.get("test")
     if test and "retention" in test:
@@ -75,6 +76,9 @@ def summarise(m: dict, wall: float, argv: list) -> dict:
             retention=round(test["retention"], 4),
             agreement=round(test["agreement"], 4),
         )
+        dev = m.get("dev")  # the dev scores of the model the run kept: what a choice between runs may look at
+        if dev and "retention" in dev:
+            result.update(teacher_dev=round(dev["teacher"][key], 4), student_dev=round(dev["student"][key], 4))
     elif test:  # a fine-tuned teacher
         result.update(metric="accuracy", test=round(test["accuracy"], 4))
     return result

@@ -30,7 +30,9 @@ The corpus is the train split only of the built-in datasets: Brown's train sente
 bbc-news train articles; no dev or test text. Results go to benchmarks/results/tinybert_ablation.json, one
 entry per job, written as each job finishes; `--seeds 42 1 2` runs each distillation once per --seed (the student's
 new task head, the projections, dropout, shuffling and augmentation; splits stay fixed), stored as `job@seedN`, and
-the table gives medians over them (`--table` prints it from the stored results). `--tag T` stores the jobs as rows
+the table gives medians over them (`--table` prints it from the stored results). `--choose-by-dev e e-t2 --tag T`
+picks, for each seed, whichever of the two runs has the higher dev accuracy and gives the median of their test
+retention: a choice between recipes that does not look at the test split. `--tag T` stores the jobs as rows
 `job.T` in folders of their own: a rerun on another machine must not replace the stored rows.
 """
 
@@ -179,15 +181,43 @@ def table() -> None:
         )
 
 
+def choose_by_dev(default: str, other: str, tag: str) -> None:
+    """A choice between two recipes that never looks at the test split: for each seed both ran with, keep the run
+    with the higher student dev accuracy (a tie keeps `default`); print the kept runs' test scores and median."""
+    results = json.loads((RESULTS / "tinybert_ablation.json").read_text())
+    kept = []
+    for key in sorted(k for k in results if k.split("@")[0] == f"{default}.{tag}".rstrip(".")):
+        pair = results[key], results.get(key.replace(default, other, 1))
+        if pair[1] is None or "student_dev" not in pair[0] or "student_dev" not in pair[1]:
+            continue
+        chosen = pair[1] if pair[1]["student_dev"] > pair[0]["student_dev"] else pair[0]
+        kept.append(chosen)
+        name = other if chosen is pair[1] else default
+        devs = f"dev {pair[0]['student_dev']:.4f} vs {pair[1]['student_dev']:.4f}"
+        print(f"{key}: {devs} -> {name}: test {chosen['student_test']:.4f}, retention {chosen['retention']:.4f}")
+    if kept:
+        median = statistics.median(r["retention"] for r in kept)
+        print(f"{len(kept)} seeds, median retention of the runs chosen by dev: {median:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", choices=list(jobs()))
     parser.add_argument("--seeds", nargs="*", type=int, default=[42], help="--seed values for the distillations")
     parser.add_argument("--table", action="store_true", help="print the medians of the stored results and stop")
     parser.add_argument("--tag", default="", help="store the jobs as JOB.TAG rows (e.g. a rerun on another machine)")
+    parser.add_argument(
+        "--choose-by-dev",
+        nargs=2,
+        metavar=("DEFAULT", "OTHER"),
+        help="per seed, keep the job with "
+        "the higher dev accuracy (of --tag's rows) and print the kept runs' test median",
+    )
     args = parser.parse_args()
     if args.table:
         return table()
+    if args.choose_by_dev:
+        return choose_by_dev(*args.choose_by_dev, args.tag)
     write_corpus()
     write_few_label()
     cache = tempfile.mkdtemp(prefix="distilkit-ablation-cache-")
