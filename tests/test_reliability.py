@@ -154,6 +154,20 @@ def test_a_file_or_an_unwritable_place_as_output_is_one_line(tiny_model, tmp_pat
     assert blocker.read_text() == "a file"
 
 
+def test_an_output_that_cannot_be_created_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    from distilkit.errors import DistilkitError
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(DistilkitError, match=r"cannot create .*\(Not a directory\)"):
+        runs.RunFolder(str(blocker / "deep" / "run")).check()  # the file is two levels up
+    runs.RunFolder(str(tmp_path / "new" / "deeper" / "run")).check()  # missing folders below a writable one: fine
+    monkeypatch.setattr(runs.os, "access", lambda path, mode: False)  # as a user without write permission
+    with pytest.raises(DistilkitError, match=r"cannot create .*\(Permission denied\); choose a folder you can"):
+        runs.RunFolder(str(tmp_path / "new" / "run")).check()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"] and blocker.read_text() == "a file"
+
+
 def test_evaluate_never_writes_over_a_runs_own_files(topic_run, topic_data, tmp_path, capsys):
     before = (topic_run / "metrics.json").read_text()
     code, _, err = run_cli(["evaluate", "--model", topic_run, "--data", topic_data, "--output", topic_run], capsys)
