@@ -186,14 +186,14 @@ def choose_by_dev(default: str, other: str, tag: str) -> None:
     with the higher student dev accuracy (a tie keeps `default`); print the kept runs' test scores and median."""
     results = json.loads((RESULTS / "tinybert_ablation.json").read_text())
     kept = []
-    for key in sorted(k for k in results if k.split("@")[0] == f"{default}.{tag}".rstrip(".")):
-        pair = results[key], results.get(key.replace(default, other, 1))
-        if pair[1] is None or "student_dev" not in pair[0] or "student_dev" not in pair[1]:
+    for key in sorted(k for k in results if k.split("@")[0] == row_and_folder(default, 42, tag)[0]):
+        seed = int(key.split("@seed")[1]) if "@seed" in key else 42
+        first, second = results[key], results.get(row_and_folder(other, seed, tag)[0])
+        if second is None or "student_dev" not in first or "student_dev" not in second:
             continue
-        chosen = pair[1] if pair[1]["student_dev"] > pair[0]["student_dev"] else pair[0]
+        chosen, name = (second, other) if second["student_dev"] > first["student_dev"] else (first, default)
         kept.append(chosen)
-        name = other if chosen is pair[1] else default
-        devs = f"dev {pair[0]['student_dev']:.4f} vs {pair[1]['student_dev']:.4f}"
+        devs = f"dev {first['student_dev']:.4f} vs {second['student_dev']:.4f}"
         print(f"{key}: {devs} -> {name}: test {chosen['student_test']:.4f}, retention {chosen['retention']:.4f}")
     if kept:
         median = statistics.median(r["retention"] for r in kept)

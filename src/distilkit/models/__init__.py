@@ -189,33 +189,28 @@ def load_tokenizer(path: str):
 def check_weights_readable(path: str) -> None:
     """Open the header of each safetensors file of a local model folder (no tensor is read), so that a truncated or
     damaged file is refused before slow work: finetune tokenizes its data before it can build the model."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
     for file in sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []:
-        try:
-            with safe_open(str(file), "pt"):
-                pass
-        except (OSError, SafetensorError) as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise DistilkitError(
-                f"{path}: cannot load the model ({first}); {file} looks truncated or damaged: "
-                "copy or save the model again"
-            ) from None
+        with loading(path, "the model", damaged=file), safe_open(str(file), "pt"):
+            pass
 
 
-def _damage_hint(path: str, err: BaseException) -> str:
-    """Name the weights file when the error is about one (truncated or damaged files)."""
+def _damage_hint(path: str, err: BaseException, damaged: Path | None = None) -> str:
+    """Name the weights file when the error is about one (truncated or damaged files): `damaged` when the caller
+    knows which file it read, else the folder's first weights file."""
     kind = type(err).__name__
     if "Safetensor" in kind or "deserializ" in str(err) or "unpickl" in str(err).lower():
-        files = sorted(Path(path).glob("*.safetensors")) or sorted(Path(path).glob("*.bin"))
+        files = [damaged] if damaged else sorted(Path(path).glob("*.safetensors")) or sorted(Path(path).glob("*.bin"))
         where = str(files[0]) if files else path
         return f"; {where} looks truncated or damaged: copy or save the model again"
     return ""
 
 
 @contextmanager
-def loading(path: str, what: str, *catch: type[BaseException]):
-    """Turn a failure to load `what` from `path` (missing, truncated or damaged files) into one DistilkitError line."""
+def loading(path: str, what: str, *catch: type[BaseException], damaged: Path | None = None):
+    """Turn a failure to load `what` from `path` (missing, truncated or damaged files) into one DistilkitError line;
+    `damaged`: the one file being read, named if the error is about a damaged file."""
     from safetensors import SafetensorError
 
     try:
@@ -224,7 +219,7 @@ def loading(path: str, what: str, *catch: type[BaseException]):
         raise
     except (OSError, ValueError, RuntimeError, SafetensorError, *catch) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DistilkitError(f"{path}: cannot load {what} ({first}){_damage_hint(path, err)}") from None
+        raise DistilkitError(f"{path}: cannot load {what} ({first}){_damage_hint(path, err, damaged)}") from None
 
 
 def load_model(
