@@ -216,8 +216,8 @@ def _teacher_cache_in_tmp(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _progress_bars_as_in_a_fresh_process():
     """Each test starts with datasets' and transformers' progress bars on, as a fresh `distilkit` process does:
-    loading a trained model turns them off for the rest of the process, so without this a test's output
-    (a bar before an error line, say) would depend on which tests ran before it."""
+    a test that turns them off (or a command that fails inside load_trained's quiet block) must not decide
+    what a later test's output shows (a bar before an error line, say)."""
     import datasets
     from transformers.utils import logging as hf_logging
 

@@ -314,3 +314,28 @@ def test_dynamic_int8_keeps_each_familys_own_position_ids(tmp_path, capsys, fami
     feed = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
     fp32, int8 = (ort.InferenceSession(str(tmp_path / m / "model.onnx")).run(None, feed)[0] for m in ("fp32", "int8"))
     assert np.abs(int8 - fp32).max() < 0.1 * np.abs(fp32).max()
+
+
+@pytest.mark.parametrize("bars_on", [True, False])
+def test_loading_a_model_leaves_the_progress_bars_as_they_were(topic_run, bars_on, monkeypatch):
+    """load_trained hides the "Loading weights" bars while it loads, and only then: a notebook that loads a model
+    and trains next keeps its bars (and one that turned them off keeps them off)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    if not bars_on:
+        datasets.disable_progress_bars()
+        hf_logging.disable_progress_bar()
+    from distilkit.inference import loading
+
+    seen, original = {}, loading.load_model
+
+    def spy(*args, **kwargs):  # the bars' state while the weights load
+        seen["hf"], seen["datasets"] = hf_logging.is_progress_bar_enabled(), not datasets.are_progress_bars_disabled()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "load_model", spy)
+    load_trained(str(topic_run))
+    assert seen == {"hf": False, "datasets": False}
+    assert hf_logging.is_progress_bar_enabled() is bars_on
+    assert datasets.are_progress_bars_disabled() is not bars_on

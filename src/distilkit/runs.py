@@ -127,14 +127,17 @@ def remove_output(path: Path, option: str = "--output") -> None:
         shutil.rmtree(path)
 
 
+def _cannot_create(folder: Path, option: str, reason: object) -> DistilkitError:
+    """The one error line of make_folder and check_creatable."""
+    return DistilkitError(f"{option}: cannot create {folder} ({reason}); choose a folder you can write")
+
+
 def make_folder(folder: Path, option: str = "--output") -> None:
     """mkdir -p with one clear line when the place cannot be written (permissions, a file in the way)."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DistilkitError(
-            f"{option}: cannot create {folder} ({err.strerror or err}); choose a folder you can write"
-        ) from None
+        raise _cannot_create(folder, option, err.strerror or err) from None
 
 
 def check_creatable(folder: Path, option: str = "--output") -> None:
@@ -147,7 +150,7 @@ def check_creatable(folder: Path, option: str = "--output") -> None:
     if reason is None and not os.access(above, os.W_OK | os.X_OK):
         reason = "Permission denied"
     if reason:
-        raise DistilkitError(f"{option}: cannot create {folder} ({reason}); choose a folder you can write")
+        raise _cannot_create(folder, option, reason)
 
 
 def _file_digest(path: Path) -> str:

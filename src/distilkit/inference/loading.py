@@ -6,6 +6,7 @@ torch model or an exported ONNX folder (run by ONNX Runtime); both give the same
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,16 +35,37 @@ class TrainedModel:
         return {name: i for i, name in enumerate(self.labels)}
 
 
+@contextmanager
+def progress_bars_off():
+    """transformers' and datasets' progress bars off inside the block, as they were after it.
+
+    Scoped, not process-wide: a notebook that loads a model must keep its bars for the training that follows."""
+    from transformers.utils import logging as hf_logging
+
+    hf_was_on, datasets_was_on = hf_logging.is_progress_bar_enabled(), not datasets.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hf_was_on:
+            hf_logging.enable_progress_bar()
+        if datasets_was_on:
+            datasets.enable_progress_bars()
+
+
 def load_trained(name_or_path: str, max_length: int | None = None) -> TrainedModel:
     """Load a fine-tuned model (folder or run folder) with its label map; refuse a model with no task head.
 
-    With `max_length`, first refuse a length the model cannot read (see models.check_max_length)."""
-    from transformers.utils import logging as hf_logging
+    With `max_length`, first refuse a length the model cannot read (see models.check_max_length). The
+    "Loading weights" bars are off meanwhile: they would clutter predict's JSONL terminal output."""
+    with progress_bars_off():
+        return _load_trained(name_or_path, max_length)
 
+
+def _load_trained(name_or_path: str, max_length: int | None) -> TrainedModel:
     from distilkit import adapters
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter predict's JSONL terminal output
-    datasets.disable_progress_bars()
     if is_onnx_folder(name_or_path):
         return _load_onnx(Path(name_or_path))
     path = resolve_model(name_or_path)
