@@ -216,8 +216,8 @@ def _teacher_cache_in_tmp(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _progress_bars_as_in_a_fresh_process():
     """Each test starts with datasets' and transformers' progress bars on, as a fresh `distilkit` process does:
-    a test that turns them off (or a command that fails inside load_trained's quiet block) must not decide
-    what a later test's output shows (a bar before an error line, say)."""
+    a test that turns them off must not decide what a later test's output shows (a bar before an error line,
+    say). load_trained's quiet block restores them itself, even when loading fails."""
     import datasets
     from transformers.utils import logging as hf_logging
 
