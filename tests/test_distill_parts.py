@@ -222,3 +222,19 @@ def test_mlm_candidates_are_batched(tiny_model):
     out = augmenter.augment_sentences(sentences, copies=2)
     assert len(calls) == 1  # 9 masked words, one forward pass (TinyBERT's script would run 9)
     assert len(out) == 3 and all(len(v) == 2 for v in out)
+
+
+def test_mlm_candidates_reach_words_past_the_models_window(tiny_model):
+    """A word deep in a long text (a news article) is masked in its own window of words, so it gets candidates;
+    masked in the whole text, it was cut off at 128 tokens and got none."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from distilkit.distill.augment import MaskedLMCandidates
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    mlm = BertForMaskedLM(BertConfig.from_pretrained(tiny_model)).eval()
+    words = tok.convert_ids_to_tokens(list(range(10, 60)))  # single-piece words of the tiny vocabulary
+    article = [words[i % len(words)] for i in range(400)]
+    found = MaskedLMCandidates(mlm, tok, top_k=5).candidates([article], [(0, 3), (0, 300), (0, 399)])
+    assert set(found) == {(0, 3), (0, 300), (0, 399)}
+    assert all(len(options) > 0 for options in found.values())

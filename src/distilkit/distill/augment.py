@@ -78,10 +78,15 @@ class EmbeddingNeighbours:
 
 
 class MaskedLMCandidates:
-    """Top-K MLM predictions for single-piece words, many masked sentences per forward pass."""
+    """Top-K MLM predictions for single-piece words, many masked sentences per forward pass.
 
-    def __init__(self, mlm_model, tokenizer, top_k: int = 15, batch_size: int = 64):
+    The MLM reads the masked word with `context` words on each side, not the whole text: TinyBERT masks words of
+    GLUE sentences, and a long document (a news article) masked whole would be cut at 128 tokens, so a word past
+    the cut got no candidates, after a forward pass and a vocabulary-wide logits matrix spent on it."""
+
+    def __init__(self, mlm_model, tokenizer, top_k: int = 15, batch_size: int = 64, context: int = 20):
         self.model, self.tokenizer, self.top_k, self.batch_size = mlm_model.eval(), tokenizer, top_k, batch_size
+        self.context = context
 
     @torch.inference_mode()
     def candidates(
@@ -92,8 +97,9 @@ class MaskedLMCandidates:
             chunk = positions[start : start + self.batch_size]
             masked = []
             for s, w in chunk:
-                words = list(sentences[s])
-                words[w] = self.tokenizer.mask_token
+                start = max(0, w - self.context)
+                words = list(sentences[s][start : w + self.context + 1])
+                words[w - start] = self.tokenizer.mask_token
                 masked.append(" ".join(words))
             enc = self.tokenizer(masked, return_tensors="pt", padding=True, truncation=True, max_length=128)
             logits = self.model(**enc).logits
