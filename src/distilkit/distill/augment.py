@@ -97,9 +97,9 @@ class MaskedLMCandidates:
             chunk = positions[start : start + self.batch_size]
             masked = []
             for s, w in chunk:
-                start = max(0, w - self.context)
-                words = list(sentences[s][start : w + self.context + 1])
-                words[w - start] = self.tokenizer.mask_token
+                first = max(0, w - self.context)  # not `start`: that is the batch loop's variable
+                words = list(sentences[s][first : w + self.context + 1])
+                words[w - first] = self.tokenizer.mask_token
                 masked.append(" ".join(words))
             enc = self.tokenizer(masked, return_tensors="pt", padding=True, truncation=True, max_length=128)
             logits = self.model(**enc).logits
