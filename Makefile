@@ -101,6 +101,7 @@ bench: install
 	$(PY) benchmarks/distill_builtin.py
 	$(PY) benchmarks/distill_cache.py
 	$(PY) benchmarks/augment_speed.py
+	$(PY) benchmarks/mlm_head_at_masks.py
 	$(PY) benchmarks/peft_methods.py
 	$(PY) benchmarks/continual.py
 	$(PY) benchmarks/compress.py

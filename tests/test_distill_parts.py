@@ -216,7 +216,7 @@ def test_mlm_candidates_are_batched(tiny_model):
     tok = AutoTokenizer.from_pretrained(tiny_model)
     mlm = BertForMaskedLM(BertConfig.from_pretrained(tiny_model)).eval()
     calls = []
-    mlm.register_forward_hook(lambda *args: calls.append(1))
+    mlm.base_model.register_forward_hook(lambda *args: calls.append(1))
     augmenter = Augmenter(mlm, tok, p=1.0, mlm_model=mlm, seed=0)
     sentences = [["alice", "visited", "paris"], ["bob", "met", "rome"], ["carol", "visited", "london"]]
     out = augmenter.augment_sentences(sentences, copies=2)
@@ -238,3 +238,42 @@ def test_mlm_candidates_reach_words_past_the_models_window(tiny_model):
     found = MaskedLMCandidates(mlm, tok, top_k=5).candidates([article], [(0, 3), (0, 300), (0, 399)])
     assert set(found) == {(0, 3), (0, 300), (0, 399)}
     assert all(len(options) > 0 for options in found.values())
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
+def test_mlm_logits_at_the_masks_equal_the_full_forward(tiny_model, family):
+    """The vocabulary-wide head runs on the masked positions only (one head module: BERT, RoBERTa), or on all of
+    them (DistilBERT's head is several modules); either way the logits are the full forward's at the masks."""
+    import transformers
+    from transformers import AutoTokenizer, BertConfig
+
+    from distilkit.distill.augment import MaskedLMCandidates
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    bert = BertConfig.from_pretrained(tiny_model)
+    config = getattr(transformers, f"{CONFIGS[family]}Config")(vocab_size=bert.vocab_size, **TINY_SHAPES[family])
+    mlm = getattr(transformers, f"{CONFIGS[family]}ForMaskedLM")(config).eval()
+    head_rows = []
+    for name, module in mlm.named_children():
+        if name != mlm.base_model_prefix:
+            module.register_forward_hook(lambda module, args, out: head_rows.append(args[0].shape[:2]))
+    texts = ["alice [MASK] paris", "no mask here at all", "[MASK] met rome and [MASK]"]
+    enc = tok(texts, return_tensors="pt", padding=True)
+    candidates = MaskedLMCandidates(mlm, tok)
+    rows, columns = candidates._first_masks(enc["input_ids"])
+    assert rows.tolist() == [0, 2] and columns.tolist() == [2, 1]
+    with torch.inference_mode():
+        expected = mlm(**enc).logits[rows, columns]
+        head_rows.clear()
+        got = candidates._logits_at(enc, rows, columns)
+    assert torch.allclose(got, expected, atol=1e-5)
+    if family != "distilbert":
+        assert head_rows == [(2, 1)]  # two masked rows, one position each: not 3 x sequence length
+
+
+CONFIGS = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert"}
+TINY_SHAPES = {
+    "bert": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
+    "roberta": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
+    "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
+}

