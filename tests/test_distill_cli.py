@@ -300,10 +300,12 @@ def test_untrained_teacher_is_refused_unless_forced(tiny_model, topic_data, tmp_
     model.save_pretrained(raw)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(raw)
     out = tmp_path / "refused"
-    code, _, err = run_cli(["distill", "--teacher", raw, "--data", topic_data, "--output", out, *QUICK], capsys)
+    argv = ["distill", "--teacher", raw, "--data", topic_data, "--output", out, "--augment", "2", *QUICK]
+    code, stdout, err = run_cli(argv, capsys)
     # the check runs the teacher on tokenized examples, so the tokenizing bar may come first: the rest is one line
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and not BAR.match(line)]
     assert code == 2 and len(lines) == 1 and "looks untrained" in lines[0] and "--force" in lines[0], err
+    assert "augmentation" not in stdout  # refused before the data is augmented (minutes on a large set)
     assert _no_run(out)
     code, stdout, _ = run_cli(
         ["distill", "--teacher", raw, "--data", topic_data, "--output", out, "--force", "--epochs", "1", *QUICK], capsys

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distilkit.data.encode import collator_for
+from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
 from distilkit.evaluate.metrics import task_metrics
@@ -64,10 +64,16 @@ def check_heads(student, teacher, uses_attention_loss: bool) -> None:
         )
 
 
-def teacher_quality(trained, dataset, data, batch_size: int = 64) -> dict:
-    """Teacher metrics on up to 512 examples, with the chance level (majority class share)."""
-    if len(dataset) > MAX_CHECK_EXAMPLES:
-        dataset = dataset.select(range(MAX_CHECK_EXAMPLES))
+def teacher_quality(trained, rows: list[dict], data, max_length: int, batch_size: int = 64) -> dict:
+    """Teacher metrics on the first 512 rows, with the chance level (majority class share). Only those rows are
+    tokenized: the check runs before the whole set is augmented and tokenized, so a refusal comes at once."""
+    label2id = {name: i for i, name in enumerate(data.labels)}
+    rows = rows[:MAX_CHECK_EXAMPLES]
+    dataset, _ = encode_rows(
+        rows, data.task, trained.tokenizer, max_length, label2id, data.regression, check_unknown=False
+    )
+    if "word_ids" in dataset.column_names:
+        dataset = dataset.remove_columns("word_ids")
     logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), batch_size)
     preds, labels = predictions_and_labels(logits, dataset, data.task, trained.regression)
     metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)

@@ -136,13 +136,14 @@ class DistillJob(TrainingJob):
         print("stages: " + weights)
 
     def encode(self) -> None:
-        """Augment (optionally) and tokenize the data; check the teacher is trained on it."""
+        """Check the teacher is trained on the data, then augment (optionally) and tokenize it."""
         cfg, lead, data = self.cfg, self.lead, self.data
         self.unlabeled_count = len(data.splits.get(UNLABELED, []))
         if cfg.general:
             self.student_sets = self.teacher_sets = encode_corpus(data, self.tokenizer, cfg.max_length)
             self.warning = None
             return
+        self.check_teacher()
         if cfg.augment:
             from distilkit.distill.augment import augment_rows
             from distilkit.distill.augment_cli import load_augment_model
@@ -167,13 +168,15 @@ class DistillJob(TrainingJob):
         self.teacher_sets = (
             encode_sets(data, lead.tokenizer, cfg.max_length, label2id) if self.separate else self.student_sets
         )
-        self.warning = None
-        if not cfg.general:
-            check_split = "dev" if "dev" in self.teacher_sets else "train"
-            quality = checks.teacher_quality(lead, self.teacher_sets[check_split], data)  # extra columns ignored
-            self.warning = checks.check_teacher_trained(lead, quality, check_split, cfg.force)
-            if self.warning:
-                print(f"WARNING: {self.warning}")
+
+    def check_teacher(self) -> None:
+        """Refuse (or, with --force, warn about) a teacher that looks untrained, before any augmenting/tokenizing."""
+        data = self.data
+        split = "dev" if "dev" in data.splits else "train"
+        quality = checks.teacher_quality(self.lead, data.splits[split], data, self.cfg.max_length)
+        self.warning = checks.check_teacher_trained(self.lead, quality, split, self.cfg.force)
+        if self.warning:
+            print(f"WARNING: {self.warning}")
 
     def plan_losses(self) -> None:
         """The options every stage's LossPlan shares, the student wrapped with its projections, cache sizes."""
