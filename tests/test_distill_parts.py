@@ -277,3 +277,20 @@ TINY_SHAPES = {
     "roberta": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
     "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
 }
+
+
+def test_teacher_check_reads_rows_from_the_whole_file(topic_run):
+    """A train file sorted by label: its first 512 rows are one class (chance 100%), so a check on them called a
+    trained teacher untrained. The check reads 512 rows spread over the file."""
+    from conftest import topic_rows
+
+    from distilkit.data.dataset import TaskData
+    from distilkit.distill.checks import check_teacher_trained, teacher_quality
+    from distilkit.inference.loading import load_trained
+
+    teacher = load_trained(str(topic_run))
+    rows = sorted(topic_rows(1200, seed=5), key=lambda row: row["label"])
+    data = TaskData("sorted", "sequence-classification", False, teacher.labels, {"train": rows})
+    quality = teacher_quality(teacher, rows, data, max_length=32)
+    assert quality["chance"] < 0.4  # three classes, 400 rows each
+    assert check_teacher_trained(teacher, quality, "train", force=False) is None

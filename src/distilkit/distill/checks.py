@@ -65,10 +65,12 @@ def check_heads(student, teacher, uses_attention_loss: bool) -> None:
 
 
 def teacher_quality(trained, rows: list[dict], data, max_length: int, batch_size: int = 64) -> dict:
-    """Teacher metrics on the first 512 rows, with the chance level (majority class share). Only those rows are
-    tokenized: the check runs before the whole set is augmented and tokenized, so a refusal comes at once."""
+    """Teacher metrics on up to 512 rows spread evenly over `rows`, with the chance level (majority class share).
+    Spread, not the first 512: in a file sorted by label those would all be one class, chance 100%, and a trained
+    teacher would look untrained. Only those rows are tokenized: the check runs before the whole set is augmented
+    and tokenized, so a refusal comes at once."""
     label2id = {name: i for i, name in enumerate(data.labels)}
-    rows = rows[:MAX_CHECK_EXAMPLES]
+    rows = rows[:: -(-len(rows) // MAX_CHECK_EXAMPLES) or 1]
     dataset, _ = encode_rows(
         rows, data.task, trained.tokenizer, max_length, label2id, data.regression, check_unknown=False
     )
