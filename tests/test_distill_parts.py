@@ -240,10 +240,11 @@ def test_mlm_candidates_reach_words_past_the_models_window(tiny_model):
     assert all(len(options) > 0 for options in found.values())
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "deberta-v2"])
 def test_mlm_logits_at_the_masks_equal_the_full_forward(tiny_model, family):
-    """The vocabulary-wide head runs on the masked positions only (one head module: BERT, RoBERTa), or on all of
-    them (DistilBERT's head is several modules); either way the logits are the full forward's at the masks."""
+    """The vocabulary-wide head runs on the masked positions only (one head module reading the hidden states: BERT,
+    RoBERTa), or on all of them (DistilBERT's head is several modules, DeBERTa-v2's also reads the word embeddings);
+    either way the logits are the full forward's at the masks."""
     import transformers
     from transformers import AutoTokenizer, BertConfig
 
@@ -267,15 +268,18 @@ def test_mlm_logits_at_the_masks_equal_the_full_forward(tiny_model, family):
         head_rows.clear()
         got = candidates._logits_at(enc, rows, columns)
     assert torch.allclose(got, expected, atol=1e-5)
-    if family != "distilbert":
+    if family in ("bert", "roberta"):
         assert head_rows == [(2, 1)]  # two masked rows, one position each: not 3 x sequence length
 
 
-CONFIGS = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert"}
+CONFIGS = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "deberta-v2": "DebertaV2"}
 TINY_SHAPES = {
     "bert": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
     "roberta": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
     "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
+    # legacy=False: DeBERTa-v2's newer head, which also reads the word embeddings
+    "deberta-v2": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    | {"legacy": False},
 }
 
 

@@ -13,6 +13,7 @@ Labels are kept; for token classification each replaced word keeps its tag. Seed
 
 from __future__ import annotations
 
+import inspect
 import random
 import re
 
@@ -129,10 +130,16 @@ class MaskedLMCandidates:
 
 
 def _single_head(mlm_model):
-    """The model's one module besides its encoder, if it has exactly one (else None)."""
+    """The model's one module besides its encoder, if it has exactly one and it reads the hidden states alone (else
+    None: DeBERTa-v2's head also takes the word embeddings)."""
     prefix = mlm_model.base_model_prefix
     others = [module for name, module in mlm_model.named_children() if name != prefix]
-    return others[0] if len(others) == 1 else None
+    if len(others) != 1:
+        return None
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)  # RoBERTa's: (features, **kwargs)
+    parameters = inspect.signature(others[0].forward).parameters.values()
+    needed = [p for p in parameters if p.default is p.empty and p.kind not in variadic]
+    return others[0] if len(needed) == 1 else None
 
 
 class Augmenter:
