@@ -199,6 +199,36 @@ def test_sdpa_attention_fuses_into_multihead_attention_with_the_models_logits(tm
     assert np.abs(session.run(None, feed)[0] - reference).max() < 1e-4
 
 
+def test_fused_graph_that_changes_the_logits_is_dropped(topic_run, tmp_path, capsys, monkeypatch):
+    """The fused graph replaces the plain one only within --tolerance of PyTorch's logits; otherwise the plain graph
+    stays, metadata says why, and no optimized.onnx is left in the folder. The fusion here is faked: it writes the
+    plain graph with noise added to its largest weight."""
+    import onnx
+    from onnx import numpy_helper
+
+    from distilkit.compress import export
+
+    def noisy_fusion(src, dst, config):
+        graph = onnx.load(str(src))
+        weight = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+        values = numpy_helper.to_array(weight)
+        noise = np.random.default_rng(0).normal(0, 1, values.shape).astype(values.dtype)
+        weight.CopyFrom(numpy_helper.from_array(values + noise, weight.name))
+        onnx.save(graph, str(dst))
+        return {"Noise": 1}
+
+    monkeypatch.setattr(export, "optimize_graph", noisy_fusion)
+    code, out, err = run_cli(["export", "--model", topic_run, "--output", tmp_path / "onnx"], capsys)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "onnx" / "distilkit_onnx.json").read_text())
+    assert meta["fused_operators"]["skipped"].startswith("optimized graph differs by"), meta["fused_operators"]
+    assert "max_abs_logit_diff_optimized" not in meta["parity"] and meta["parity"]["max_abs_logit_diff"] <= 1e-4
+    assert not (tmp_path / "onnx" / "optimized.onnx").exists() and "after fusions" not in out
+    texts = ["pizza music the a", "goal team match and some longer filler words here"]
+    onnx_out, torch_out = (predictions(m, texts, tmp_path, capsys) for m in (tmp_path / "onnx", topic_run))
+    assert [r["label"] for r in onnx_out] == [r["label"] for r in torch_out]
+
+
 def test_mpnet_export_fuses_its_biased_attention_and_passes_parity(tmp_path, capsys):
     """MPNet (all-mpnet-base-v2's family): ONNX Runtime fuses LayerNorm and GELU; distilkit's own pass fuses the
     attention with its relative position bias into MultiHeadAttention, one per layer, within the parity check."""

@@ -213,16 +213,9 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         parity = {"examples": len(rows), "inputs": rows_from, "max_abs_logit_diff": diff}
         fused = {}
         if cfg.optimize and model.config.model_type in ORT_FUSABLE:
-            fused = optimize_graph(work / ONNX_FILE, work / "optimized.onnx", model.config)
-            opt_diff = max_difference(
-                run_batches(OnnxClassifier(work / "optimized.onnx"), dataset, collator, 8), reference
-            )
-            if opt_diff <= cfg.tolerance:
-                (work / "optimized.onnx").replace(work / ONNX_FILE)
-                parity["max_abs_logit_diff_optimized"] = opt_diff
-            else:  # keep the plain graph: a fusion that changes results is not worth its speed
-                (work / "optimized.onnx").unlink()
-                fused = {"skipped": f"optimized graph differs by {opt_diff:.2e}"}
+            fused, kept_diff = optimize_if_equal(work, model.config, (dataset, collator), reference, cfg.tolerance)
+            if kept_diff is not None:
+                parity["max_abs_logit_diff_optimized"] = kept_diff
         config = model.config
         config.architectures = [type(model).__name__]
         config.save_pretrained(work)
@@ -247,15 +240,26 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         run.abort()
         raise
     print(f"exported {trained.path} → {final / ONNX_FILE} ({folder_bytes(final) / 1e6:.1f} MB folder)")
+    after = parity.get("max_abs_logit_diff_optimized")
     print(
         f"parity on {len(rows)} examples of {rows_from}: max |logit difference| {diff:.2e} (tolerance "
-        f"{cfg.tolerance})"
-        + (
-            f"; after fusions {parity['max_abs_logit_diff_optimized']:.2e}"
-            if "max_abs_logit_diff_optimized" in parity
-            else ""
-        )
+        f"{cfg.tolerance})" + (f"; after fusions {after:.2e}" if after is not None else "")
     )
     if fused:
         print("ONNX Runtime fusions: " + ", ".join(f"{k} {v}" for k, v in fused.items()))
     return final
+
+
+def optimize_if_equal(
+    work: Path, config, inputs: tuple, reference: list, tolerance: float
+) -> tuple[dict, float | None]:
+    """Fuse work/model.onnx (optimize_graph) and keep the fused graph only if its logits on `inputs` (the encoded
+    parity rows and their collator) stay within `tolerance` of the PyTorch reference. Returns the fused operator
+    counts and the kept graph's max |logit difference|, or why the fusions were skipped and None."""
+    fused = optimize_graph(work / ONNX_FILE, work / "optimized.onnx", config)
+    diff = max_difference(run_batches(OnnxClassifier(work / "optimized.onnx"), *inputs, 8), reference)
+    if diff > tolerance:  # keep the plain graph: a fusion that changes results is not worth its speed
+        (work / "optimized.onnx").unlink()
+        return {"skipped": f"optimized graph differs by {diff:.2e}"}, None
+    (work / "optimized.onnx").replace(work / ONNX_FILE)
+    return fused, diff

@@ -110,10 +110,8 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         raise DistilkitError(f"{cfg.model}: prune a plain model; merge the adapter first (distilkit merge)")
     model = trained.model
     pruning.paths_for(model, heads=bool(cfg.heads))
-    before_shape = pruning.shape_summary(model)
-    fraction, counts = (None, None)
-    if cfg.heads:
-        fraction, counts = pruning.parse_head_spec(cfg.heads, before_shape["attention_heads"])
+    before = size_summary(model)
+    head_spec = pruning.parse_head_spec(cfg.heads, before["attention_heads"]) if cfg.heads else (None, None)
     opts = with_run_data(cfg, cfg.model, "importance scores and evaluation")
     data, [(eval_split, eval_rows), (imp_split, imp_rows)] = splits_rows_for(
         trained, opts, [cfg.eval_split, cfg.importance_split], as_in_training=True
@@ -121,44 +119,21 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     torch.manual_seed(cfg.seed)
 
     metrics = {
-        "before": {
-            **evaluate_model(model, trained, data, eval_rows, cfg),
-            **before_shape,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model),
-        },
+        "before": {**evaluate_model(model, trained, data, eval_rows, cfg), **before},
         "evaluated_on": f"{data.name} ({eval_split}, {len(eval_rows)} examples)",
         "importance_from": f"{data.name} ({imp_split}, {min(cfg.importance_samples, len(imp_rows))} examples)",
     }
-    want_heads, want_ffn = bool(cfg.heads) and (fraction or counts), cfg.ffn > 0
-    if want_heads or want_ffn:
-        batches = importance_batches(
-            trained, imp_rows, cfg.importance_samples, cfg.batch_size, cfg.seed, cfg.max_length
-        )
-        head_scores, ffn_scores = pruning.score_importance(model, batches, want_heads, want_ffn)
-        if want_heads:
-            if counts is not None:
-                remove = [sorted(torch.argsort(s)[: counts.get(i, 0)].tolist()) for i, s in enumerate(head_scores)]
-            else:
-                remove = pruning.choose_lowest(head_scores, fraction, cfg.budget, "heads")
-            pruning.remove_heads(model, remove)
-            metrics["removed_heads"] = {str(i): r for i, r in enumerate(remove) if r}
-        if want_ffn:
-            pruning.remove_neurons(model, pruning.choose_lowest(ffn_scores, cfg.ffn, cfg.budget, "neurons"))
+    metrics.update(remove_structures(model, trained, imp_rows, head_spec, cfg))
     masks = pruning.sparsify(model, cfg.sparsity, cfg.budget) if cfg.sparsity else None
-    after = {
-        **pruning.shape_summary(model),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model),
-    }
+    after = size_summary(model)
     if masks is not None:
         after.update(pruning.sparsity_report(model))
     metrics["pruned"] = {**evaluate_model(model, trained, data, eval_rows, cfg), **after}
-    metrics["macs_ratio"] = after["encoder_macs_per_token_seq128"] / metrics["before"]["encoder_macs_per_token_seq128"]
+    metrics["macs_ratio"] = after["encoder_macs_per_token_seq128"] / before["encoder_macs_per_token_seq128"]
 
     structural = (
-        after["attention_heads"] != before_shape["attention_heads"]
-        or after["intermediate_sizes"] != before_shape["intermediate_sizes"]
+        after["attention_heads"] != before["attention_heads"]
+        or after["intermediate_sizes"] != before["intermediate_sizes"]
         or bool(getattr(model.config, "distilkit_pruning", None))
     )
     work = run.prepare()
@@ -166,13 +141,8 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         save_pruned(model, trained.tokenizer, work / "model", trained.task, structural)
         if cfg.recover != "none":
             metrics["recovery"] = {"method": cfg.recover, "training": recover(cfg, opts, work / "model", work)}
-            recovered = load_trained(str(work / "recovery"))
-            if masks is not None:
-                pruning.reapply_masks(recovered.model, masks)  # one-shot: the zeros come back after training
-            shutil.rmtree(work / "model")
-            save_pruned(recovered.model, trained.tokenizer, work / "model", trained.task, structural)
-            shutil.rmtree(work / "recovery" / "model")
-            metrics["recovered"] = evaluate_model(recovered.model, trained, data, eval_rows, cfg)
+            recovered = recover_into(work, masks, trained, structural)
+            metrics["recovered"] = evaluate_model(recovered, trained, data, eval_rows, cfg)
         config = {
             **(resolved or dataclasses.asdict(cfg)),
             **{k: getattr(opts, k) for k in ("data", "train_file", "dev_file", "test_file")},
@@ -184,6 +154,49 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         raise
     print_summary(metrics, final)
     return final
+
+
+def size_summary(model) -> dict:
+    """Heads and FFN widths per layer, parameters, and the encoder's linear-layer MACs per token at length 128."""
+    return {
+        **pruning.shape_summary(model),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model),
+    }
+
+
+def remove_structures(model, trained, imp_rows: list[dict], head_spec: tuple, cfg: PruneConfig) -> dict:
+    """Score heads / FFN neurons on the importance rows and remove the least important; returns the removed heads
+    (layer -> head indices) for metrics.json. `head_spec` is parse_head_spec's (fraction, per-layer counts)."""
+    fraction, counts = head_spec
+    want_heads, want_ffn = bool(cfg.heads) and (fraction or counts), cfg.ffn > 0
+    if not (want_heads or want_ffn):
+        return {}
+    batches = importance_batches(trained, imp_rows, cfg.importance_samples, cfg.batch_size, cfg.seed, cfg.max_length)
+    head_scores, ffn_scores = pruning.score_importance(model, batches, want_heads, want_ffn)
+    removed = {}
+    if want_heads:
+        if counts is not None:
+            remove = [sorted(torch.argsort(s)[: counts.get(i, 0)].tolist()) for i, s in enumerate(head_scores)]
+        else:
+            remove = pruning.choose_lowest(head_scores, fraction, cfg.budget, "heads")
+        pruning.remove_heads(model, remove)
+        removed["removed_heads"] = {str(i): r for i, r in enumerate(remove) if r}
+    if want_ffn:
+        pruning.remove_neurons(model, pruning.choose_lowest(ffn_scores, cfg.ffn, cfg.budget, "neurons"))
+    return removed
+
+
+def recover_into(work: Path, masks, trained, structural: bool):
+    """After recovery training: its model replaces work/model (unstructured masks reapplied, since training
+    regrows the zeros) and its own copy in work/recovery/model goes; returns the recovered model."""
+    recovered = load_trained(str(work / "recovery"))
+    if masks is not None:
+        pruning.reapply_masks(recovered.model, masks)  # one-shot: the zeros come back after training
+    shutil.rmtree(work / "model")
+    save_pruned(recovered.model, trained.tokenizer, work / "model", trained.task, structural)
+    shutil.rmtree(work / "recovery" / "model")
+    return recovered.model
 
 
 def print_summary(metrics: dict, final: Path) -> None:
