@@ -199,34 +199,60 @@ def test_sdpa_attention_fuses_into_multihead_attention_with_the_models_logits(tm
     assert np.abs(session.run(None, feed)[0] - reference).max() < 1e-4
 
 
-def test_fused_graph_that_changes_the_logits_is_dropped(topic_run, tmp_path, capsys, monkeypatch):
-    """The fused graph replaces the plain one only within --tolerance of PyTorch's logits; otherwise the plain graph
-    stays, metadata says why, and no optimized.onnx is left in the folder. The fusion here is faked: it writes the
-    plain graph with noise added to its largest weight."""
+def change_largest_weight(graph_file, change) -> None:
+    """Rewrite an ONNX graph with `change` applied to its largest weight (a stand-in for a broken graph)."""
     import onnx
     from onnx import numpy_helper
 
+    graph = onnx.load(str(graph_file))
+    weight = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    weight.CopyFrom(numpy_helper.from_array(change(numpy_helper.to_array(weight)), weight.name))
+    onnx.save(graph, str(graph_file))
+
+
+def test_fused_graph_that_changes_the_logits_is_dropped(topic_run, tmp_path, capsys, monkeypatch):
+    """The fused graph replaces the plain one only within --tolerance of PyTorch's logits; otherwise the plain graph
+    stays, metadata says why, and no optimized.onnx is left in the folder. The fusion here is faked: it writes the
+    plain graph with noise (or NaN, which compares false with everything) in its largest weight."""
     from distilkit.compress import export
 
-    def noisy_fusion(src, dst, config):
-        graph = onnx.load(str(src))
-        weight = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
-        values = numpy_helper.to_array(weight)
-        noise = np.random.default_rng(0).normal(0, 1, values.shape).astype(values.dtype)
-        weight.CopyFrom(numpy_helper.from_array(values + noise, weight.name))
-        onnx.save(graph, str(dst))
-        return {"Noise": 1}
+    for case, change in {
+        "noise": lambda w: w + np.random.default_rng(0).normal(0, 1, w.shape).astype(w.dtype),
+        "nan": lambda w: np.full_like(w, np.nan),
+    }.items():
 
-    monkeypatch.setattr(export, "optimize_graph", noisy_fusion)
-    code, out, err = run_cli(["export", "--model", topic_run, "--output", tmp_path / "onnx"], capsys)
-    assert code == 0, err
-    meta = json.loads((tmp_path / "onnx" / "distilkit_onnx.json").read_text())
-    assert meta["fused_operators"]["skipped"].startswith("optimized graph differs by"), meta["fused_operators"]
-    assert "max_abs_logit_diff_optimized" not in meta["parity"] and meta["parity"]["max_abs_logit_diff"] <= 1e-4
-    assert not (tmp_path / "onnx" / "optimized.onnx").exists() and "after fusions" not in out
+        def broken_fusion(src, dst, config):
+            shutil.copy(src, dst)
+            change_largest_weight(dst, change)
+            return {"Broken": 1}
+
+        monkeypatch.setattr(export, "optimize_graph", broken_fusion)
+        out_dir = tmp_path / case
+        code, out, err = run_cli(["export", "--model", topic_run, "--output", out_dir], capsys)
+        assert code == 0, err
+        meta = json.loads((out_dir / "distilkit_onnx.json").read_text())
+        assert meta["fused_operators"]["skipped"].startswith("optimized graph differs by"), meta["fused_operators"]
+        assert "max_abs_logit_diff_optimized" not in meta["parity"] and meta["parity"]["max_abs_logit_diff"] <= 1e-4
+        assert not (out_dir / "optimized.onnx").exists() and "after fusions" not in out
     texts = ["pizza music the a", "goal team match and some longer filler words here"]
-    onnx_out, torch_out = (predictions(m, texts, tmp_path, capsys) for m in (tmp_path / "onnx", topic_run))
+    onnx_out, torch_out = (predictions(m, texts, tmp_path, capsys) for m in (tmp_path / "nan", topic_run))
     assert [r["label"] for r in onnx_out] == [r["label"] for r in torch_out]
+
+
+def test_export_whose_graph_gives_nan_fails_parity_and_writes_nothing(topic_run, tmp_path, capsys, monkeypatch):
+    """A graph whose logits are NaN is a failed parity check (NaN > tolerance is false, so it used to pass)."""
+    from distilkit.compress import export
+
+    real_export = export.export_graph
+
+    def nan_export(model, example, input_names, out_file, opset):
+        real_export(model, example, input_names, out_file, opset)
+        change_largest_weight(out_file, lambda w: np.full_like(w, np.nan))
+
+    monkeypatch.setattr(export, "export_graph", nan_export)
+    code, _, err = run_cli(["export", "--model", topic_run, "--output", tmp_path / "onnx"], capsys)
+    assert code != 0 and "parity check failed: max |logit difference| nan" in err, err
+    assert not (tmp_path / "onnx").exists()
 
 
 def test_mpnet_export_fuses_its_biased_attention_and_passes_parity(tmp_path, capsys):

@@ -205,7 +205,7 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
             export_graph(model, sample, input_names, work / ONNX_FILE, cfg.opset)
         seconds = time.perf_counter() - started
         diff = max_difference(run_batches(OnnxClassifier(work), dataset, collator, 8), reference)
-        if diff > cfg.tolerance:
+        if not diff <= cfg.tolerance:  # NaN logits fail too
             raise DistilkitError(
                 f"parity check failed: max |logit difference| {diff:.2e} > --tolerance {cfg.tolerance}"
                 f" on {len(rows)} examples of {rows_from}; nothing written"
@@ -258,7 +258,7 @@ def optimize_if_equal(
     counts and the kept graph's max |logit difference|, or why the fusions were skipped and None."""
     fused = optimize_graph(work / ONNX_FILE, work / "optimized.onnx", config)
     diff = max_difference(run_batches(OnnxClassifier(work / "optimized.onnx"), *inputs, 8), reference)
-    if diff > tolerance:  # keep the plain graph: a fusion that changes results is not worth its speed
+    if not diff <= tolerance:  # also NaN; keep the plain graph: a fusion that changes results is not worth its speed
         (work / "optimized.onnx").unlink()
         return {"skipped": f"optimized graph differs by {diff:.2e}"}, None
     (work / "optimized.onnx").replace(work / ONNX_FILE)
