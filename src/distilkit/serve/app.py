@@ -276,6 +276,6 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
         response_model_exclude_none=True,
         dependencies=guarded,
         responses=ERRORS,
-        route_class_override=guarded_route(body_limit(cfg)),
+        route_class_override=guarded_route(body_limit(cfg), cfg.body_timeout),
     )
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from distilkit.option_rules import AT_LEAST_1, COUNT, MAX_LENGTH, NON_NEGATIVE, PORT, Checked, opt
+from distilkit.option_rules import AT_LEAST_1, COUNT, MAX_LENGTH, NON_NEGATIVE, PORT, POSITIVE, Checked, opt
 
 
 @dataclass
@@ -30,7 +30,10 @@ class ServeConfig(Checked):
         max_body: Most bytes in a request body (more: 413), counted while it is read, before it is parsed.
             Default: room for --max-texts pairs of --max-chars characters at 12 bytes each (the longest JSON
             escape of one character), plus 64 KiB.
-        max_length: Most tokens per text; longer texts are truncated and flagged "truncated": true.
+        body_timeout: Seconds a request body may take to arrive (more: 408), so a body that never ends does not hold
+            its connection.
+        max_length: Most tokens per text; longer texts are truncated and flagged "truncated": true (default: the
+            smaller of 128 and the model's positions).
         top_k: Scores returned per text (0 = all labels).
         graceful_timeout: Seconds to let in-flight requests finish after SIGTERM/Ctrl-C before cancelling them.
         log_level: uvicorn's log level; debug also logs every request.
@@ -47,7 +50,8 @@ class ServeConfig(Checked):
     max_texts: int = opt(64, AT_LEAST_1)
     max_chars: int = opt(10000, AT_LEAST_1)
     max_body: Optional[int] = opt(None, AT_LEAST_1)
-    max_length: int = opt(128, MAX_LENGTH)
+    body_timeout: float = opt(30.0, POSITIVE)
+    max_length: Optional[int] = opt(None, MAX_LENGTH)
     top_k: int = opt(0, COUNT)
     graceful_timeout: float = opt(30.0, NON_NEGATIVE)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
