@@ -20,6 +20,9 @@ quiet_library_logs()  # as the CLI does before anything imports torchao (tests i
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# an unexpected exception keeps its traceback in tests (the CLI turns it into one line otherwise); tests of that
+# line unset it
+os.environ.setdefault("DISTILKIT_TRACEBACK", "1")
 
 TOPICS = {
     "sport": ["goal", "match", "team", "coach", "league", "score"],
@@ -52,7 +55,7 @@ def _vocab() -> list[str]:
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words) + pieces
 
 
-def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 32, heads: int = 2) -> Path:
+def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 32, heads: int = 2, positions: int = 128) -> Path:
     """Save a randomly initialised BERT encoder and its fast WordPiece tokenizer to `folder`."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -68,7 +71,7 @@ def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 32, heads: int
         num_hidden_layers=layers,
         num_attention_heads=heads,
         intermediate_size=hidden * 2,
-        max_position_embeddings=128,
+        max_position_embeddings=positions,
     )
     BertModel(config).save_pretrained(folder)
     return folder

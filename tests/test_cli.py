@@ -221,7 +221,7 @@ def test_bad_yaml_and_unknown_options(tmp_path, capsys):
     code, _, err = run_cli(["finetune", "--config", unknown], capsys)
     assert code == 2 and "unknown option 'batch_sise'; did you mean 'batch_size'?" in err
     code, _, err = run_cli(["finetune", "--batch-sise", "8"], capsys)
-    assert code == 2 and "did you mean --batch_size?" in err and err.count("\n") == 1
+    assert code == 2 and "did you mean --batch-size?" in err and err.count("\n") == 1
     code, _, err = run_cli(["finetune", "--epochs", "many"], capsys)
     assert code == 2 and "--epochs: Expected a float" in err
 

@@ -11,7 +11,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "distilkit"
 
 # Earlier layers first. The top-level name is the package (or the loose module) under distilkit/.
 LAYERS = [
-    {"__init__", "errors", "option_rules", "config", "config_loader", "runs"},  # core: options, errors, run folders
+    {
+        "__init__",
+        "errors",
+        "option_rules",
+        "config",
+        "config_loader",
+        "files",
+        "budget",
+        "runs",
+    },  # core: options, errors, files
     {"data"},  # files and built-in datasets → HF datasets, labels, tokenization
     {"models"},  # loading any encoder, layers, pruned shapes
     {"adapters"},  # PEFT methods (what a model folder may carry)

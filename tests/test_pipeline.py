@@ -89,12 +89,74 @@ def test_rerun_with_a_changed_recipe_refuses(tiny_pipeline, tmp_path, capsys):
     assert yaml.safe_load((run / "recipe.yaml").read_text())["students"]["s1"]["epochs"] == 6  # untouched
 
 
-def test_changed_sections_allows_additions():
+def test_report_never_writes_into_a_users_folder(tiny_pipeline, tmp_path, capsys):
+    _, run = tiny_pipeline
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own report")
+    code, _, err = run_cli(["report", run, "--output", mine], capsys)
+    assert code == 2 and "was not written by distilkit" in err and err.count("\n") == 1, err
+    assert (
+        sorted(p.name for p in mine.iterdir()) == ["report.md"] and (mine / "report.md").read_text() == "my own report"
+    )
+    assert run_cli(["report", run, "--output", tmp_path / "new"], capsys)[0] == 0  # a folder of its own: fine
+    assert (tmp_path / "new" / "report.html").is_file()
+
+
+def test_a_pipeline_reruns_only_the_student_that_failed_once_it_is_fixed(tiny_model, tmp_path, capsys):
+    plugin = tmp_path / "bad_loss.py"
+    plugin.write_text(
+        "from distilkit.losses import register_loss\n"
+        "@register_loss('pipeline_nan', reads={'logits'})\n"
+        "def pipeline_nan(batch):\n"
+        "    return batch.student_logits.float().sum() * float('nan')\n"
+    )
+    good = {"student": "1", "epochs": 1, "lr": 1e-3, "batch_size": 16, "warmup": 0, "force": True}
+    bad = {**good, "plugins": str(plugin), "losses": {"kd": 1, "pipeline_nan": 1}}
+    stages = {"stages": ["teacher", "distill"]}
+    teacher = {"model": str(tiny_model), "epochs": 1, "lr": 1e-3, "batch_size": 16, "warmup": 0}
+    students = {"students": {"first": good, "second": bad}, "quantize": {}}  # run in this order
+    recipe = tiny_recipe(tmp_path, tiny_model, teacher=teacher, **students, **stages)
+    code, _, err = run_cli(["run", recipe], capsys)
+    assert code == 2 and "loss 'pipeline_nan'" in err.strip().splitlines()[-1], err
+    run = tmp_path / "run"
+    finished = {p: (run / p / "metrics.json").stat().st_mtime for p in ("teacher", "students/first")}
+    fixed = yaml.safe_load(recipe.read_text())
+    fixed["students"]["second"] = good
+    recipe.write_text(yaml.safe_dump(fixed))
+    code, out, err = run_cli(["run", recipe], capsys)
+    assert code == 0, err
+    assert {p: (run / p / "metrics.json").stat().st_mtime for p in finished} == finished  # reused, not retrained
+    assert (run / "students" / "second" / "metrics.json").is_file()
+
+
+def test_a_pipeline_folder_in_use_is_refused(tiny_pipeline, tmp_path, capsys):
+    from distilkit.files import FolderLock
+
+    recipe, run = tiny_pipeline
+    lock = FolderLock(run)
+    assert lock.acquire()  # as a `distilkit run` in progress holds it
+    try:
+        code, _, err = run_cli(["run", recipe, "--overwrite"], capsys)
+    finally:
+        lock.release()
+    assert code == 2 and "is running this pipeline" in err and (run / "report.html").is_file(), err
+
+
+def test_changed_sections_allows_additions_and_edits_of_what_did_not_finish():
     old = {"data": {"data": "x"}, "students": {"a": {"epochs": 1}}, "prune": {}}
-    assert changed_sections(old, {**old, "students": {"a": {"epochs": 1}, "b": {"epochs": 2}}}) == []
-    assert changed_sections(old, {**old, "quantize": {"methods": ["static"]}, "bench": {"rounds": 3}}) == []
-    assert changed_sections(old, {**old, "data": {"data": "y"}}) == ["data"]
-    assert changed_sections(old, {**old, "students": {"a": {"epochs": 2}}}) == ["students.a"]
+
+    def finished(key):
+        return True
+
+    assert changed_sections(old, {**old, "students": {"a": {"epochs": 1}, "b": {"epochs": 2}}}, finished) == []
+    assert changed_sections(old, {**old, "quantize": {"methods": ["static"]}, "bench": {"rounds": 3}}, finished) == []
+    assert changed_sections(old, {**old, "data": {"data": "y"}}, finished) == ["data"]
+    assert changed_sections(old, {**old, "students": {"a": {"epochs": 2}}}, finished) == ["students.a"]
+    nothing = {"students": {"a": {"epochs": 2}}, "data": {"data": "y"}}
+    assert changed_sections(old, {**old, **nothing}, lambda key: False) == []  # nothing finished: nothing to redo
+    only_teacher = {**old, "students": {"a": {"epochs": 2}}}
+    assert changed_sections(old, only_teacher, lambda key: key == "teacher") == []  # a failed student, fixed
 
 
 def test_report_renders_in_headless_chromium(tiny_pipeline, tmp_path):

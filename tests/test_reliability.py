@@ -24,6 +24,17 @@ def one_error_line(code, err, *needles):
     return lines[0]
 
 
+def final_error_line(code, err, *needles):
+    """A failure during training or writing: the progress bars of the work done so far, then one error line of its
+    own, the last."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and lines and lines[-1].startswith("distilkit: error: "), err
+    assert sum(ln.startswith("distilkit: error: ") for ln in lines) == 1, err
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+    return lines[-1]
+
+
 def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".partial"))
 

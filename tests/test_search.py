@@ -85,8 +85,9 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tiny_model, tmp_path
 
     data = write_csv(tmp_path / "t.csv", topic_rows(60))
     out = tmp_path / "search"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")  # not the search's: must survive the clean-up
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")  # a user's folder: never written into
     real_train, partials = Trainer.train, []
 
     def train(self, *args, **kwargs):
@@ -119,8 +120,12 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tiny_model, tmp_path
         rows[1]["error"] == "RuntimeError: simulated out of memory in .trial-001.partial" and rows[1]["accuracy"] == ""
     )
     assert rows[0]["error"] == "" and 0 <= float(rows[0]["accuracy"]) <= 1 and rows[1]["lr"] != ""
-    assert sorted(p.name for p in out.iterdir()) == ["best.yaml", "notes.txt", "trial-000", "trial-002", "trials.csv"]
-    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == [".distilkit", "best.yaml", "trial-000", "trial-002", "trials.csv"]
+    args = ["search", "--options", f"{{model: {tiny_model}, data: {data}}}", "--space", "{lr: [1.0e-4, 5.0e-3]}"]
+    code, _, err = run_cli([*args, "--output", mine], capsys)
+    assert (
+        code == 2 and "was not written by distilkit" in err and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    )
     assert "trial 1 failed: RuntimeError: simulated out of memory" in stdout and "2 of 4 trials failed" in stdout
     best = yaml.safe_load((out / "best.yaml").read_text())
     assert best["lr"] in (float(rows[0]["lr"]), float(rows[2]["lr"]))

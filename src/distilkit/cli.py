@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
@@ -23,6 +24,7 @@ from distilkit.config_loader import RENAMED, load_options, read_yaml, renamed_me
 from distilkit.distill.options import AugmentConfig
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, EvaluateConfig, ReportConfig
+from distilkit.files import write_failure
 from distilkit.inference.options import PredictConfig
 from distilkit.pipeline.options import PipelineConfig, SearchConfig
 from distilkit.serve.options import ServeConfig
@@ -77,6 +79,8 @@ def _one_line(message: str, parser: ArgumentParser) -> str:
             given = re.search(r"Given value: (.*)$", detail)
             detail = f"Expected {' or '.join(expected)}. Got value: {given.group(1) if given else '?'}"
         text = f"--{key.group(1)}: {detail}"
+    if "nrecognized" in text:  # name the options as the user wrote them (argv was normalised to underscores)
+        text = _dashed(text)
     unknown = re.findall(r"--[\w.-]+", text) if "nrecognized" in text else []
     hints = [h for h in (_suggest(opt, parser) for opt in unknown) if h]
     prog = parser.prog.replace(" [options]", "")
@@ -87,9 +91,46 @@ def _options(parser: ArgumentParser) -> list[str]:
     return [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
 
 
+# Hugging Face's TrainingArguments / example-script names of options distilkit spells otherwise
+HF_NAMES = {
+    "per_device_train_batch_size": "batch_size",
+    "train_batch_size": "batch_size",
+    "per_device_eval_batch_size": "eval_batch_size",
+    "learning_rate": "lr",
+    "num_train_epochs": "epochs",
+    "output_dir": "output",
+    "model_name_or_path": "model",
+    "max_seq_length": "max_length",
+    "validation_file": "dev_file",
+    "gradient_accumulation_steps": "grad_accum",
+    "warmup_ratio": "warmup",
+    "warmup_steps": "warmup",
+    "overwrite_output_dir": "overwrite",
+    "resume_from_checkpoint": "resume",
+    "fp16": "precision",
+    "bf16": "precision",
+    "dataset_name": "data",
+}
+
+
+def _closest(given: str, names: list[str]) -> str | None:
+    """The option name most like `given`: its Hugging Face spelling, else the name sharing the most words with it
+    and adding the fewest (per_device_train_batch_size → batch_size, not eval_batch_size), else difflib's."""
+    if HF_NAMES.get(given) in names:
+        return HF_NAMES[given]
+    words = set(given.split("_"))
+    scored = [(len(words & set(n.split("_"))) - len(set(n.split("_")) - words), n) for n in names]
+    best = max(scored, default=(0, None))
+    if best[0] > 0:
+        return best[1]
+    close = difflib.get_close_matches(given, names, 1, 0.6)
+    return close[0] if close else None
+
+
 def _suggest(option: str, parser: ArgumentParser) -> str:
-    close = difflib.get_close_matches(option.replace("-", "_").lstrip("_"), [o[2:] for o in _options(parser)], 1, 0.6)
-    return f"{option}: did you mean --{close[0]}?" if close else ""
+    names = [o[2:].replace("-", "_") for o in _options(parser)]
+    close = _closest(option.replace("-", "_").lstrip("_"), names)
+    return f"{option}: did you mean --{close.replace('_', '-')}?" if close else ""
 
 
 def _read_config_file(path: str, cls) -> str:
@@ -284,6 +325,43 @@ def quiet_library_logs() -> None:
             logger.addFilter(_errors_only)
 
 
+TRACEBACK_ENV = "DISTILKIT_TRACEBACK"
+
+
+def unexpected(err: BaseException) -> tuple[str, int]:
+    """The one line (and exit status) for an exception that is not a DistilkitError: a failed write or another OS
+    error and running out of memory are the user's to fix (2); anything else is a bug in distilkit or in the
+    user's plugin (1), named by its type, message and the innermost frame of distilkit's or the user's code."""
+    import traceback
+
+    from distilkit.files import free_space
+
+    if write_failure(err):
+        target = getattr(err, "filename", None) or "a file"
+        return f"cannot write {target}: {write_failure(err)} ({free_space(Path(target))} free there)", 2
+    if isinstance(err, OSError):
+        return f"{err.filename or 'a file'}: {err.strerror or err}", 2
+    if isinstance(err, MemoryError):
+        return "out of memory: use a smaller --batch-size or --max-length, fewer examples, or more memory", 2
+    frames = traceback.extract_tb(err.__traceback__)
+    own = [f for f in frames if "site-packages" not in f.filename and "/lib/python" not in f.filename]
+    frame = (own or frames or [None])[-1]
+    at = f" (at {frame.filename}:{frame.lineno} in {frame.name})" if frame else ""
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    return (
+        f"unexpected {type(err).__name__}: {first}{at}; this is a bug in distilkit or in a plugin: rerun with "
+        f"{TRACEBACK_ENV}=1 for the traceback, and report it"
+    ), 1
+
+
+def close_progress_bars() -> None:
+    """End the progress bars a failure left open (the Trainer's, mid-epoch), so the error starts a line of its own."""
+    import tqdm
+
+    for bar in list(getattr(tqdm.tqdm, "_instances", [])):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -296,8 +374,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run(argv)
     except DistilkitError as err:
+        close_progress_bars()
         print(f"distilkit: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        close_progress_bars()
         print("distilkit: interrupted; rerun with --resume to continue a training run", file=sys.stderr)
         sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - every failure ends as one line; a bug's traceback on request
+        bug = not isinstance(err, (OSError, MemoryError)) and not write_failure(err)
+        if bug and os.environ.get(TRACEBACK_ENV, "").strip() not in ("", "0"):
+            raise
+        close_progress_bars()
+        line, status = unexpected(err)
+        print(f"distilkit: error: {line}", file=sys.stderr)
+        sys.exit(status)

@@ -19,6 +19,7 @@ from distilkit.option_rules import (
     MAX_LENGTH,
     NON_NEGATIVE,
     POSITIVE,
+    PROBABILITY,
     SEED,
     Checked,
     opt,
@@ -56,7 +57,8 @@ class DataOptions(Checked):
         tokens_column: JSONL/disk token classification: column with the list of words.
         tags_column: JSONL/disk token classification: column with the list of tags.
         split: Fractions train,dev,test used to split data that has no given dev/test part (seeded, stratified).
-        max_length: Maximum tokens per example; longer examples are truncated and counted.
+        max_length: Maximum tokens per example; longer examples are truncated and counted (default: the smaller of
+            128 and the model's positions).
         max_train_samples: Train on at most this many examples (a seeded sample of the train split); for quick runs.
         max_eval_samples: Evaluate on at most this many examples of each dev/test split (seeded sample).
     """
@@ -74,7 +76,7 @@ class DataOptions(Checked):
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     split: str = "0.8,0.1,0.1"
-    max_length: int = opt(128, MAX_LENGTH)
+    max_length: Optional[int] = opt(None, MAX_LENGTH)
     max_train_samples: Optional[int] = opt(None, AT_LEAST_1)
     max_eval_samples: Optional[int] = opt(None, AT_LEAST_1)
 
@@ -97,7 +99,8 @@ class TrainOptions(Checked):
         metric: Dev metric that picks the best checkpoint (default: accuracy, f1 for BIO tags, mse for regression).
         freeze_embeddings: Do not train the embedding layer.
         freeze_layers: Do not train the first N transformer layers.
-        precision: auto uses bf16 on GPUs that support it and fp32 on CPU (bf16 autocast is slow on most CPUs).
+        precision: auto uses bf16 autocast where the hardware runs bf16 natively (GPUs that support it, CPUs with
+            AVX512-BF16 or AMX) and fp32 elsewhere (emulated bf16 is much slower).
         seed: Random seed for initialisation, shuffling and splits.
         logging_steps: Log training loss every N steps (TensorBoard and progress bar).
         threads: CPU threads for torch (default: torch's choice).
@@ -263,7 +266,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     cache_dir: Optional[str] = None
     cache_max_gb: float = opt(4.0, NON_NEGATIVE)
     augment: int = opt(0, COUNT)
-    augment_p: float = opt(0.4, FRACTION)
+    augment_p: float = opt(0.4, PROBABILITY)
     augment_model: Optional[str] = None
     unlabeled: Optional[str] = None
     unlabeled_ratio: Optional[float] = opt(None, POSITIVE)

@@ -63,6 +63,7 @@ AT_LEAST_1 = Rule(low=1, integer=True)  # batch sizes, lengths, counts
 COUNT = Rule(low=0, integer=True)  # 0 = none / off
 FRACTION = Rule(low=0, high=1)  # probabilities, mixing weights
 FRACTION_BELOW_1 = Rule(low=0, high=1, high_open=True)  # dropout, pruned share (1 would remove everything)
+PROBABILITY = Rule(low=0, high=1, low_open=True)  # a chance that must happen sometimes (augmentation's word swaps)
 SEED = Rule(low=0, high=2**32 - 1, integer=True)  # numpy's seed range
 PORT = Rule(low=0, high=65535, integer=True)
 # Far above any encoder's position limit; the model's own limit is checked when it is loaded.

@@ -1,15 +1,18 @@
-"""Run folders: written atomically, never overwritten by accident, resumable after a crash.
+"""Run folders: written atomically, never overwritten by accident, locked while written, resumable after a crash.
 
 A run is built in a hidden sibling `.<name>.partial/` (Trainer checkpoints live there too) and renamed to
 `<name>/` only when complete. So `runs/x/` either holds a finished run or does not exist:
-- a finished `runs/x/` is replaced only with `--overwrite`;
-- an interrupted `.x.partial/` is continued with `--resume` (from its last checkpoint) or discarded with
-  `--overwrite`; a run that fails on bad input removes its partial folder.
+- a finished `runs/x/` is replaced only with `--overwrite`, and only when distilkit's marker proves it wrote every
+  file there (files.py: `check_replaceable`);
+- the process writing `.x.partial/` holds a lock on it, so a second process on the same `--output` is told which
+  process is writing it, and `--overwrite` never removes a live run;
+- an interrupted `.x.partial/` (its process gone) is continued with `--resume` (from its last checkpoint) or
+  discarded with `--overwrite`; commands that cannot resume (export, quantize, prune) discard it themselves;
+- a run that fails removes its partial folder: on bad input, a failed write (a full disk: one line naming the path)
+  or an error in the user's code; only Ctrl-C, and a crash after a checkpoint was saved, keep it for `--resume`.
 
-Every folder distilkit writes holds a marker file (`.distilkit`). `--overwrite` replaces only such folders (or
-runs written before the marker existed, recognised by their config.yaml + metrics.json): a folder distilkit did
-not write is never deleted. `--resume` continues only with the options the run was started with (see
-`RESUME_FREE` for the ones that may change).
+`--resume` continues only with the options the run was started with (see `RESUME_FREE` for the ones that may
+change).
 """
 
 from __future__ import annotations
@@ -21,36 +24,23 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import yaml
+from typing import NoReturn
 
 from distilkit.errors import DistilkitError
+from distilkit.files import (
+    MARKER,
+    FolderLock,
+    check_replaceable,
+    live_holder,
+    mark,
+    read_marker,
+    record_files,
+    write_error,
+    write_failure,
+    write_json,
+    write_yaml,
+)
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file via a temp file + rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def folder_bytes(folder: Path) -> int:
-    """Total size of the files under `folder`."""
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
-
-
-def write_json(path: Path, obj) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def write_yaml(path: Path, obj) -> None:
-    write_atomic(path, yaml.safe_dump(obj, sort_keys=False))
-
-
-MARKER = ".distilkit"
 # Options that may differ when a run is resumed: they change how it is run or logged, not what it computes.
 RESUME_FREE = {
     "resume",
@@ -66,21 +56,6 @@ RESUME_FREE = {
 DATA_FILE_KEYS = ("data", "train_file", "dev_file", "test_file", "unlabeled")
 
 
-def mark(folder: Path, kind: str) -> None:
-    """Label `folder` as distilkit's own output, so a later --overwrite may replace it."""
-    from distilkit import __version__
-
-    write_json(Path(folder) / MARKER, {"written_by": "distilkit", "version": __version__, "kind": kind})
-
-
-def marker_kind(folder: Path) -> str | None:
-    """What distilkit wrote into `folder` ("run", "pipeline", "evaluation", ...), or None."""
-    try:
-        return json.loads((Path(folder) / MARKER).read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def check_new_file(path: Path, overwrite: bool, option: str = "--output", inputs: tuple = ()) -> None:
     """An output file may replace an existing file only with --overwrite, and never one of the command's inputs."""
     path = Path(path)
@@ -93,10 +68,12 @@ def check_new_file(path: Path, overwrite: bool, option: str = "--output", inputs
         raise DistilkitError(
             f"{option} {path}: the file exists; pass --overwrite to replace it or choose another {option}"
         )
+    check_creatable(path, option)
 
 
 def written_by_distilkit(folder: Path) -> bool:
-    """A distilkit output: the marker, or the layout of a run written before markers existed."""
+    """Recognise a distilkit output for reading (is this a run folder?): the marker, or the layout of a run written
+    before markers existed. Never a reason to delete anything: that takes `check_replaceable`'s proof."""
     folder = Path(folder)
     legacy = (
         ((folder / "config.yaml").is_file() and (folder / "metrics.json").is_file())
@@ -104,27 +81,6 @@ def written_by_distilkit(folder: Path) -> bool:
         or (folder / "stages.json").is_file()
     )
     return folder.is_dir() and ((folder / MARKER).is_file() or legacy)
-
-
-def check_replaceable(path: Path, option: str = "--output") -> None:
-    """Refuse to replace anything distilkit did not write: a file, or a non-empty folder without the marker."""
-    path = Path(path)
-    if path.is_file() or path.is_symlink():
-        raise DistilkitError(
-            f"{option} {path}: a file is there, not a folder distilkit wrote; move it away or choose another {option}"
-        )
-    if path.is_dir() and any(path.iterdir()) and not written_by_distilkit(path):
-        raise DistilkitError(
-            f"{option} {path}: this folder was not written by distilkit (no {MARKER} marker), so "
-            f"--overwrite will not delete it; move it away or choose another {option}"
-        )
-
-
-def remove_output(path: Path, option: str = "--output") -> None:
-    """Delete a previous distilkit output (after checking it is one)."""
-    check_replaceable(path, option)
-    if Path(path).exists():
-        shutil.rmtree(path)
 
 
 def _cannot_create(folder: Path, option: str, reason: object) -> DistilkitError:
@@ -194,46 +150,93 @@ def option_changes(saved: dict, now: dict) -> str | None:
 
 
 class RunFolder:
-    """The life cycle of one run folder: prepare → (train in `work`) → finish, or abort on bad input."""
+    """The life cycle of one run folder: check → prepare → (work in `work`) → finish; on failure `fail`.
 
-    def __init__(self, output: str, overwrite: bool = False, resume: bool = False):
+    `resumable`: the command has --resume (finetune, distill). Other commands (export, quantize, prune, merge) cannot
+    continue an interrupted folder, so they discard one left by a process that is gone instead of advising --resume.
+    `what` names the command's output in messages ("run", "export", ...).
+    """
+
+    def __init__(
+        self, output: str, overwrite: bool = False, resume: bool = False, resumable: bool = True, what: str = "run"
+    ):
         self.final = Path(output)
         self.work = self.final.parent / f".{self.final.name}.partial"
-        self.overwrite, self.resume = overwrite, resume
+        self.overwrite, self.resume, self.resumable, self.what = overwrite, resume, resumable, what
+        self.lock: FolderLock | None = None
 
     def check(self, options: dict | None = None) -> None:
-        """Refuse to clobber a finished run, or to silently restart an interrupted one; with `options`, refuse to
-        resume one started with others (see `check_resume`). Creates nothing, so it runs before any slow work."""
+        """Refuse to clobber a finished run or a live one, or to silently restart an interrupted one; with
+        `options`, refuse to resume one started with others (see `check_resume`). Creates nothing, so it runs
+        before any slow work."""
         if self.final.exists() and not self.final.is_dir():
             raise DistilkitError(f"--output {self.final}: a file is there, not a folder; choose another --output")
+        for folder in (self.work, self.final):
+            holder = live_holder(folder) if not (self.lock and folder == self.work) else None
+            if holder:
+                raise DistilkitError(
+                    f"--output {self.final}: {holder} is writing this {self.what} right now ({folder}); wait for it "
+                    "to finish or choose another --output (--overwrite never removes a live run)"
+                )
         if self.final.exists() and any(self.final.iterdir()):
             if not self.overwrite:
                 raise DistilkitError(
-                    f"{self.final}: a run folder is already there; pass --overwrite to replace it or "
+                    f"{self.final}: a {self.what} folder is already there; pass --overwrite to replace it or "
                     "choose another --output"
                 )
             check_replaceable(self.final)
-        if self.work.exists() and not (self.resume or self.overwrite):
+        if self.work.exists() and self.lock is None:
+            self.check_leftover(options)
+        check_creatable(self.work)
+
+    def check_leftover(self, options: dict | None) -> None:
+        """An unlocked partial folder: what an interrupted run (its process gone) left."""
+        if read_marker(self.work) is None:  # not distilkit's: never removed, never written into
+            check_replaceable(self.work, "--output (its partial folder)")
+        if not self.resumable:
+            return  # prepare discards it: there is nothing to continue
+        if not (self.resume or self.overwrite):
             raise DistilkitError(
                 f"{self.work}: an interrupted run of {self.final} is there; pass --resume to continue it "
                 "or --overwrite to start again"
             )
-        if options is not None and self.resume and self.work.exists():
+        if options is not None and self.resume:
             self.check_resume(options)
-        check_creatable(self.work)
 
     def prepare(self, options: dict | None = None) -> Path:
-        """Create (or, with --resume, reopen) the partial folder. With `options`, a resumed run must have been
-        started with the same ones (see `check_resume`)."""
+        """Create (or, with --resume, reopen) the partial folder and lock it. With `options`, a resumed run must
+        have been started with the same ones (see `check_resume`)."""
         self.check(options)
-        if self.work.exists() and self.overwrite and not self.resume:
-            shutil.rmtree(self.work)
+        if self.work.exists() and (not self.resumable or (self.overwrite and not self.resume)):
+            self.discard_leftover()
+            if not self.resumable:
+                print(f"note: removed {self.work}, left by an interrupted {self.what}: starting again")
         resuming = self.resume and self.work.exists()
         make_folder(self.work)
-        mark(self.work, "run")
-        if options is not None and not resuming:
-            write_json(self.work / "resume-options.json", resume_fingerprint(options))
+        self.lock = FolderLock(self.work)
+        if not self.lock.acquire():  # another process got here between check and now
+            self.lock = None
+            raise DistilkitError(
+                f"--output {self.final}: {live_holder(self.work) or 'another process'} is writing this {self.what} "
+                "right now; wait for it to finish or choose another --output"
+            )
+        try:
+            mark(self.work, self.what)
+            if options is not None and not resuming:
+                write_json(self.work / "resume-options.json", resume_fingerprint(options))
+        except BaseException as err:  # a disk that is full before the first file
+            self.fail(err)
         return self.work
+
+    def discard_leftover(self) -> None:
+        """Remove an interrupted run's partial folder, holding its lock meanwhile so no other process starts in it."""
+        lock = FolderLock(self.work)
+        if not lock.acquire():
+            raise DistilkitError(
+                f"--output {self.final}: {live_holder(self.work)} is writing this {self.what} right now"
+            )
+        shutil.rmtree(self.work)
+        lock.release()
 
     def check_resume(self, options: dict) -> None:
         """Refuse to continue a checkpoint with other data, model or training options: its weights would not be
@@ -257,23 +260,66 @@ class RunFolder:
         """The newest Trainer checkpoint in `folder` (default: the run's checkpoints/)."""
         folder = folder or self.work / "checkpoints"
         ckpts = sorted(
-            (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+            (p for p in folder.rglob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
             key=lambda p: int(p.name.split("-")[-1]),
         )
         return str(ckpts[-1]) if ckpts else None
 
     def finish(self) -> Path:
-        """Drop checkpoints and move the finished run into place (replacing an old one only when allowed)."""
+        """Drop checkpoints, list the files written in the marker, and move the finished run into place
+        (replacing an old one only when allowed, checked again: hours may have passed since `check`)."""
         shutil.rmtree(self.work / "checkpoints", ignore_errors=True)
+        record_files(self.work)
         if self.final.exists():
-            trash = self.final.parent / f".{self.final.name}.old"
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(self.final, trash)
+            check_replaceable(self.final)
+            trash = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old-", dir=self.final.parent))
+            os.replace(self.final, trash)  # onto the new empty folder: a name no one else uses
             os.replace(self.work, self.final)
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(self.work, self.final)
+        self.release()
         return self.final
 
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
     def abort(self) -> None:
+        """Remove the partial folder (this process's own work)."""
         shutil.rmtree(self.work, ignore_errors=True)
+        self.release()
+
+    def fail(self, err: BaseException) -> NoReturn:
+        """Clean up after `err` ended the run, then raise: DistilkitError as it is; a failed write (a full disk) or
+        another OS error, and running out of memory, as one line; Ctrl-C keeps the partial folder for --resume, and
+        so does a crash after a checkpoint was saved; anything else removes it and is raised as it is."""
+        if isinstance(err, KeyboardInterrupt) and self.resumable:
+            self.release()
+            raise err
+        if isinstance(err, (KeyboardInterrupt, DistilkitError)):
+            self.abort()
+            raise err
+        if write_failure(err) or isinstance(err, OSError):
+            self.abort()
+            raise write_error(err, self.work) if write_failure(err) else os_error(err, self.work) from err
+        if isinstance(err, MemoryError):
+            self.abort()
+            raise DistilkitError(
+                f"{self.final}: out of memory; nothing was kept: use a smaller --batch-size or --max-length, "
+                "fewer examples, or a machine with more memory"
+            ) from err
+        checkpoint = self.last_checkpoint() if self.resumable and self.work.exists() else None
+        if checkpoint:
+            self.release()
+            print(f"note: {self.work} keeps {Path(checkpoint).name}: --resume continues from it once this is fixed")
+        else:
+            self.abort()
+        raise err
+
+
+def os_error(err: OSError, where: Path) -> DistilkitError:
+    """One line for an OS error that is not a failed write (a permission, a file that went away)."""
+    target = err.filename or where
+    return DistilkitError(f"{target}: {err.strerror or err}; nothing was kept")

@@ -26,9 +26,10 @@ from distilkit.compress.options import ExportConfig
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
+from distilkit.files import folder_bytes, write_json
 from distilkit.inference.loading import MODEL_INPUTS, load_trained, run_batches
 from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
-from distilkit.runs import RunFolder, folder_bytes, write_json
+from distilkit.runs import RunFolder
 
 # Real sentences for the parity check when the model's data is unknown (a model folder without its run).
 SAMPLE_TEXTS = [
@@ -180,9 +181,10 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
     if cfg.tolerance <= 0:
         raise DistilkitError(f"--tolerance {cfg.tolerance}: must be > 0")
     output = cfg.output or default_output(cfg.model, "onnx")
-    run = RunFolder(output, cfg.overwrite)
+    run = RunFolder(output, cfg.overwrite, resumable=False, what="export")
     run.check()
     trained = load_trained(cfg.model, cfg.max_length)
+    cfg.max_length = trained.max_length
     model = plain_torch_model(trained)
     rows, rows_from = parity_rows(cfg, trained)
     dataset, _ = encode_rows(
@@ -236,9 +238,8 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         }
         write_json(work / META_FILE, meta)
         final = run.finish()
-    except BaseException:
-        run.abort()
-        raise
+    except BaseException as err:
+        run.fail(err)
     print(f"exported {trained.path} → {final / ONNX_FILE} ({folder_bytes(final) / 1e6:.1f} MB folder)")
     after = parity.get("max_abs_logit_diff_optimized")
     print(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from distilkit import adapters
@@ -11,16 +9,15 @@ from distilkit.compress.options import MergeConfig
 from distilkit.errors import DistilkitError
 from distilkit.inference.loading import load_trained
 from distilkit.models import resolve_model
-from distilkit.runs import check_replaceable, mark, remove_output
+from distilkit.runs import RunFolder
 
 
 def merge(cfg: MergeConfig, resolved: dict | None = None) -> Path:
     output = Path(cfg.output) if cfg.output else None
     if output is None:
         raise DistilkitError("no --output given: pass the folder for the merged model")
-    if output.exists() and not cfg.overwrite:
-        raise DistilkitError(f"{output}: already exists; pass --overwrite to replace it")
-    check_replaceable(output)
+    run = RunFolder(str(output), cfg.overwrite, resumable=False, what="merged model")
+    run.check()
     meta = adapters.read_meta(resolve_model(cfg.model))
     if meta is None:
         raise DistilkitError(
@@ -34,13 +31,12 @@ def merge(cfg: MergeConfig, resolved: dict | None = None) -> Path:
         )
     trained = load_trained(cfg.model)
     merged = method.merge(trained.model)
-    tmp = output.parent / f".{output.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(str(tmp))
-    trained.tokenizer.save_pretrained(str(tmp))
-    mark(tmp, "merged model")
-    if output.exists():
-        remove_output(output)
-    os.replace(tmp, output)
+    work = run.prepare()
+    try:
+        merged.save_pretrained(str(work))
+        trained.tokenizer.save_pretrained(str(work))
+        run.finish()
+    except BaseException as err:
+        run.fail(err)
     print(f"merged {meta['method']} adapter into {meta['base']} → {output} (a plain model folder)")
     return output

@@ -103,9 +103,10 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     check_fraction(cfg.sparsity, "--sparsity", "weights")
     if not (cfg.heads or cfg.ffn or cfg.sparsity):
         raise DistilkitError("nothing to prune: pass --heads, --ffn and/or --sparsity")
-    run = RunFolder(cfg.output, cfg.overwrite)
+    run = RunFolder(cfg.output, cfg.overwrite, resumable=False, what="pruned model")
     run.check()
     trained = load_trained(cfg.model, cfg.max_length)
+    cfg.max_length = trained.max_length
     if hasattr(trained.model, "peft_config"):
         raise DistilkitError(f"{cfg.model}: prune a plain model; merge the adapter first (distilkit merge)")
     model = trained.model
@@ -149,9 +150,8 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         }
         run.write_results(metrics, config)
         final = run.finish()
-    except BaseException:
-        run.abort()
-        raise
+    except BaseException as err:
+        run.fail(err)
     print_summary(metrics, final)
     return final
 

@@ -30,10 +30,11 @@ from distilkit.data.encode import encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import score_rows, split_rows_for
 from distilkit.evaluate.metrics import default_metric, headline
+from distilkit.files import folder_bytes, write_json
 from distilkit.inference.loading import MODEL_INPUTS, load_trained
 from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, graph_is_quantized, is_onnx_folder, read_meta
 from distilkit.models import read_config_dict, resolve_model
-from distilkit.runs import RunFolder, folder_bytes, write_json
+from distilkit.runs import RunFolder
 
 
 def refuse_quantized(model: str) -> None:
@@ -75,6 +76,19 @@ def calibration_rows(trained, opts, samples: int) -> list[dict]:
     import random
 
     return random.Random(0).sample(rows, min(samples, len(rows)))
+
+
+def check_held_out(calibration: list[dict], checked: list[dict], name: str, split: str) -> None:
+    """The accuracy check of a static int8 model must not run on the rows that calibrated it: ranges fitted to
+    those rows would look fine there whatever they do elsewhere."""
+    used = {r.get("_where") for r in calibration}
+    shared = [r for r in checked if r.get("_where") in used]
+    if shared:
+        raise DistilkitError(
+            f"{name}: the accuracy check ({split} split, {len(checked)} rows) would run on {len(shared)} of the "
+            f"{len(calibration)} rows static calibration uses, so it would check nothing; give data with a train "
+            "split and a separate dev or test split (or --split), or use --method dynamic"
+        )
 
 
 @contextlib.contextmanager
@@ -284,14 +298,16 @@ def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
     if cfg.method == "torchao" and is_onnx_folder(cfg.model):
         raise DistilkitError(f"{cfg.model}: --method torchao quantizes a PyTorch model; pass the model or run folder")
     output = cfg.output or default_output(cfg.model, f"int8-{cfg.method}")
-    run = RunFolder(output, cfg.overwrite)
+    run = RunFolder(output, cfg.overwrite, resumable=False, what="quantization")
     run.check()
     opts = with_run_data(cfg, cfg.model, "the accuracy check (and calibration)")
     reference_model = load_trained(cfg.model, cfg.max_length)
+    cfg.max_length = reference_model.max_length
     data, split, rows = split_rows_for(reference_model, opts, cfg.eval_split, as_in_training=True)
     if cfg.method == "static":
         # read before any work, so wrong-task or missing calibration data fails with nothing written
         calibration = calibration_rows(reference_model, opts, cfg.calibration_samples)
+        check_held_out(calibration, rows, data.name, split)
     else:
         calibration = None
 
@@ -330,9 +346,8 @@ def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
                 }
                 write_json(work / META_FILE, meta)
             final = run.finish()
-        except BaseException:
-            run.abort()
-            raise
+        except BaseException as err:
+            run.fail(err)
     sizes = report["size_bytes"]
     change = report["change"]
     print(f"quantized ({cfg.method}) → {final}: {sizes['fp32'] / 1e6:.1f} MB → {sizes['int8'] / 1e6:.1f} MB")

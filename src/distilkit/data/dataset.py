@@ -43,6 +43,16 @@ class TaskData:
     is_pair: bool = False
     corpus: object = None  # general distillation: the raw-text corpus, a memory-mapped datasets.Dataset
 
+    def split_name(self, split: str) -> str:
+        """A split as summaries name it: "train.csv test split", or the file it came from when that is not the
+        data's own (a --test-file): "test.csv (test split)"."""
+        rows = self.splits.get(split) or []
+        where = str(rows[0].get("_where", "")) if rows else ""
+        source = Path(where.split("[")[0].rsplit(":", 1)[0]).name if where else ""
+        if source and source != self.name:
+            return f"{source} ({split} split)"
+        return f"{self.name} {split} split"
+
     @property
     def is_bio(self) -> bool:
         """True when the tags look like BIO/IOB2 entity tags (then seqeval's entity metrics apply)."""

@@ -13,6 +13,7 @@ import json
 import zlib
 from pathlib import Path
 
+from distilkit.budget import check_file_fits
 from distilkit.errors import DistilkitError
 
 EXTENSIONS = {
@@ -59,6 +60,12 @@ def read_text(path: Path) -> str:
         raise DistilkitError(f"{path}: data file not found; check the path")
     if path.is_dir():
         raise DistilkitError(f"{path}: is a folder, expected a data file")
+    if not path.is_file():  # opening a named pipe waits for a writer, forever if there is none
+        raise DistilkitError(
+            f"{path}: not a regular file (a named pipe, socket or device); distilkit reads data files from disk: "
+            "save the data to a file first"
+        )
+    check_file_fits(path, "data file")
     try:
         raw = path.read_bytes()
         if path.suffix == ".gz":
@@ -260,6 +267,7 @@ def read_disk(path: Path) -> dict[str, list[dict]]:
     """
     import datasets
 
+    check_file_fits(path, "data folder")
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError as err:

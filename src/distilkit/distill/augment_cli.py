@@ -10,13 +10,15 @@ import io
 import json
 from pathlib import Path
 
+from distilkit.budget import check_memory
 from distilkit.data.readers import detect_format, read_file
-from distilkit.distill.augment import augment_rows
+from distilkit.distill.augment import augment_rows, augmented_bytes, text_fields
 from distilkit.distill.general import has_mlm_head
 from distilkit.distill.options import AugmentConfig
 from distilkit.errors import DistilkitError
+from distilkit.files import write_atomic
 from distilkit.models import load_tokenizer, resolve_model
-from distilkit.runs import check_new_file, write_atomic
+from distilkit.runs import check_new_file
 
 
 def load_augment_model(name: str):
@@ -80,6 +82,12 @@ def augment(cfg: AugmentConfig, resolved: dict | None = None) -> Path:
             raise DistilkitError(
                 f"{source}: no column {missing[0]!r}; columns found: {', '.join(columns)}; pass --text-column"
             )
+    fields = text_fields(rows, task, keys, "tokens" if fmt == "conll" else cfg.tokens_column)
+    check_memory(
+        augmented_bytes(rows, cfg.copies, fields),
+        f"--copies {cfg.copies}: {len(rows):,} examples × {cfg.copies + 1} = {len(rows) * (cfg.copies + 1):,} rows",
+        "use fewer --copies, or augment the file in parts",
+    )
     model, tokenizer, mlm = load_augment_model(cfg.model)
     print(
         f"augmenting {len(rows)} examples × {cfg.copies} copies with "

@@ -39,6 +39,7 @@ from distilkit.losses.registry import import_plugins, reads_of
 from distilkit.models import load_tokenizer, resolve_model
 from distilkit.models.families import layer_count
 from distilkit.training.adversarial import with_adversarial
+from distilkit.training.guard import check_finite_weights, guarded
 from distilkit.training.job import TrainingJob, run_training
 from distilkit.training.trainer_setup import (
     EpochTimer,
@@ -61,6 +62,7 @@ class DistillJob(TrainingJob):
 
     def __init__(self, cfg: DistillConfig):
         self.cfg = cfg
+        self.given = dataclasses.asdict(cfg)  # as given: prepare fills in defaults that depend on the models
 
     # ---- prepare: everything that can be refused, before the run folder exists ----
 
@@ -86,12 +88,14 @@ class DistillJob(TrainingJob):
         self.reads = reads_of(self.weights_all)
         self.logits_only = self.reads <= {"labels", "logits"}
         self.data = prepare_data(cfg, self.lead)
+        if cfg.augment:
+            self.check_augmentation_fits()
         self.build_student()
         self.encode()
         self.plan_losses()
         self.reused = {}
         if cfg.intermediate_from:  # refused here, before the run folder exists, if it is not an exact reuse
-            self.reused = reuse.stage_files(cfg.intermediate_from, dataclasses.asdict(cfg), self.stages)
+            self.reused = reuse.stage_files(cfg.intermediate_from, self.given, self.stages)
             reuse.check_fits(self.reused, self.model)
 
     def build_student(self) -> None:
@@ -162,12 +166,25 @@ class DistillJob(TrainingJob):
                     data.splits[split], data.task, model, tokenizer, cfg.augment, cfg.augment_p, cfg.seed, mlm_model=mlm
                 )
                 what = "training" if split == "train" else split
-                print(f"augmentation: {before} → {len(data.splits[split])} {what} examples")
+                print(f"augmentation: {before} → {len(data.splits[split])} {what} examples ({self.augment_estimate})")
         label2id = {n: i for i, n in enumerate(data.labels)}
         self.student_sets = encode_sets(data, self.tokenizer, cfg.max_length, label2id)
         self.teacher_sets = (
             encode_sets(data, lead.tokenizer, cfg.max_length, label2id) if self.separate else self.student_sets
         )
+
+    def check_augmentation_fits(self) -> None:
+        """Estimate what --augment makes (examples, memory) and refuse it, before any work, where it cannot fit."""
+        from distilkit.budget import check_memory, human
+        from distilkit.distill.augment import augmented_bytes, text_fields
+
+        cfg, data = self.cfg, self.data
+        rows = [r for split in ("train", UNLABELED) for r in data.splits.get(split, [])]
+        need = augmented_bytes(rows, cfg.augment, text_fields(rows, data.task), cfg.max_length)
+        total = len(rows) * (cfg.augment + 1)
+        what = f"--augment {cfg.augment}: {len(rows):,} examples × {cfg.augment + 1} = {total:,} training examples"
+        check_memory(need, what, "use a smaller --augment, or fewer examples (--max-train-samples)")
+        self.augment_estimate = f"about {human(need)} in memory"  # said when the augmentation runs
 
     def check_teacher(self) -> None:
         """Refuse (or, with --force, warn about) a teacher that looks untrained, before any augmenting/tokenizing."""
@@ -273,8 +290,8 @@ class DistillJob(TrainingJob):
         self.timings[stage.name] = {"cache_seconds": round(time.perf_counter() - cache_started, 2)}
         timer = EpochTimer()
         print(f"\nstage {i + 1}/{len(self.stages)}: {stage.name}, {epochs:g} epochs")
-        trainer_class = with_adversarial(
-            Distiller, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps, cfg.pgd_alpha
+        trainer_class = guarded(
+            with_adversarial(Distiller, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps, cfg.pgd_alpha)
         )
         trainer = trainer_class(
             model=self.model,
@@ -301,6 +318,7 @@ class DistillJob(TrainingJob):
         if not self.is_main:
             return
         cfg, student = self.cfg, self.model.student
+        check_finite_weights(student, "the student")
         if cfg.peft:  # the adapter alone, pointing to the pretrained student it was trained on
             from distilkit import adapters
             from distilkit.training.finetune import base_pointer
@@ -349,7 +367,7 @@ class DistillJob(TrainingJob):
                 result = evaluate_pair(self.model.student, self.lead, *sets, data, *tokenizers, cfg.eval_batch_size)
                 metrics[split] = result
                 if not data.regression:
-                    title = f"student on {data.name} {split}"
+                    title = f"student on {data.split_name(split)}"
                     plot_confusion_matrix(result["student"], work / f"confusion_matrix_{split}.png", title)
         return metrics
 
@@ -357,7 +375,7 @@ class DistillJob(TrainingJob):
         last = "test" if "test" in metrics else "dev" if "dev" in metrics else None
         if last:
             r = metrics[last]
-            print(format_table(r["student"], title=f"\nstudent on {self.data.name} {last}"))
+            print(format_table(r["student"], title=f"\nstudent on {self.data.split_name(last)}"))
             if "retention" in r:
                 key = r["metric"]
                 print(

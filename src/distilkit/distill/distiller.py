@@ -20,7 +20,7 @@ from transformers import Trainer
 from distilkit.distill import capture
 from distilkit.distill.cache import CacheSpec
 from distilkit.distill.layer_map import LayerMap
-from distilkit.losses.registry import LOSSES, LossInputs, reads_of
+from distilkit.losses.registry import LOSSES, LossInputs, loss_value, reads_of
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -209,8 +209,12 @@ class Distiller(Trainer):
         teacher = self._teacher_outputs(inputs, None if example_ids is None else example_ids.cpu().numpy())
         batch = self.loss_inputs(inputs["attention_mask"], labels, student_out, rec, teacher)
         has_labels = labels is not None and (not mixed or bool(labeled.any()))
+        state = getattr(self, "state", None)  # None when the loss is computed outside train()
+        where = f"step {state.global_step + 1}" if state is not None else "this batch"
         parts = {
-            name: LOSSES[name].term(batch) for name in plan.active if has_labels or "labels" not in LOSSES[name].reads
+            name: loss_value(LOSSES[name], batch, where)
+            for name in plan.active
+            if has_labels or "labels" not in LOSSES[name].reads
         }
         total = sum(plan.weights[name] * value for name, value in parts.items())
         for name, value in parts.items():

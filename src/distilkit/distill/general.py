@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from distilkit.budget import check_disk
 from distilkit.errors import DistilkitError
 from distilkit.models import resolve_model
 
+# Arrow files written for a corpus, per byte of its text: the texts themselves, then the packed token ids.
+CACHE_BYTES_PER_BYTE = 3
 MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.", "vocab_projector.", "generator_lm_head.")
 
 
@@ -63,6 +66,10 @@ def corpus_files(data: str) -> list[Path]:
             files += inside
         elif path.is_file():
             files.append(path)
+        elif path.exists():  # opening a named pipe waits for a writer, forever if there is none
+            raise DistilkitError(
+                f"--data {part}: not a regular file (a named pipe, socket or device); save it to a file"
+            )
         else:
             raise DistilkitError(f"--data {part}: no such file or folder (general distillation reads raw text)")
     if not files:
@@ -71,6 +78,44 @@ def corpus_files(data: str) -> list[Path]:
     if len(kinds) > 1:
         raise DistilkitError(f"--data: the corpus mixes formats ({', '.join(sorted(kinds))}); give one format")
     return files
+
+
+def check_corpus_file(path: Path, chunk: int = 1 << 20) -> bool:
+    """Read `path` once, a chunk at a time (a corpus may not fit in memory), and refuse what `datasets` would only
+    report as "An error occurred while generating the dataset": bytes that are not UTF-8 (named by line and byte),
+    NUL bytes (a binary or UTF-16 file), an unreadable .gz. Returns whether the file holds any non-blank text."""
+    import codecs
+    import gzip
+    import zlib
+
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    line, has_text = 1, False
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            while True:
+                raw = f.read(chunk)
+                try:
+                    text = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as err:
+                    at = line + raw[: err.start].count(b"\n")
+                    raise DistilkitError(
+                        f"--data {path}:{at}: byte 0x{raw[err.start]:02x} is not valid UTF-8; re-save the corpus as "
+                        "UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                    ) from None
+                if "\x00" in text:
+                    at = line + text.count("\n", 0, text.index("\x00"))
+                    raise DistilkitError(
+                        f"--data {path}:{at}: a NUL byte (a binary or UTF-16 file?); give UTF-8 text, one text per line"
+                    )
+                has_text = has_text or bool(text.strip())
+                line += text.count("\n")
+                if not raw:
+                    return has_text
+    except (OSError, EOFError, zlib.error) as err:
+        raise DistilkitError(
+            f"--data {path}: cannot read the file ({err}); a .gz must be a complete gzip file"
+        ) from None
 
 
 def _suffix(path: Path) -> str:
@@ -83,13 +128,36 @@ def _kind(path: Path) -> str:
     return "json" if ext in JSON_SUFFIXES else "csv" if ext in CSV_SUFFIXES else "text"
 
 
-def load_corpus(data: str, text_column: str, cache_dir: Path, max_texts: int | None = None):
+def is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any((path / f).exists() for f in ("dataset_dict.json", "dataset_info.json"))
+
+
+def check_corpus(data: str, cache_dir: Path) -> None:
+    """Refuse a corpus that `datasets` could not read (not UTF-8, NUL bytes, no text at all: named by file, line and
+    byte) or whose Arrow files would not fit on the cache disk, from one streaming pass over its files."""
+    if is_saved_dataset(Path(data)):
+        return
+    files = corpus_files(data)
+    if not [f for f in files if check_corpus_file(f)]:
+        raise DistilkitError(f"--data {data}: the corpus has no text (its files are empty or blank)")
+    check_disk(
+        CACHE_BYTES_PER_BYTE * sum(f.stat().st_size for f in files),
+        cache_dir,
+        f"--data {data}: writing the corpus as Arrow files (its texts, then its tokens)",
+        "free some space, or point --cache-dir (or DISTILKIT_CACHE) at a larger disk",
+    )
+
+
+def load_corpus(data: str, text_column: str, cache_dir: Path, max_texts: int | None = None, checked: bool = False):
     """The corpus as a `datasets.Dataset` with one `text` column, memory-mapped from Arrow files that `datasets`
-    writes once under `cache_dir` (never read into memory whole). A `save_to_disk` folder is used as it is."""
+    writes once under `cache_dir` (never read into memory whole). A `save_to_disk` folder is used as it is.
+    `checked`: `check_corpus` ran already."""
     import datasets
 
     path = Path(data)
-    if path.is_dir() and any((path / f).exists() for f in ("dataset_dict.json", "dataset_info.json")):
+    if not checked:
+        check_corpus(data, cache_dir)
+    if is_saved_dataset(path):
         corpus, column = datasets.load_from_disk(str(path)), text_column
         if isinstance(corpus, datasets.DatasetDict):
             corpus = corpus["train"] if "train" in corpus else next(iter(corpus.values()))
@@ -103,7 +171,9 @@ def load_corpus(data: str, text_column: str, cache_dir: Path, max_texts: int | N
                 kind, data_files=[str(f) for f in files], split="train", cache_dir=str(cache_dir), **options
             )
         except Exception as err:  # datasets' parse errors sit deep in a traceback; say them in one line
-            raise DistilkitError(f"--data {data}: cannot read the corpus ({str(err).splitlines()[0]})") from None
+            cause = err.__cause__ or err
+            first = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+            raise DistilkitError(f"--data {data}: cannot read the corpus ({type(cause).__name__}: {first})") from None
     if column not in corpus.column_names:
         found = ", ".join(corpus.column_names)
         raise DistilkitError(f"--data {data}: no column {column!r}; columns found: {found}; pass --text-column")
@@ -130,6 +200,8 @@ def _pack_batch(batch, tokenizer, block: int, prefix: list[int], suffix: list[in
     special tokens; the last, shorter block is kept (padded later)."""
     stream: list[int] = []
     texts = [t for t in batch["text"] if t and t.strip()]
+    if not texts:  # the tokenizer refuses an empty list
+        return {"input_ids": [], "attention_mask": []}
     for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:  # long texts are cut below
         stream.extend(ids)
     blocks = [prefix + stream[i : i + block] + suffix for i in range(0, len(stream), block)]

@@ -80,6 +80,19 @@ def build_layer_map(
                 f"--layer-map {spec!r}: use auto, copied, uniform, last, or student:teacher pairs of hidden-state "
                 "indices like 0:0,1:2,2:4,3:6 (0 = embeddings)"
             )
+    seen: dict[int, tuple[int, int]] = {}
+    for pair in hidden:  # the losses pair each student state with one teacher state: a second would be dropped
+        if pair[0] in seen:
+            twice = (
+                "twice"
+                if seen[pair[0]] == pair
+                else f"twice ({seen[pair[0]][0]}:{seen[pair[0]][1]} and {pair[0]}:{pair[1]})"
+            )
+            raise DistilkitError(
+                f"--layer-map {spec!r}: student hidden state {pair[0]} is mapped {twice}; give each student state "
+                "one teacher state"
+            )
+        seen[pair[0]] = pair
     for s, t in hidden:
         if not 0 <= s <= student_layers or not 0 <= t <= teacher_layers:
             raise DistilkitError(

@@ -84,6 +84,11 @@ def resolve_stages(method_name: str, alpha: float | None, losses: dict | None, g
     if method_name not in METHODS:
         raise DistilkitError(f"--method {method_name!r}: choose one of {', '.join(METHODS)}")
     method = METHODS[method_name]
+    if losses and alpha is not None:
+        raise DistilkitError(
+            f"--alpha {alpha} has no effect with --losses, whose weights replace the method's: give the label and KD "
+            f"weights there instead (e.g. --losses '{{ce: {alpha:g}, kd: {1 - alpha:g}, ...}}') and drop --alpha"
+        )
     alpha = method.alpha if alpha is None else alpha
     if not 0 <= alpha <= 1:
         raise DistilkitError(f"--alpha {alpha}: must be between 0 and 1 (weight of the label loss; KD gets 1 − alpha)")

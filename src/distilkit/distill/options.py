@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from distilkit.config import DataFormat
-from distilkit.option_rules import AT_LEAST_1, FRACTION, SEED, Checked, opt
+from distilkit.option_rules import AT_LEAST_1, PROBABILITY, SEED, Checked, opt
 
 
 @dataclass
@@ -33,7 +33,7 @@ class AugmentConfig(Checked):
     output: str = ""
     model: str = "minilm-l6"
     copies: int = opt(4, AT_LEAST_1)
-    p: float = opt(0.4, FRACTION)
+    p: float = opt(0.4, PROBABILITY)
     top_k: int = opt(15, AT_LEAST_1)
     seed: int = opt(42, SEED)
     format: DataFormat = "auto"

@@ -62,6 +62,8 @@ def stage_files(run: str, options: dict, stages: list) -> dict[str, Path]:
             f"{option} {run}: --method {options.get('method')} has one stage, so there is no intermediate stage to "
             "reuse; use it with a two-stage method (tinybert)"
         )
+    if not folder.exists():
+        raise DistilkitError(f"{option} {run}: not found; give the --output folder of an earlier distill run")
     if not folder.is_dir() or not written_by_distilkit(folder):
         raise DistilkitError(f"{option} {run}: not a distilkit run folder; give the --output of an earlier distill")
     files = {s.name: folder / f"stage-{s.name}.safetensors" for s in stages[:-1]}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distilkit.budget import disk_space_ok, human
 from distilkit.config import DistillConfig
 from distilkit.data.dataset import TaskData, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import collator_for, encode_rows
@@ -18,7 +19,7 @@ from distilkit.data.unlabeled import UNLABELED, load_unlabeled
 from distilkit.distill import checks
 from distilkit.distill.cache import CacheSpec, TeacherCache, build_cache, cache_key, default_cache_dir, estimate_bytes
 from distilkit.distill.distiller import LossPlan
-from distilkit.distill.general import corpus_tokens, load_corpus, load_general_teacher, pack_corpus
+from distilkit.distill.general import check_corpus, corpus_tokens, load_corpus, load_general_teacher, pack_corpus
 from distilkit.distill.students import is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import predictions_and_labels
@@ -49,13 +50,16 @@ def load_teachers(cfg: DistillConfig):
         if len(names) > 1:
             raise DistilkitError("general distillation takes one teacher")
         model, tokenizer, uses_mlm, path = load_general_teacher(names[0])
-        check_max_length(cfg.max_length, path)
+        cfg.max_length = check_max_length(cfg.max_length, path)
         return [
             dataclasses.make_dataclass("T", ["path", "model", "tokenizer", "task", "labels", "regression"])(
                 path, model, tokenizer, "general", [], False
             )
         ], uses_mlm
-    teachers = [load_trained(n, cfg.max_length) for n in names]
+    teachers = []
+    for name in names:  # the first teacher sets the default length; the others must read it too
+        teachers.append(load_trained(name, cfg.max_length))
+        cfg.max_length = teachers[-1].max_length
     checks.check_same_labels(teachers)
     for other in teachers[1:]:
         if not checks.same_tokenizer(teachers[0].tokenizer, other.tokenizer):
@@ -67,7 +71,14 @@ def load_teachers(cfg: DistillConfig):
 
 
 def check_general_options(cfg: DistillConfig) -> None:
-    """Options that general distillation cannot use: refused from the options alone, before any model loads."""
+    """Options that general distillation cannot use, and inputs that can be refused from a look at them (a missing
+    --intermediate-from, a corpus that is empty, not UTF-8 or too big for the cache disk): before any model loads."""
+    if cfg.intermediate_from and not Path(cfg.intermediate_from).exists():
+        raise DistilkitError(
+            f"--intermediate-from {cfg.intermediate_from}: not found; give the --output of an earlier distill run"
+        )
+    if cfg.general:
+        check_corpus(cfg.data or cfg.train_file or "", corpus_cache(cfg))
     if cfg.general and cfg.unlabeled:
         raise DistilkitError(
             "--unlabeled is for task distillation; general distillation reads raw text only: give it as --data"
@@ -79,9 +90,8 @@ def check_general_options(cfg: DistillConfig) -> None:
 def prepare_data(cfg: DistillConfig, teacher):
     if cfg.general:
         source = cfg.data or cfg.train_file or ""
-        root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
         with main_process_first():  # under several processes the first writes the Arrow files, the others read them
-            corpus = load_corpus(source, cfg.text_column, root / "corpus", cfg.max_train_samples)
+            corpus = load_corpus(source, cfg.text_column, corpus_cache(cfg), cfg.max_train_samples, checked=True)
         name = Path(source.split(",")[0]).name if source else "corpus"
         return TaskData(name=name, task="general", regression=False, labels=[], corpus=corpus)
     data = load_task_data(
@@ -111,6 +121,11 @@ def prepare_data(cfg: DistillConfig, teacher):
     return data
 
 
+def corpus_cache(cfg: DistillConfig) -> Path:
+    """Where `datasets` writes a general-distillation corpus's Arrow files."""
+    return (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) / "corpus"
+
+
 def main_process_first():
     """A context in which the main process runs first and the others wait (one process: a plain context)."""
     return process_state().main_process_first()
@@ -120,6 +135,8 @@ def encode_corpus(data, tokenizer, max_length: int) -> dict:
     """The general-distillation training set: the corpus packed into token blocks, with example ids."""
     with main_process_first():
         packed = pack_corpus(data.corpus, tokenizer, max_length)
+    if not len(packed):
+        raise DistilkitError(f"{data.name}: the corpus has no text (every row is empty or blank); give it some text")
     packed = packed.add_column("example_id", list(range(len(packed))))
     tokens = corpus_tokens(packed)
     print(f"corpus: {len(data.corpus)} texts → {len(packed)} blocks of up to {max_length} tokens ({tokens:,} tokens)")
@@ -164,12 +181,17 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> lis
     lengths = example_lengths(teacher_sets[0])
     sizes = estimate_bytes(spec, lengths, dims)
     total_gb = sum(sizes.values()) / 1e9
-    if total_gb > cfg.cache_max_gb:
+    if total_gb > cfg.cache_max_gb or not disk_space_ok(sum(sizes.values()) * len(teachers), root):
+        why = f"> --cache-max-gb {cfg.cache_max_gb}" if total_gb > cfg.cache_max_gb else "more than the disk has free"
         print(
-            f"teacher cache: intermediate outputs would take {total_gb:.2f} GB (> --cache-max-gb "
-            f"{cfg.cache_max_gb}); caching logits only, the teacher runs live for the rest"
+            f"teacher cache: intermediate outputs would take {total_gb:.2f} GB ({why}); caching logits only, "
+            "the teacher runs live for the rest"
         )
         spec = CacheSpec(logits=has_logits)
+    logits_bytes = sum(estimate_bytes(spec, lengths, dims).values()) * len(teachers)
+    if spec.names() and not disk_space_ok(logits_bytes, root):
+        print(f"teacher cache: off: {root} has not the {human(logits_bytes)} it needs free; the teacher runs live")
+        return []
     if not spec.names():
         return []
     caches = []

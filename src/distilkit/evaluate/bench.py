@@ -34,9 +34,11 @@ import torch
 
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig
+from distilkit.files import folder_bytes, write_json
 from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
-from distilkit.models import native_bf16, read_config_dict, resolve_model
-from distilkit.runs import folder_bytes, write_json
+from distilkit.models import max_positions, native_bf16, read_config_dict, resolve_model
+from distilkit.models.validate import fit_max_length
+from distilkit.runs import check_new_file
 
 
 @dataclass
@@ -327,11 +329,16 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
 
     if not cfg.models:
         raise DistilkitError("no models given: distilkit bench MODEL [MODEL ...]")
+    if cfg.output:
+        check_new_file(Path(cfg.output), cfg.overwrite)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
         os.environ["DISTILKIT_ORT_THREADS"] = str(cfg.threads)
     variants = variants_for(cfg.models, cfg.backend)
-    loaded = [load_trained(v.path) for v in variants]
+    loaded = [load_trained(v.path, cfg.max_length) for v in variants]
+    cfg.max_length = min(t.max_length for t in loaded)  # texts every model can read
+    for trained in loaded if not cfg.data else []:  # synthetic inputs of --seq-len tokens must fit every model
+        fit_max_length(cfg.seq_len, max_positions(trained.path), trained.path, option="--seq-len")
     singles, many = input_batches(loaded[0].tokenizer, cfg)
     seq_len = int(np.mean([b["input_ids"].shape[1] for b in singles]))
     calls = [caller(t, v.backend) for t, v in zip(loaded, variants)]
@@ -364,7 +371,7 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
     }
     print(format_bench(result))
     if cfg.output:
-        write_json(Path(cfg.output), result)
+        write_json(Path(cfg.output), result)  # checked before anything ran (check_new_file)
     return result
 
 

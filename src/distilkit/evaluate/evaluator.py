@@ -12,8 +12,9 @@ from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
 from distilkit.evaluate.options import EvaluateConfig
+from distilkit.files import check_writable_folder, listing, mark, marker_kind, record_files, write_atomic, write_json
 from distilkit.inference.loading import load_trained, run_batches
-from distilkit.runs import make_folder, mark, marker_kind, write_atomic, write_json, written_by_distilkit
+from distilkit.runs import make_folder, written_by_distilkit
 
 
 def predictions_and_labels(logits: list, dataset, task: str, regression: bool):
@@ -90,6 +91,8 @@ def check_evaluation_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise DistilkitError(f"--output {out}: a file is there; evaluate writes a folder (metrics.json, report.md)")
     kind = marker_kind(out)
+    if kind is None and not written_by_distilkit(out):
+        check_writable_folder(out, "eval")
     if (kind not in (None, "evaluation")) or (kind is None and written_by_distilkit(out)):
         raise DistilkitError(
             f"--output {out}: a distilkit {kind or 'run'} folder; evaluate would replace its own "
@@ -108,6 +111,7 @@ def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
     if cfg.output:
         check_evaluation_output(Path(cfg.output), cfg.overwrite)
     trained = load_trained(cfg.model, cfg.max_length)
+    cfg.max_length = trained.max_length
     data, split, rows = split_rows_for(trained, cfg, cfg.eval_split)
     metrics, _ = score_rows(trained, data, rows, cfg.max_length, cfg.batch_size)
     metrics["split"] = split
@@ -119,11 +123,13 @@ def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
     if cfg.output:
         out = Path(cfg.output)
         make_folder(out)
+        before = set(listing(out))
         mark(out, "evaluation")
         write_json(out / "metrics.json", metrics)
         write_atomic(out / "report.md", f"# Evaluation\n\n```\n{table}\n```\n")
         if not trained.regression:
             plot_confusion_matrix(metrics, out / "confusion_matrix.png", title=f"{data.name} {split}")
+        record_files(out, new_since=before)
         if not cfg.json:
             print(f"\nwritten: {out / 'metrics.json'}, {out / 'report.md'}")
     return metrics

@@ -22,7 +22,7 @@ class BenchConfig(Checked):
             bf16 autocast where the hardware supports it; onnx uses each run's onnx/ export.
         seq_len: Sequence length of the synthetic inputs (ignored with --data).
         data: Take real texts (and so real lengths) from this dataset's test split instead.
-        max_length: Truncate real texts to this many tokens.
+        max_length: Truncate real texts to this many tokens (default: the smaller of 128 and the models' positions).
         batch_size: Batch size of the throughput measurement.
         rounds: Timed rounds; every model runs once per round (interleaved), medians and p95 over rounds.
         settle_ms: Before each timed call, run the same model untimed for at least this long, so the calls
@@ -32,13 +32,14 @@ class BenchConfig(Checked):
         threads: CPU threads for torch and ONNX Runtime (default: torch's default).
         memory: Measure peak memory (a subprocess per model loads it and runs one batch).
         output: Write the results as JSON here.
+        overwrite: Replace an existing --output file.
     """
 
     models: list[str] = field(default_factory=list)
     backend: Backend = "auto"
     seq_len: int = opt(128, AT_LEAST_1)
     data: Optional[str] = None
-    max_length: int = opt(128, MAX_LENGTH)
+    max_length: Optional[int] = opt(None, MAX_LENGTH)
     batch_size: int = opt(32, AT_LEAST_1)
     rounds: int = opt(30, AT_LEAST_1)
     settle_ms: int = opt(50, COUNT)
@@ -46,6 +47,7 @@ class BenchConfig(Checked):
     threads: Optional[int] = opt(None, AT_LEAST_1)
     memory: bool = True
     output: Optional[str] = None
+    overwrite: bool = False
 
 
 @dataclass

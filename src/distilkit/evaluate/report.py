@@ -22,7 +22,8 @@ from distilkit.errors import DistilkitError
 from distilkit.evaluate.bench import SPREAD_LIMIT, spread_warning
 from distilkit.evaluate.metrics import headline, plot_confusion_matrix
 from distilkit.evaluate.options import ReportConfig
-from distilkit.runs import write_atomic
+from distilkit.files import check_writable_folder, listing, mark, marker_kind, record_files, write_atomic
+from distilkit.runs import make_folder
 
 COLUMNS = ["model", "score", "retention", "params", "size MB", "p50 ms", "p95 ms", "ex/s", "speed-up", "FLOPs speed-up"]
 
@@ -286,6 +287,12 @@ def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = Fal
         for r in rows:
             r["retention"] = r["score"] / rows[0]["score"] if metric != "mse" else rows[0]["score"] / r["score"]
     out = Path(cfg.output or cfg.runs[0])
+    if cfg.output:  # a folder of its own: new, empty or distilkit's (by default the first pipeline folder)
+        check_writable_folder(out, "report")
+        make_folder(out)
+        if marker_kind(out) is None:
+            mark(out, "report")
+    before = set(listing(out))
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     best = recommend(rows, cfg.min_retention)
@@ -314,6 +321,7 @@ def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = Fal
     write_atomic(out / "report.md", "\n".join(md))
     page = render_html(rows, metric, verdict, caveat, setup, figures, cfg.runs, best)
     write_atomic(out / "report.html", page)
+    record_files(out, new_since=before)
     if not quiet:
         print(markdown_table(rows, metric))
         print(f"\n{verdict.replace('**', '')}" + (f"\nwarning: {caveat}" if caveat else ""))

@@ -17,6 +17,7 @@ import torch
 from distilkit.errors import DistilkitError
 from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.models import check_max_length, load_model, load_tokenizer, model_task, read_config_dict, resolve_model
+from distilkit.models.validate import check_finite_model, check_labels
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -29,6 +30,7 @@ class TrainedModel:
     regression: bool
     model: object
     tokenizer: object
+    max_length: int = 128  # tokens per text: --max-length, or the smaller of 128 and the model's positions
 
     @property
     def label2id(self) -> dict:
@@ -55,10 +57,12 @@ def progress_bars_off():
 
 
 def load_trained(name_or_path: str, max_length: int | None = None) -> TrainedModel:
-    """Load a fine-tuned model (folder or run folder) with its label map; refuse a model with no task head.
+    """Load a fine-tuned model (folder or run folder) with its label map; refuse a model with no task head, no
+    labels or NaN weights.
 
-    With `max_length`, first refuse a length the model cannot read (see models.check_max_length). The
-    "Loading weights" bars are off meanwhile: they would clutter predict's JSONL terminal output."""
+    `max_length` given: first refuse a length the model cannot read; not given: the smaller of 128 and its positions
+    (`TrainedModel.max_length` either way; models.check_max_length). The "Loading weights" bars are off meanwhile:
+    they would clutter predict's JSONL terminal output."""
     with progress_bars_off():
         return _load_trained(name_or_path, max_length)
 
@@ -67,14 +71,13 @@ def _load_trained(name_or_path: str, max_length: int | None) -> TrainedModel:
     from distilkit import adapters
 
     if is_onnx_folder(name_or_path):
-        return _load_onnx(Path(name_or_path))
+        return _load_onnx(Path(name_or_path), max_length)
     path = resolve_model(name_or_path)
-    if max_length is not None:
-        check_max_length(max_length, path)
+    max_length = check_max_length(max_length, path)
 
     meta = adapters.read_meta(path)
     if meta is not None:
-        return _load_with_adapter(path, meta)
+        return _load_with_adapter(path, meta, max_length)
     task = model_task(path)
     if task is None:
         raise DistilkitError(
@@ -82,16 +85,18 @@ def _load_trained(name_or_path: str, max_length: int | None) -> TrainedModel:
             "(distilkit finetune --model ... --data ...)"
         )
     config = read_config_dict(path)
+    check_labels(config, str(Path(path) / "config.json"))
     regression = config.get("problem_type") == "regression"
     id2label = config.get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)] if not regression else []
     tokenizer = load_tokenizer(path)
     model = load_model(path, task)
+    check_finite_model(model, path)
     model.eval()
-    return TrainedModel(path, task, labels, regression, model, tokenizer)
+    return TrainedModel(path, task, labels, regression, model, tokenizer, max_length)
 
 
-def _load_with_adapter(path: str, meta: dict) -> TrainedModel:
+def _load_with_adapter(path: str, meta: dict, max_length: int) -> TrainedModel:
     """Base model (with a head for the saved label map) + the adapter saved in `path`."""
     from distilkit import adapters
 
@@ -99,21 +104,27 @@ def _load_with_adapter(path: str, meta: dict) -> TrainedModel:
     labels = [meta["id2label"][k] for k in sorted(meta["id2label"], key=int)] if not regression else []
     base = load_model(resolve_model(meta["base"]), meta["task"], labels or None, regression)
     model = adapters.load_adapter(base, path, meta["method"])
+    check_finite_model(model, path)
     model.eval()
-    return TrainedModel(path, meta["task"], labels, regression, model, load_tokenizer(path))
+    return TrainedModel(path, meta["task"], labels, regression, model, load_tokenizer(path), max_length)
 
 
-def _load_onnx(folder: Path) -> TrainedModel:
-    """An exported (or quantized) ONNX folder, run by ONNX Runtime; label map and tokenizer from beside it."""
+def _load_onnx(folder: Path, max_length: int | None) -> TrainedModel:
+    """An exported (or quantized) ONNX folder, run by ONNX Runtime; label map and tokenizer from beside it. The
+    graph must match its own folder: its inputs and outputs, the width of its logits, the positions it reads."""
     meta = read_meta(folder)
     labels = list(meta.get("labels") or [])
+    max_length = check_max_length(max_length, str(folder))
+    classifier = OnnxClassifier(folder)
+    classifier.check_matches(meta, len(labels) if not meta.get("regression") else 1)
     return TrainedModel(
         str(folder),
         meta["task"],
         labels,
         bool(meta.get("regression")),
-        OnnxClassifier(folder),
+        classifier,
         load_tokenizer(str(folder)),
+        max_length,
     )
 
 

@@ -88,6 +88,30 @@ class OnnxClassifier:
             ) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
 
+    def check_matches(self, meta: dict, labels: int) -> None:
+        """Refuse a graph that does not match its folder (a model.onnx copied from another model): distilkit's
+        inputs only, input_ids among them, the inputs the metadata lists, and one output of `labels` logits, of
+        rank 2 (sequence classification) or 3 (one row per token)."""
+        problems = []
+        inputs, known = set(self.input_names), {"input_ids", "attention_mask", "token_type_ids"}
+        if not inputs <= known or "input_ids" not in inputs:
+            problems.append(f"inputs {sorted(inputs)}, where distilkit feeds {sorted(known)} (input_ids always)")
+        elif meta.get("inputs") and inputs != set(meta["inputs"]):
+            problems.append(f"inputs {sorted(inputs)}, where {META_FILE} lists {sorted(meta['inputs'])}")
+        outputs = self.session.get_outputs()
+        rank = 3 if meta.get("task") == "token-classification" else 2
+        if len(outputs) != 1:
+            problems.append(f"{len(outputs)} outputs, where an exported classifier has one (its logits)")
+        elif outputs[0].shape and len(outputs[0].shape) != rank:
+            problems.append(f"logits of rank {len(outputs[0].shape)}, where a {meta.get('task')} model gives {rank}")
+        elif outputs[0].shape and isinstance(outputs[0].shape[-1], int) and outputs[0].shape[-1] != labels:
+            problems.append(f"{outputs[0].shape[-1]} logits per row, where {META_FILE} has {labels} labels")
+        if problems:
+            raise DistilkitError(
+                f"{self.path}: the graph does not match its folder ({'; '.join(problems)}); it comes from another "
+                "model: export this folder again with distilkit export"
+            )
+
     def logits(self, batch: dict) -> np.ndarray:
         feed = {}
         for name in self.input_names:

@@ -20,7 +20,8 @@ class PredictConfig(Checked):
         text_pair_column: JSONL field with the second text of a pair.
         output: Write JSONL here instead of stdout.
         batch_size: Prediction batch size.
-        max_length: Maximum tokens per text (longer texts are truncated and flagged).
+        max_length: Maximum tokens per text (longer texts are truncated and flagged); default: the smaller of 128
+            and the model's positions.
         top_k: Scores to report per text (0 = all labels).
         overwrite: Replace an existing --output file.
     """
@@ -32,6 +33,6 @@ class PredictConfig(Checked):
     text_pair_column: Optional[str] = None
     output: Optional[str] = None
     batch_size: int = opt(64, AT_LEAST_1)
-    max_length: int = opt(128, MAX_LENGTH)
+    max_length: Optional[int] = opt(None, MAX_LENGTH)
     top_k: int = opt(0, COUNT)
     overwrite: bool = False

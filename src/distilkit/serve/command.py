@@ -20,6 +20,7 @@ def serve(cfg: ServeConfig, resolved: dict | None = None) -> None:
     if not 0 <= cfg.port <= 65535:
         raise DistilkitError(f"--port {cfg.port}: must be between 0 and 65535")
     engine = Engine.load(cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
+    engine.warm_up()  # a model that cannot answer (NaN scores, a broken graph) fails here, in one line
     app = create_app(cfg, engine)
     config = uvicorn.Config(
         app,

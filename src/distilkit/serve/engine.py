@@ -75,9 +75,10 @@ class Engine(Predictor):
     backend and describes itself for /metadata."""
 
     @classmethod
-    def load(cls, model: str, backend: str | None, max_length: int = 128, top_k: int = 0) -> "Engine":
+    def load(cls, model: str, backend: str | None, max_length: int | None = None, top_k: int = 0) -> "Engine":
         folder, _ = resolve_backend(model, backend)
-        return cls(load_trained(folder, max_length), max_length, top_k)
+        trained = load_trained(folder, max_length)
+        return cls(trained, trained.max_length, top_k)
 
     @property
     def backend(self) -> str:

@@ -15,6 +15,7 @@ from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
+from distilkit.files import folder_bytes
 from distilkit.models import (
     ALIASES,
     SPLIT_ALIASES,
@@ -25,8 +26,8 @@ from distilkit.models import (
     load_tokenizer,
     resolve_model,
 )
-from distilkit.runs import folder_bytes
 from distilkit.training.adversarial import with_adversarial
+from distilkit.training.guard import check_finite_weights, guarded
 from distilkit.training.job import TrainingJob, run_training
 from distilkit.training.trainer_setup import (
     EpochTimer,
@@ -132,7 +133,7 @@ class FinetuneJob(TrainingJob):
 
         cfg = self.cfg
         self.model_path = self.resolve_model_path()
-        check_max_length(cfg.max_length, self.model_path)
+        cfg.max_length = check_max_length(cfg.max_length, self.model_path)
         check_weights_readable(self.model_path)  # before the data is tokenized, not when the model is built
         known = self.previous.labels if self.previous is not None else None
         self.data = data = load_task_data(cfg, seed=cfg.seed, for_training=True, known_labels=known)
@@ -184,7 +185,8 @@ class FinetuneJob(TrainingJob):
         return model
 
     def trainer_class(self):
-        """Trainer, with adversarial training and Learning without Forgetting when asked for."""
+        """Trainer, with adversarial training and Learning without Forgetting when asked for, stopping at the first
+        non-finite loss or gradient (training/guard.py)."""
         from transformers import Trainer
 
         cfg = self.cfg
@@ -198,7 +200,7 @@ class FinetuneJob(TrainingJob):
             trainer_class = continual.with_preserve(
                 trainer_class, self.previous.model, len(self.previous.labels), cfg.preserve_weight, 2.0, token_level
             )
-        return trainer_class
+        return guarded(trainer_class)
 
     def train(self, work: Path, run) -> None:
         from transformers import EarlyStoppingCallback
@@ -239,6 +241,7 @@ class FinetuneJob(TrainingJob):
 
     def save(self, work: Path) -> None:
         cfg = self.cfg
+        check_finite_weights(self.trainer.model)
         if cfg.peft:  # the adapter alone, with a pointer to its base
             if self.is_main:
                 from distilkit import adapters
@@ -278,7 +281,7 @@ class FinetuneJob(TrainingJob):
                 metrics[split] = full_metrics(trainer, self.encoded[split], data)  # collective: every rank runs it
                 if self.is_main and not data.regression:
                     plot_confusion_matrix(
-                        metrics[split], work / f"confusion_matrix_{split}.png", f"{data.name} {split}"
+                        metrics[split], work / f"confusion_matrix_{split}.png", data.split_name(split)
                     )
         if self.previous is not None:
             metrics["continual"] = continual_after(cfg, self.before, trainer.model, self.tokenizer, data)
@@ -291,5 +294,5 @@ class FinetuneJob(TrainingJob):
     def summary(self, final: Path, metrics: dict) -> None:
         last = "test" if "test" in metrics else "dev" if "dev" in metrics else None
         if last:
-            print(format_table(metrics[last], title=f"\n{self.data.name} {last} split"))
+            print(format_table(metrics[last], title=f"\n{self.data.split_name(last)}"))
         print(f"\nrun folder: {final} (model in {final / 'model'})")

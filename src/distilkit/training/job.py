@@ -2,8 +2,9 @@
 
 Order matters for the "nothing half-written" rule: options, output folder, models and data are all checked
 (`prepare`) before the run folder is created; training then happens in `.<name>.partial/` and the folder is
-renamed into place only when the model, metrics and config are written. A `DistilkitError` on the way removes
-the partial folder. Under `accelerate launch` every rank trains and evaluates, only rank 0 writes.
+renamed into place only when the model, metrics and config are written. A failure on the way (bad input, a full
+disk, an error in the user's code) removes the partial folder (`RunFolder.fail`). Under `accelerate launch` every
+rank trains and evaluates, only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from distilkit.errors import DistilkitError
 from distilkit.runs import RunFolder
 
 
@@ -71,13 +71,14 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
         job.save(work)
         metrics = job.results(work)
         if job.is_main:
-            run.write_results(metrics, options)
-    except DistilkitError:
+            effective = {"max_length": cfg.max_length} if "max_length" in options else {}  # the default's value
+            run.write_results(metrics, {**options, **effective})
+        if not job.is_main:
+            return run.final
+        final = run.finish()
+    except BaseException as err:
         if state.is_main_process:
-            run.abort()
+            run.fail(err)  # cleans up, then raises (one line where it can)
         raise
-    if not job.is_main:
-        return run.final
-    final = run.finish()
     job.summary(final, metrics)
     return final

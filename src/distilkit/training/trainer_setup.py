@@ -76,7 +76,7 @@ def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greate
         gradient_accumulation_steps=opts.grad_accum,
         warmup_steps=opts.warmup if opts.warmup < 1 else int(opts.warmup),
         weight_decay=opts.weight_decay,
-        max_grad_norm=opts.max_grad_norm if opts.max_grad_norm > 0 else None,
+        max_grad_norm=opts.max_grad_norm,  # 0 disables clipping (the Trainer compares it with 0: never None)
         lr_scheduler_type="linear",
         eval_strategy=strategy,
         save_strategy=every,
