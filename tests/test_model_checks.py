@@ -166,6 +166,14 @@ def test_a_model_of_64_positions_refuses_an_explicit_longer_max_length(short_run
         one_error_line(code, err, "--max-length 128", "reads at most 64 tokens", "--max-length 64 or less")
 
 
+def test_bench_fits_its_texts_and_refuses_synthetic_inputs_longer_than_a_model(short_run, topic_data, capsys):
+    args = ["bench", short_run / "run", "--rounds", "1", "--warmup", "0", "--memory", "false"]
+    code, _, err = run_cli([*args, "--seq-len", "128"], capsys)
+    one_error_line(code, err, "--seq-len 128", "reads at most 64 tokens", "--seq-len 64 or less")
+    code, _, err = run_cli([*args, "--data", topic_data], capsys)  # real texts: cut at the model's 64 positions
+    assert code == 0, err
+
+
 def test_the_server_truncates_to_the_models_positions(short_run):
     from fastapi.testclient import TestClient
 

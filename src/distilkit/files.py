@@ -273,13 +273,25 @@ def live_holder(folder: Path) -> str | None:
 
 # errno values that mean "the place cannot take the write", whatever the file
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
-# how libraries that write through their own code say the same (torch's zip writer, safetensors' Rust)
-FULL_DISK_TEXTS = ("No space left", "unexpected pos", "file write failed", "StorageFull", "Disk quota exceeded")
+# how libraries that write through their own code say the same (torch's zip writer and its C++ streams,
+# safetensors' Rust)
+FULL_DISK_TEXTS = (
+    "No space left",
+    "unexpected pos",
+    "file write failed",
+    "iostream error",
+    "StorageFull",
+    "Disk quota exceeded",
+)
+NEARLY_FULL = 1 << 20  # bytes: a disk with less free than this, where an error came from, is a full disk
 
 
-def write_failure(err: BaseException) -> str | None:
+def write_failure(err: BaseException, where: Path | None = None) -> str | None:
     """Why writing failed, when `err` (or what caused it) is a failed write: "No space left on device", ...;
-    None for other errors."""
+    None for other errors. With `where` (the folder being written), any error while its disk is (nearly) full
+    counts: libraries word a failed write in ways no list can hold."""
+    if where is not None and (free_bytes(where)[1] or NEARLY_FULL) < NEARLY_FULL:
+        return os.strerror(errno.ENOSPC)
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -299,7 +311,7 @@ def free_space(path: Path) -> str:
 
 def write_error(err: BaseException, where: Path, option: str = "--output") -> DistilkitError:
     """The one line for a write that failed under `where` (the file when the error names one)."""
-    reason = write_failure(err) or getattr(err, "strerror", None) or str(err)
+    reason = write_failure(err, where) or getattr(err, "strerror", None) or str(err)
     target = getattr(err, "filename", None) or where
     return DistilkitError(
         f"cannot write {target}: {reason} ({free_space(Path(where))} free there); nothing was kept: free some space "

@@ -301,9 +301,10 @@ class RunFolder:
         if isinstance(err, (KeyboardInterrupt, DistilkitError)):
             self.abort()
             raise err
-        if write_failure(err) or isinstance(err, OSError):
-            self.abort()
-            raise write_error(err, self.work) if write_failure(err) else os_error(err, self.work) from err
+        if write_failure(err, self.work) or isinstance(err, OSError):
+            failed = write_error(err, self.work) if write_failure(err, self.work) else os_error(err, self.work)
+            self.abort()  # after the line is made: it says how full the disk was
+            raise failed from err
         if isinstance(err, MemoryError):
             self.abort()
             raise DistilkitError(

@@ -335,10 +335,11 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
         torch.set_num_threads(cfg.threads)
         os.environ["DISTILKIT_ORT_THREADS"] = str(cfg.threads)
     variants = variants_for(cfg.models, cfg.backend)
+    for v in variants if not cfg.data else []:  # synthetic inputs of --seq-len tokens must fit every model
+        path = v.path if is_onnx_folder(v.path) else resolve_model(v.path)
+        fit_max_length(cfg.seq_len, max_positions(path), path, option="--seq-len")
     loaded = [load_trained(v.path, cfg.max_length) for v in variants]
     cfg.max_length = min(t.max_length for t in loaded)  # texts every model can read
-    for trained in loaded if not cfg.data else []:  # synthetic inputs of --seq-len tokens must fit every model
-        fit_max_length(cfg.seq_len, max_positions(trained.path), trained.path, option="--seq-len")
     singles, many = input_batches(loaded[0].tokenizer, cfg)
     seq_len = int(np.mean([b["input_ids"].shape[1] for b in singles]))
     calls = [caller(t, v.backend) for t, v in zip(loaded, variants)]
