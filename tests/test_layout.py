@@ -11,16 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "distilkit"
 
 # Earlier layers first. The top-level name is the package (or the loose module) under distilkit/.
 LAYERS = [
-    {
-        "__init__",
-        "errors",
-        "option_rules",
-        "config",
-        "config_loader",
-        "files",
-        "budget",
-        "runs",
-    },  # core: options, errors, files
+    # core: the error type, quiet imports, result printing, options, how files are written, size estimates, runs
+    {"errors", "noise", "console", "option_rules", "config", "config_loader", "files", "budget", "runs"},
     {"data"},  # files and built-in datasets → HF datasets, labels, tokenization
     {"models"},  # loading any encoder, layers, pruned shapes
     {"adapters"},  # PEFT methods (what a model folder may carry)
@@ -32,7 +24,8 @@ LAYERS = [
     {"compress"},  # pruning, ONNX export, int8, merging adapters
     {"serve"},  # the HTTP server
     {"pipeline"},  # distilkit run (recipes) and search: commands that run other commands
-    {"cli", "__main__"},  # the command table
+    # the command table, the same commands as Python functions, and the package's public face (its __init__)
+    {"cli", "api", "__main__", "__init__"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -26,6 +26,7 @@ from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, EvaluateConfig, ReportConfig
 from distilkit.files import write_failure
 from distilkit.inference.options import PredictConfig
+from distilkit.noise import quiet_library_logs
 from distilkit.pipeline.options import PipelineConfig, SearchConfig
 from distilkit.serve.options import ServeConfig
 
@@ -304,25 +305,6 @@ def run(argv: list[str]) -> object:
     command, config, resolved = parse(argv)
     module, function = COMMAND_TABLE[command].runner.split(":")
     return getattr(importlib.import_module(module), function)(config, resolved)
-
-
-def _errors_only(record) -> bool:
-    import logging
-
-    return record.levelno >= logging.ERROR
-
-
-def quiet_library_logs() -> None:
-    """Silence import-time noise that says nothing to a distilkit user: transformers imports torchao when it is
-    installed, and torchao logs its missing CUDA kernels and a torch deprecation at import."""
-    import logging
-
-    for name in ("torchao", "torch.utils._pytree"):
-        # a filter, not setLevel: torch's logging setup resets the levels of its loggers later;
-        # one shared function, so calling main() many times (tests) does not pile up filters
-        logger = logging.getLogger(name)
-        if _errors_only not in logger.filters:
-            logger.addFilter(_errors_only)
 
 
 TRACEBACK_ENV = "DISTILKIT_TRACEBACK"

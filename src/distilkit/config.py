@@ -289,3 +289,30 @@ def parse_split_fractions(split: str) -> tuple[float, float, float]:
             f"--split {split!r}: give three non-negative fractions train,dev,test that sum to 1, e.g. 0.8,0.1,0.1"
         )
     return parts[0], parts[1], parts[2]
+
+
+def describe_data(value) -> str:
+    """In-memory data (a datasets.Dataset or DatasetDict, a list of rows) as config.yaml records it: what it is, its
+    size and a fingerprint, so that --resume can tell the same data from other data."""
+    import hashlib
+    import json
+
+    if hasattr(value, "keys") and hasattr(value, "values") and not isinstance(value, dict):  # a DatasetDict
+        return "in-memory DatasetDict {" + ", ".join(f"{k}: {describe_data(v)}" for k, v in value.items()) + "}"
+    if hasattr(value, "num_rows"):  # a Dataset
+        return f"in-memory Dataset ({value.num_rows} rows, fingerprint {getattr(value, '_fingerprint', '?')})"
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"in-memory rows ({len(value)} rows, sha256 {digest})"
+
+
+def options_of(config) -> dict:
+    """A config's options as a plain dict (config.yaml, resume checks): in-memory data is described, not copied."""
+    import copy
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        in_memory = f.name == "data" and value is not None and not isinstance(value, str)
+        out[f.name] = describe_data(value) if in_memory else copy.deepcopy(value)
+    return out

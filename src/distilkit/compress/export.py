@@ -23,6 +23,7 @@ from distilkit.compress.common import default_output, with_run_data
 from distilkit.compress.export_patches import patched_for_export
 from distilkit.compress.first_token import compute_first_token_only
 from distilkit.compress.options import ExportConfig
+from distilkit.console import show
 from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
@@ -240,14 +241,14 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
         final = run.finish()
     except BaseException as err:
         run.fail(err)
-    print(f"exported {trained.path} → {final / ONNX_FILE} ({folder_bytes(final) / 1e6:.1f} MB folder)")
+    show(f"exported {trained.path} → {final / ONNX_FILE} ({folder_bytes(final) / 1e6:.1f} MB folder)")
     after = parity.get("max_abs_logit_diff_optimized")
-    print(
+    show(
         f"parity on {len(rows)} examples of {rows_from}: max |logit difference| {diff:.2e} (tolerance "
         f"{cfg.tolerance})" + (f"; after fusions {after:.2e}" if after is not None else "")
     )
     if fused:
-        print("ONNX Runtime fusions: " + ", ".join(f"{k} {v}" for k, v in fused.items()))
+        show("ONNX Runtime fusions: " + ", ".join(f"{k} {v}" for k, v in fused.items()))
     return final
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from distilkit import adapters
 from distilkit.compress.options import MergeConfig
+from distilkit.console import show
 from distilkit.errors import DistilkitError
 from distilkit.inference.loading import load_trained
 from distilkit.models import resolve_model
@@ -38,5 +39,5 @@ def merge(cfg: MergeConfig, resolved: dict | None = None) -> Path:
         run.finish()
     except BaseException as err:
         run.fail(err)
-    print(f"merged {meta['method']} adapter into {meta['base']} → {output} (a plain model folder)")
+    show(f"merged {meta['method']} adapter into {meta['base']} → {output} (a plain model folder)")
     return output

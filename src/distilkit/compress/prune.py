@@ -18,7 +18,8 @@ import torch
 from distilkit.compress import pruning
 from distilkit.compress.common import check_fraction, with_run_data
 from distilkit.compress.options import PruneConfig
-from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
+from distilkit.config import DataOptions, DistillConfig, FinetuneConfig, options_of
+from distilkit.console import show
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import score_rows, splits_rows_for
@@ -145,7 +146,7 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
             recovered = recover_into(work, masks, trained, structural)
             metrics["recovered"] = evaluate_model(recovered, trained, data, eval_rows, cfg)
         config = {
-            **(resolved or dataclasses.asdict(cfg)),
+            **(resolved or options_of(cfg)),
             **{k: getattr(opts, k) for k in ("data", "train_file", "dev_file", "test_file")},
         }
         run.write_results(metrics, config)
@@ -202,19 +203,19 @@ def recover_into(work: Path, masks, trained, structural: bool):
 def print_summary(metrics: dict, final: Path) -> None:
     before, pruned = metrics["before"], metrics["pruned"]
     metric = next(k for k in before if k in pruned and isinstance(before[k], float))
-    print(f"heads per layer: {before['attention_heads']} → {pruned['attention_heads']}")
-    print(f"FFN width per layer: {before['intermediate_sizes']} → {pruned['intermediate_sizes']}")
+    show(f"heads per layer: {before['attention_heads']} → {pruned['attention_heads']}")
+    show(f"FFN width per layer: {before['intermediate_sizes']} → {pruned['intermediate_sizes']}")
     if "encoder_linear_sparsity" in pruned:
-        print(
+        show(
             f"encoder Linear sparsity: {100 * pruned['encoder_linear_sparsity']:.1f}% (zeros save no time "
             "without sparse kernels; they compress well)"
         )
-    print(
+    show(
         f"parameters: {before['parameters']:,} → {pruned['parameters']:,}; encoder MACs/token at seq 128: "
         f"{100 * metrics['macs_ratio']:.1f}% of before"
     )
     line = f"{metric} on {metrics['evaluated_on']}: {before[metric]:.4f} → pruned {pruned[metric]:.4f}"
     if "recovered" in metrics:
         line += f" → after {metrics['recovery']['method']} recovery {metrics['recovered'][metric]:.4f}"
-    print(line)
-    print(f"written: {final}")
+    show(line)
+    show(f"written: {final}")

@@ -26,6 +26,7 @@ import numpy as np
 from distilkit.compress.common import default_output, with_run_data
 from distilkit.compress.onnx_graph import GraphIndex, int_attribute
 from distilkit.compress.options import ExportConfig, QuantizeConfig
+from distilkit.console import show
 from distilkit.data.encode import encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.evaluator import score_rows, split_rows_for
@@ -350,8 +351,8 @@ def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
             run.fail(err)
     sizes = report["size_bytes"]
     change = report["change"]
-    print(f"quantized ({cfg.method}) → {final}: {sizes['fp32'] / 1e6:.1f} MB → {sizes['int8'] / 1e6:.1f} MB")
-    print(
+    show(f"quantized ({cfg.method}) → {final}: {sizes['fp32'] / 1e6:.1f} MB → {sizes['int8'] / 1e6:.1f} MB")
+    show(
         f"{metric} on {report['evaluated_on']}: fp32 {report['fp32']:.4f} → int8 {report['int8']:.4f} "
         f"({change:+.4f}); max |logit difference| {report['max_abs_logit_diff']:.3f}, "
         f"mean {report['mean_abs_logit_diff']:.4f}; same prediction on {100 * report['agreement']:.1f}%"

@@ -23,7 +23,7 @@ from distilkit.data.labels import (
     regression_reason,
     show,
 )
-from distilkit.data.readers import detect_format, read_disk, read_file
+from distilkit.data.readers import dataset_splits, detect_format, read_disk, read_file
 from distilkit.errors import DistilkitError
 
 SEQ = "sequence-classification"
@@ -73,9 +73,26 @@ def _find_split_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+def rows_in_memory(value) -> dict[str, list[dict]]:
+    """Splits of data given in memory: a datasets.Dataset (one split, divided like a single file), a DatasetDict
+    (its splits; validation is dev), or a list of row dicts."""
+    import datasets
+
+    if isinstance(value, (datasets.Dataset, datasets.DatasetDict)):
+        return dataset_splits(value, "data", "all")
+    if isinstance(value, (list, tuple)) and value and all(isinstance(r, dict) for r in value):
+        return {"all": [{**r, "_where": f"data[{i}]"} for i, r in enumerate(value)]}
+    raise DistilkitError(
+        f"data={type(value).__name__}: give a file or folder path, a built-in dataset name, a datasets.Dataset or "
+        "DatasetDict, or a non-empty list of row dicts such as [{'text': ..., 'label': ...}]"
+    )
+
+
 def load_raw_splits(opts: DataOptions) -> tuple[str, dict[str, list[dict]], str | None]:
     """Read every split that the options name. Returns (display name, split → rows, format or None)."""
     splits: dict[str, list[dict]] = {}
+    if opts.data is not None and not isinstance(opts.data, str):  # from Python: a Dataset, a DatasetDict, rows
+        return "in-memory data", rows_in_memory(opts.data), "disk"
     name, fmt = opts.data or "", None
     if opts.data and builtin.is_builtin(opts.data):
         return opts.data, builtin.load(opts.data), "builtin"

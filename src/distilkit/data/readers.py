@@ -272,7 +272,15 @@ def read_disk(path: Path) -> dict[str, list[dict]]:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError as err:
         raise DistilkitError(f"{path}: not a datasets save_to_disk folder ({err})") from None
-    parts = loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+    return dataset_splits(loaded, str(path), "train")
+
+
+def dataset_splits(loaded, where: str, single: str) -> dict[str, list[dict]]:
+    """Rows of a datasets.Dataset (as split `single`) or of each split of a DatasetDict, ClassLabel ids turned
+    into their names; each row's `_where` names the dataset, the split and the row."""
+    import datasets
+
+    parts = loaded if isinstance(loaded, datasets.DatasetDict) else {single: loaded}
     out = {}
     for name, ds in parts.items():
         split = {"validation": "dev", "valid": "dev"}.get(name, name)
@@ -280,7 +288,7 @@ def read_disk(path: Path) -> dict[str, list[dict]]:
         converters = {col: _feature_to_names(feat) for col, feat in ds.features.items()}
         for i, row in enumerate(ds):
             row = {col: converters[col](val) if converters[col] else val for col, val in row.items()}
-            row["_where"] = f"{path}[{name}][{i}]"
+            row["_where"] = f"{where}[{name}][{i}]"
             rows.append(row)
         out[split] = rows
     return out

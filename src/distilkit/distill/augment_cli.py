@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from distilkit.budget import check_memory
+from distilkit.console import show
 from distilkit.data.readers import detect_format, read_file
 from distilkit.distill.augment import augment_rows, augmented_bytes, text_fields
 from distilkit.distill.general import has_mlm_head
@@ -107,7 +108,7 @@ def augment(cfg: AugmentConfig, resolved: dict | None = None) -> Path:
         mlm_model=mlm,
     )
     write_atomic(output, _render(augmented, fmt, columns))
-    print(
+    show(
         f"wrote {len(augmented)} examples ({len(rows)} originals + {len(augmented) - len(rows)} augmented) to {output}"
     )
     return output

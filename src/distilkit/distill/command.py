@@ -1,45 +1,45 @@
 """`distilkit distill`: teacher(s) + data + student spec + method → a distilled student in a run folder.
 
 `distill` fills in the steps of the training skeleton (training/job.py): prepare (teachers → data, labels from
-the teacher → student → layer map and checks → augmentation → tokenization → teacher sanity check → loss
-plans), train (per stage: teacher cache, Distiller.train()), save the student alone (a plain HF folder), and
+the teacher → student → the plan: stages, layer map, projections (distill/planning.py) → augmentation →
+tokenization → teacher sanity check), train (a DistillationTrainer, distill/trainer.py, stage by stage, each
+stage's weights kept for --resume and --intermediate-from), save the student alone (a plain HF folder), and
 results (student, teacher, retention and agreement). Everything that can be refused is refused in prepare,
 before the run folder is created. The parts live in distill/setup.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
-from distilkit.config import DistillConfig
-from distilkit.data.dataset import TOK
+from distilkit.config import DistillConfig, options_of
+from distilkit.console import show
 from distilkit.data.encode import collator_for
 from distilkit.data.unlabeled import UNLABELED
-from distilkit.distill import capture, checks, reuse
-from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjections, make_projections
-from distilkit.distill.layer_map import build_layer_map
-from distilkit.distill.methods import METHODS, default_relation_heads, resolve_stages
+from distilkit.distill import checks, reuse
+from distilkit.distill.arguments import DistillationArguments
+from distilkit.distill.distiller import StudentWithProjections
+from distilkit.distill.methods import resolve_stages
+from distilkit.distill.planning import plan_distillation
 from distilkit.distill.setup import (
-    build_caches,
     check_general_options,
+    distill_fields,
     encode_corpus,
     encode_sets,
     evaluate_pair,
     load_teachers,
-    parse_weights,
     peft_student,
     prepare_data,
 )
 from distilkit.distill.students import build_student, copied_layers, is_pretrained_spec
+from distilkit.distill.trainer import DistillationTrainer
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
 from distilkit.losses.registry import import_plugins, reads_of
 from distilkit.models import load_tokenizer, resolve_model
 from distilkit.models.families import layer_count
-from distilkit.training.adversarial import with_adversarial
-from distilkit.training.guard import check_finite_weights, guarded
+from distilkit.training.guard import check_finite_weights
 from distilkit.training.job import TrainingJob, run_training
 from distilkit.training.trainer_setup import (
     EpochTimer,
@@ -62,7 +62,7 @@ class DistillJob(TrainingJob):
 
     def __init__(self, cfg: DistillConfig):
         self.cfg = cfg
-        self.given = dataclasses.asdict(cfg)  # as given: prepare fills in defaults that depend on the models
+        self.given = options_of(cfg)  # as given: prepare fills in defaults that depend on the models
 
     # ---- prepare: everything that can be refused, before the run folder exists ----
 
@@ -77,26 +77,21 @@ class DistillJob(TrainingJob):
         import_plugins(cfg.plugins)  # the user's own losses register themselves on import
         self.teachers, self.uses_mlm = load_teachers(cfg)
         self.lead = self.teachers[0]
-        self.stages = resolve_stages(cfg.method, cfg.alpha, cfg.losses, cfg.general)
-        if self.uses_mlm:
-            self.stages[-1].weights["kd"] = 1.0  # MLM-logit KD per token
-        self.method = METHODS[cfg.method]
-        self.normalize = self.method.normalize if cfg.normalize_losses is None else cfg.normalize_losses
-        probabilities = cfg.attention_probabilities
-        self.probabilities = self.method.attention_probabilities if probabilities is None else probabilities
-        self.weights_all = {k for s in self.stages for k in s.weights}
-        self.reads = reads_of(self.weights_all)
-        self.logits_only = self.reads <= {"labels", "logits"}
+        stages = resolve_stages(cfg.method, cfg.alpha, cfg.losses, cfg.general)  # bad weights: refused now
+        self.logits_only = reads_of({k for stage in stages for k in stage.weights}) <= {"labels", "logits"}
         self.data = prepare_data(cfg, self.lead)
         if cfg.augment:
             self.check_augmentation_fits()
         self.build_student()
         self.encode()
-        self.plan_losses()
         self.reused = {}
         if cfg.intermediate_from:  # refused here, before the run folder exists, if it is not an exact reuse
             self.reused = reuse.stage_files(cfg.intermediate_from, self.given, self.stages)
-            reuse.check_fits(self.reused, self.model)
+            reuse.check_fits(self.reused, StudentWithProjections(self.student, self.distillation.projections))
+
+    @property
+    def stages(self):
+        return self.distillation.stages
 
     def build_student(self) -> None:
         """The student, its tokenizer and layer map, checked against the teacher; prints both sizes."""
@@ -115,26 +110,25 @@ class DistillJob(TrainingJob):
             raise DistilkitError(
                 "--separate-tokenization needs the teacher cache (the teacher reads its own tokens); drop --cache false"
             )
-        student_layers, teacher_layers = layer_count(student), layer_count(lead.model)
-        copied = copied_layers(cfg.student, teacher_layers)  # None for size specs and pretrained students
-        map_spec = cfg.layer_map or self.method.layer_map
-        self.layer_map = build_layer_map(map_spec, student_layers, teacher_layers, copied)
-        checks.check_heads(student, lead.model, "scores" in self.reads)
+        copied = copied_layers(cfg.student, layer_count(lead.model))  # None for size specs and pretrained students
         if cfg.peft:
             student = peft_student(cfg, student, data.task, self.logits_only)
         self.student, self.how, self.tokenizer = student, how, tokenizer
+        # the stages, layer map, projections and capture: what DistillationTrainer would plan, planned now to be shown
+        self.distillation = plan_distillation(student, [t.model for t in self.teachers], cfg, copied)
         self.total, _ = count_parameters(student)
         self.teacher_total, _ = count_parameters(lead.model)
         more = f" (+{len(self.teachers) - 1} more)" if len(self.teachers) > 1 else ""
         print(f"teacher: {lead.path} — {self.teacher_total / 1e6:.2f}M parameters" + more)
         smaller = self.teacher_total / max(self.total, 1)
         print(f"student: {how} — {self.total / 1e6:.2f}M parameters ({smaller:.1f}x smaller)")
+        plan = self.distillation
         if not self.logits_only:
-            print(f"layer map: {self.layer_map.describe()}")
-            scale = "relative (÷ teacher mean square)" if self.normalize else "raw"
+            print(f"layer map: {plan.layer_map.describe()}")
+            scale = "relative (÷ teacher mean square)" if plan.normalize else "raw"
             print(f"MSE layer losses: {scale}; --normalize-losses true|false to choose")
-            if "attention_mse" in self.weights_all:
-                kind = "softmax probabilities (raw MSE)" if self.probabilities else "pre-softmax scores"
+            if "attention_mse" in plan.weights_all:
+                kind = "softmax probabilities (raw MSE)" if plan.probabilities else "pre-softmax scores"
                 print(f"attention_mse compares {kind}; --attention-probabilities true|false to choose")
         weights = "; ".join(f"{s.name}: " + " + ".join(f"{w:g}·{k}" for k, w in s.weights.items()) for s in self.stages)
         print("stages: " + weights)
@@ -195,46 +189,13 @@ class DistillJob(TrainingJob):
         if self.warning:
             print(f"WARNING: {self.warning}")
 
-    def plan_losses(self) -> None:
-        """The options every stage's LossPlan shares, the student wrapped with its projections, cache sizes."""
-        cfg, lead, data, student = self.cfg, self.lead, self.data, self.student
-        teacher_config = lead.model.config
-        relation_heads = cfg.relation_heads or default_relation_heads(
-            student.config.hidden_size, teacher_config.hidden_size, teacher_config.num_attention_heads
-        )
-        self.plan_common = dict(
-            layer_map=self.layer_map,
-            temperature=self.method.temperature if cfg.temperature is None else cfg.temperature,
-            attention_probabilities=self.probabilities,
-            normalize=self.normalize,
-            token_level=data.task == TOK or self.uses_mlm,
-            regression=data.regression,
-            teacher_weights=parse_weights(cfg.teacher_weights, len(self.teachers)),
-            relation_heads=relation_heads,
-        )
-        if self.reads & {"scores", "qkv"}:
-            capture.enable(student)
-            for t in self.teachers:
-                capture.enable(t.model)
-        # one plan covering every stage: it sizes the projections and the cache, so all stages share one cache
-        self.union_plan = LossPlan(weights={k: 1.0 for k in self.weights_all}, **self.plan_common)
-        projections = make_projections(self.union_plan, student.config.hidden_size, teacher_config.hidden_size)
-        self.model = StudentWithProjections(student, projections)
-        labels = teacher_config.vocab_size if self.uses_mlm else len(data.labels) or int(data.regression)
-        self.dims = {
-            "task": data.task,
-            "token_level": data.task == TOK or self.uses_mlm,
-            "hidden": teacher_config.hidden_size,
-            "heads": teacher_config.num_attention_heads,
-            "labels": labels,
-        }
-
     # ---- train: the stages in order, each resumable ----
 
     def train(self, work: Path, run) -> None:
         cfg = self.cfg
         self.metric, self.greater = metric_choice(self.data, cfg) if not cfg.general else ("loss", False)
-        started, self.timings, self.caches = time.perf_counter(), {}, None
+        started, self.timings = time.perf_counter(), {}
+        self.trainer = trainer = self.make_trainer(work)
         for i, stage in enumerate(self.stages):
             final = i == len(self.stages) - 1
             done = work / f"stage-{stage.name}.safetensors"
@@ -243,13 +204,38 @@ class DistillJob(TrainingJob):
             if source and not final:
                 self.load_stage(stage.name, Path(source), done)
                 continue
-            trainer = self.train_stage(i, stage, final, work, run)
+            self.train_stage(i, work, run)
             if not final and trainer.is_world_process_zero():
                 from safetensors.torch import save_file
 
-                save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(done))
+                save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, str(done))
         self.elapsed = time.perf_counter() - started
         self.is_main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
+
+    def make_trainer(self, work: Path) -> DistillationTrainer:
+        """The DistillationTrainer of this run: the arguments of the options, the plan made in prepare."""
+        cfg, data = self.cfg, self.data
+        has_dev = "dev" in self.student_sets and not cfg.general
+        args = training_arguments(
+            cfg, work / "checkpoints", self.metric, self.greater, has_dev, DistillationArguments, distill_fields(cfg)
+        )
+        args.remove_unused_columns = False  # the datasets hold exactly the columns needed, example_id included
+        if cfg.general:  # packed blocks are all one length: nothing to group
+            args.train_sampling_strategy = "random"
+        return DistillationTrainer(
+            model=self.student,
+            teacher_model=[t.model for t in self.teachers],
+            args=args,
+            train_dataset=self.student_sets["train"],
+            eval_dataset=self.student_sets.get("dev") if has_dev else None,
+            data_collator=collator_for("sequence-classification" if cfg.general else data.task, self.tokenizer),
+            processing_class=self.tokenizer,
+            compute_metrics=compute_metrics_fn(data) if has_dev else None,
+            preprocess_logits_for_metrics=preprocess_logits(data.regression) if has_dev else None,
+            teacher_train_dataset=self.teacher_sets["train"],
+            teacher_processing_class=self.lead.tokenizer,
+            distillation=self.distillation,
+        )
 
     def load_stage(self, name: str, source: Path, done: Path) -> None:
         """Continue from a finished stage's weights: this run's own (--resume) or an earlier run's
@@ -260,7 +246,7 @@ class DistillJob(TrainingJob):
 
         from distilkit.training.job import process_state
 
-        self.model.load_state_dict(load_file(str(source)))
+        self.trainer.model.load_state_dict(load_file(str(source)))
         if source != done:
             if process_state().is_main_process and not done.exists():  # --resume: copied already
                 partial = done.with_suffix(".partial")
@@ -269,55 +255,33 @@ class DistillJob(TrainingJob):
             self.timings[name] = {"reused_from": str(source.parent.resolve())}
         print(f"stage {name}: already done, loaded {source}")
 
-    def train_stage(self, i: int, stage, final: bool, work: Path, run):
-        """One stage: its epochs and learning rate, the teacher cache (built once), a Distiller, train()."""
-        cfg, data = self.cfg, self.data
-        epochs = getattr(cfg, stage.epochs_option) or cfg.epochs
-        lr = (cfg.intermediate_lr or cfg.lr) if stage.epochs_option == "intermediate_epochs" else cfg.lr
-        has_dev = final and "dev" in self.student_sets and not cfg.general
-        stage_cfg = dataclasses.replace(cfg, epochs=epochs, lr=lr)
-        args = training_arguments(stage_cfg, work / "checkpoints" / stage.name, self.metric, self.greater, has_dev)
-        args.remove_unused_columns = False  # keep example_id for the cache
-        if cfg.general:  # packed blocks are all one length: nothing to group
-            args.train_sampling_strategy = "random"
-        cache_started = time.perf_counter()
-        if self.caches is None:  # built (or found) once: the union plan covers every stage
-            teacher_sets = [self.teacher_sets["train"]] * len(self.teachers)
-            self.caches = build_caches(cfg, self.teachers, teacher_sets, self.union_plan, self.dims, args)
-        else:
-            for cache in self.caches:
-                print(f"teacher cache: reusing {cache.folder}")
-        self.timings[stage.name] = {"cache_seconds": round(time.perf_counter() - cache_started, 2)}
+    def train_stage(self, i: int, work: Path, run) -> None:
+        """One stage of the trainer, with its own TensorBoard folder and epoch timer, resumed from its last
+        checkpoint with --resume."""
+        from transformers.integrations import TensorBoardCallback
+
+        trainer, stage = self.trainer, self.stages[i]
+        for kind in (TensorBoardCallback, EpochTimer):
+            trainer.pop_callback(kind)
         timer = EpochTimer()
+        trainer.add_callback(tensorboard_callback(work / "logs" / stage.name))
+        trainer.add_callback(timer)
+        epochs = trainer.stage_settings(i)["num_train_epochs"]
         print(f"\nstage {i + 1}/{len(self.stages)}: {stage.name}, {epochs:g} epochs")
-        trainer_class = guarded(
-            with_adversarial(Distiller, cfg.adversarial, cfg.adversarial_epsilon, cfg.pgd_steps, cfg.pgd_alpha)
-        )
-        trainer = trainer_class(
-            model=self.model,
-            args=args,
-            train_dataset=self.student_sets["train"],
-            eval_dataset=self.student_sets.get("dev") if has_dev else None,
-            data_collator=collator_for("sequence-classification" if cfg.general else data.task, self.tokenizer),
-            processing_class=self.tokenizer,
-            compute_metrics=compute_metrics_fn(data) if has_dev else None,
-            preprocess_logits_for_metrics=preprocess_logits(data.regression) if has_dev else None,
-            callbacks=[tensorboard_callback(work / "logs" / stage.name), timer],
-            plan=LossPlan(stage.weights, **self.plan_common),
-            teachers=[t.model for t in self.teachers],
-            caches=self.caches,
-        )
-        checkpoint = run.last_checkpoint(work / "checkpoints" / stage.name) if cfg.resume else None
-        trainer.train(resume_from_checkpoint=checkpoint)
-        self.timings[stage.name]["epoch_seconds"] = timer.seconds
-        return trainer
+        checkpoint = run.last_checkpoint(Path(trainer.stage_output_dir(i))) if self.cfg.resume else None
+        cached = trainer.caches is not None
+        trainer.train_stage(i, resume_from_checkpoint=checkpoint)
+        self.timings[stage.name] = {
+            "cache_seconds": 0.0 if cached else trainer.cache_seconds,
+            "epoch_seconds": timer.seconds,
+        }
 
     # ---- save, results, summary ----
 
     def save(self, work: Path) -> None:
         if not self.is_main:
             return
-        cfg, student = self.cfg, self.model.student
+        cfg, student = self.cfg, self.trainer.student
         check_finite_weights(student, "the student")
         if cfg.peft:  # the adapter alone, pointing to the pretrained student it was trained on
             from distilkit import adapters
@@ -344,9 +308,9 @@ class DistillJob(TrainingJob):
             "labels": data.labels,
             "parameters": self.total,
             "teacher_parameters": self.teacher_total,
-            "layer_map": self.layer_map.describe(),
-            "normalize_losses": self.normalize,
-            "attention_probabilities": self.probabilities,
+            "layer_map": self.distillation.layer_map.describe(),
+            "normalize_losses": self.distillation.normalize,
+            "attention_probabilities": self.distillation.probabilities,
             "train": {
                 "wall_seconds": round(self.elapsed, 1),
                 "stages": self.timings,
@@ -364,7 +328,7 @@ class DistillJob(TrainingJob):
             if split in self.student_sets and not cfg.general:
                 sets = (self.student_sets[split], self.teacher_sets[split])
                 tokenizers = (self.tokenizer, self.lead.tokenizer)
-                result = evaluate_pair(self.model.student, self.lead, *sets, data, *tokenizers, cfg.eval_batch_size)
+                result = evaluate_pair(self.trainer.student, self.lead, *sets, data, *tokenizers, cfg.eval_batch_size)
                 metrics[split] = result
                 if not data.regression:
                     title = f"student on {data.split_name(split)}"
@@ -375,11 +339,11 @@ class DistillJob(TrainingJob):
         last = "test" if "test" in metrics else "dev" if "dev" in metrics else None
         if last:
             r = metrics[last]
-            print(format_table(r["student"], title=f"\nstudent on {self.data.split_name(last)}"))
+            show(format_table(r["student"], title=f"\nstudent on {self.data.split_name(last)}"))
             if "retention" in r:
                 key = r["metric"]
-                print(
+                show(
                     f"\nteacher {key} {r['teacher'][key]:.4f}, student {r['student'][key]:.4f}: "
                     f"retention {100 * r['retention']:.1f}%, agreement with teacher {100 * r['agreement']:.1f}%"
                 )
-        print(f"\nrun folder: {final} (student model in {final / 'model'})")
+        show(f"\nrun folder: {final} (student model in {final / 'model'})")

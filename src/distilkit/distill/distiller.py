@@ -154,9 +154,9 @@ class Distiller(Trainer):
     def _teacher_outputs(self, inputs, example_ids) -> dict:
         seq_len = inputs["input_ids"].shape[1]
         device = inputs["input_ids"].device
-        plan, out = self.plan, {}
-        cached = len(self.caches) == len(self.teachers) and example_ids is not None
-        cache = self.caches[0] if cached else None
+        plan, out, caches = self.plan, {}, self.caches or []  # None: not built yet
+        cached = len(caches) == len(self.teachers) and example_ids is not None
+        cache = caches[0] if cached else None
         hidden_needed = [t for _, t in plan.hidden_pairs]
         live_needed = not cached or any(not cache.has(name) for name in plan.cache_spec(logits=False).names())
         if live_needed:
@@ -176,7 +176,7 @@ class Distiller(Trainer):
             out["logits"] = logits
         else:
             out["logits"] = [
-                c.get("logits", example_ids, seq_len).to(device) if c.has("logits") else None for c in self.caches
+                c.get("logits", example_ids, seq_len).to(device) if c.has("logits") else None for c in caches
             ]
             out["hidden"] = {t: cache.get(f"hidden_{t}", example_ids, seq_len).to(device) for t in hidden_needed}
             out["scores"] = (

@@ -30,16 +30,13 @@ from distilkit.training.job import process_state
 from distilkit.training.trainer_setup import autocast, precision_of
 
 
-def parse_weights(text: str | None, n: int) -> list[float]:
-    if not text:
-        return [1.0] * n
-    try:
-        weights = [float(x) for x in text.split(",")]
-    except ValueError:
-        weights = []
-    if len(weights) != n or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise DistilkitError(f"--teacher-weights {text!r}: give {n} non-negative numbers, one per teacher")
-    return weights
+def distill_fields(cfg: DistillConfig) -> dict:
+    """The DistillationArguments fields of a `distill` config (the CLI's options of the same names)."""
+    from distilkit.distill.arguments import DistillationArguments
+    from distilkit.training.trainer_setup import training_fields
+
+    fields = {f.name for f in dataclasses.fields(DistillationArguments)} - training_fields()
+    return {name: getattr(cfg, name) for name in sorted(fields) if hasattr(cfg, name)}
 
 
 def load_teachers(cfg: DistillConfig):
@@ -78,6 +75,10 @@ def check_general_options(cfg: DistillConfig) -> None:
             f"--intermediate-from {cfg.intermediate_from}: not found; give the --output of an earlier distill run"
         )
     if cfg.general:
+        if cfg.data is not None and not isinstance(cfg.data, str):
+            raise DistilkitError(
+                "general distillation reads a corpus from files or a save_to_disk folder: give data= as a path"
+            )
         check_corpus(cfg.data or cfg.train_file or "", corpus_cache(cfg))
     if cfg.general and cfg.unlabeled:
         raise DistilkitError(
@@ -171,8 +172,10 @@ def example_lengths(dataset) -> np.ndarray:
     return np.fromiter((len(ids) for batch in batches for ids in batch["input_ids"]), dtype=np.int64)
 
 
-def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> list:
-    """Build or reuse one cache per teacher; intermediate outputs only for the first and only under the cap."""
+def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args, tokenizer) -> list:
+    """Build or reuse one cache per teacher (torch models; `teacher_sets` their tokenized training rows, `tokenizer`
+    the teachers' tokenizer); intermediate outputs only for the first and only under the cap. `cfg` gives the cache
+    options (cache, cache_dir, cache_max_gb), `args` the Trainer's (device, precision, eval batch size)."""
     if not cfg.cache:
         return []
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
@@ -198,7 +201,7 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> lis
     for k, (teacher, dataset) in enumerate(zip(teachers, teacher_sets)):
         this_spec = spec if k == 0 else CacheSpec(logits=has_logits)
         precision = precision_of(args)
-        folder = root / cache_key(teacher.model, dataset, this_spec, precision)
+        folder = root / cache_key(teacher, dataset, this_spec, precision)
         gb = sum(estimate_bytes(this_spec, lengths, dims).values()) / 1e9
         with args.main_process_first(desc="teacher cache"):
             if (folder / "meta.json").exists():
@@ -209,15 +212,15 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args) -> lis
                     f"teacher cache: computing {', '.join(this_spec.names())} with the teacher in {precision} "
                     f"({gb:.3f} GB, stored as fp16) into {folder}"
                 )
-                teacher.model.to(args.device)
+                teacher.to(args.device)
                 with autocast(args):  # the teacher runs in the student's precision, as it would live
                     caches.append(
                         build_cache(
-                            teacher.model,
+                            teacher,
                             dataset,
                             collator_for(
                                 "sequence-classification" if dims["task"] == "general" else dims["task"],
-                                teacher.tokenizer,
+                                tokenizer,
                             ),
                             this_spec,
                             folder,

@@ -139,7 +139,9 @@ def build_student(spec: str, teacher, task: str, seed: int = 42):
         )
     chosen = copied_layers(spec, n_teacher)
     if chosen is not None:
-        return student_from_layers(teacher, chosen), f"teacher layers {chosen} (+ embeddings and task head)"
+        student = student_from_layers(teacher, chosen)
+        student.distilkit_copied_layers = list(chosen)  # for the `copied` layer map (DistillationTrainer reads it)
+        return student, f"teacher layers {chosen} (+ embeddings and task head)"
     if re.match(r"^\d+[LHAF]", spec, re.IGNORECASE) and not Path(spec).exists():  # "99L", "4L-312": a size spec typo
         raise DistilkitError(
             f"--student {spec!r}: not a size spec; write layers-hidden[-heads][-FFN] such as "

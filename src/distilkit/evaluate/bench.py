@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilkit.console import show
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig
 from distilkit.files import folder_bytes, write_json
@@ -370,7 +371,7 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
         **timing,
         "models": rows,
     }
-    print(format_bench(result))
+    show(format_bench(result))
     if cfg.output:
         write_json(Path(cfg.output), result)  # checked before anything ran (check_new_file)
     return result

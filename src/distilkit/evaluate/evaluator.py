@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distilkit.console import show
 from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
@@ -119,7 +120,7 @@ def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
 
     title = f"{cfg.model} on {data.name} ({split}, {len(rows)} examples, {truncated} truncated)"
     table = format_table(metrics, title=title)
-    print(json.dumps(metrics, indent=2) if cfg.json else table)
+    show(json.dumps(metrics, indent=2) if cfg.json else table)
     if cfg.output:
         out = Path(cfg.output)
         make_folder(out)
@@ -131,5 +132,5 @@ def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
             plot_confusion_matrix(metrics, out / "confusion_matrix.png", title=f"{data.name} {split}")
         record_files(out, new_since=before)
         if not cfg.json:
-            print(f"\nwritten: {out / 'metrics.json'}, {out / 'report.md'}")
+            show(f"\nwritten: {out / 'metrics.json'}, {out / 'report.md'}")
     return metrics

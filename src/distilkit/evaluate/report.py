@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distilkit.console import show
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.bench import SPREAD_LIMIT, spread_warning
 from distilkit.evaluate.metrics import headline, plot_confusion_matrix
@@ -323,9 +324,9 @@ def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = Fal
     write_atomic(out / "report.html", page)
     record_files(out, new_since=before)
     if not quiet:
-        print(markdown_table(rows, metric))
-        print(f"\n{verdict.replace('**', '')}" + (f"\nwarning: {caveat}" if caveat else ""))
-        print(f"written: {out / 'report.html'}, {out / 'report.md'}")
+        show(markdown_table(rows, metric))
+        show(f"\n{verdict.replace('**', '')}" + (f"\nwarning: {caveat}" if caveat else ""))
+        show(f"written: {out / 'report.html'}, {out / 'report.md'}")
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilkit.console import show
 from distilkit.data.dataset import TOK
 from distilkit.data.readers import decode_utf8, read_text
 from distilkit.errors import DistilkitError
@@ -239,5 +240,5 @@ def predict(cfg: PredictConfig, resolved: dict | None = None) -> list[dict]:
     if cfg.output:
         write_atomic(Path(cfg.output), text)
     else:
-        sys.stdout.write(text)
+        show(text, end="")
     return results

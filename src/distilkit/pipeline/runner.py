@@ -30,6 +30,7 @@ import yaml
 from distilkit.compress.options import ExportConfig, PruneConfig, QuantizeConfig, QuantizeMethod
 from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.config_loader import load_options, read_yaml
+from distilkit.console import show
 from distilkit.errors import DistilkitError
 from distilkit.evaluate.options import BenchConfig, ReportConfig
 from distilkit.files import (
@@ -388,6 +389,6 @@ def run_pipeline(cfg: PipelineConfig, resolved: dict | None = None) -> Path:
     if (folder / "report.md").exists():
         from distilkit.evaluate.report import final_table
 
-        print("\n" + final_table(folder))
-        print(f"\nreport: {folder / 'report.html'} and {folder / 'report.md'}")
+        show("\n" + final_table(folder))
+        show(f"\nreport: {folder / 'report.html'} and {folder / 'report.md'}")
     return folder

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from distilkit.config import DistillConfig, FinetuneConfig
 from distilkit.config_loader import check_keys, load_options, read_yaml
+from distilkit.console import show
 from distilkit.errors import DistilkitError
 from distilkit.files import MARKER, check_writable_folder, mark, marker_kind, record_files, write_atomic, write_yaml
 from distilkit.pipeline.options import SearchConfig
@@ -176,13 +177,13 @@ def write_trials(rows: list[dict], output: Path) -> None:
     writer.writerows(rows)
     write_atomic(output / "trials.csv", buffer.getvalue())
     columns = [k for k in rows[0] if k not in ("trial", "error")]
-    print(f"\n{'trial':>5}  " + "  ".join(f"{k:>12}" for k in columns))
+    show(f"\n{'trial':>5}  " + "  ".join(f"{k:>12}" for k in columns))
     for r in rows:
         cells = [
             f"{r[k]:>12.4g}" if isinstance(r[k], float) else f"{r[k]!s:>12}" if r[k] != "" else f"{'-':>12}"
             for k in columns
         ]
-        print(f"{r['trial']:>5}  " + "  ".join(cells) + (f"  {r['error']}" if r["error"] else ""))
+        show(f"{r['trial']:>5}  " + "  ".join(cells) + (f"  {r['error']}" if r["error"] else ""))
 
 
 def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
@@ -234,7 +235,7 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
     write_yaml(output / "best.yaml", {**base, **study.best_params})
     record_files(output)
     failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
-    print(
+    show(
         f"\nbest dev {metric}: {study.best_value:.4f} (trial {study.best_trial.number}"
         + (f"; {failed} of {len(study.trials)} trials failed, see trials.csv" if failed else "")
         + f") → {output / 'best.yaml'}; "

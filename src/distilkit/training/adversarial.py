@@ -17,7 +17,7 @@ from distilkit.errors import DistilkitError
 
 
 class AdversarialMixin:
-    adversarial: str = "fgm"
+    adversarial: str | None = "fgm"  # None: plain training steps (DistillationTrainer sets it from its arguments)
     epsilon: float = 1.0
     pgd_steps: int = 3
     pgd_alpha: float = 0.3
@@ -32,6 +32,8 @@ class AdversarialMixin:
         return weight
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self.adversarial:
+            return super().training_step(model, inputs, num_items_in_batch)
         loss = super().training_step(model, inputs, num_items_in_batch)  # clean forward + backward
         weight = self._embedding(model)
         if weight.grad is None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from distilkit.config import FinetuneConfig
+from distilkit.console import show
 from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
@@ -294,5 +295,5 @@ class FinetuneJob(TrainingJob):
     def summary(self, final: Path, metrics: dict) -> None:
         last = "test" if "test" in metrics else "dev" if "dev" in metrics else None
         if last:
-            print(format_table(metrics[last], title=f"\n{self.data.split_name(last)}"))
-        print(f"\nrun folder: {final} (model in {final / 'model'})")
+            show(format_table(metrics[last], title=f"\n{self.data.split_name(last)}"))
+        show(f"\nrun folder: {final} (model in {final / 'model'})")

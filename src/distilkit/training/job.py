@@ -9,12 +9,12 @@ rank trains and evaluates, only rank 0 writes.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
 
+from distilkit.config import options_of
 from distilkit.runs import RunFolder
 
 
@@ -58,7 +58,7 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
     """check → prepare → train → save → results → finish: the life of a training run folder."""
     run = RunFolder(cfg.output, overwrite=cfg.overwrite, resume=cfg.resume)
     state = process_state()
-    options = resolved if resolved is not None else dataclasses.asdict(cfg)
+    options = resolved if resolved is not None else options_of(cfg)
     if state.is_main_process:  # the others would find the partial folder that the main process made meanwhile
         run.check(options)  # a resume with other options is refused before models load and data is tokenized
     if cfg.threads:

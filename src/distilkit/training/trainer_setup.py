@@ -61,13 +61,33 @@ def autocast(args):
     return torch.autocast(device_type=args.device.type, dtype=dtype, enabled=precision != "fp32")
 
 
-def training_arguments(opts: TrainOptions, output_dir: Path, metric: str, greater_is_better: bool, has_dev: bool):
+def training_fields() -> set[str]:
+    """The names of the Hugging Face TrainingArguments fields."""
+    import dataclasses
+
     from transformers import TrainingArguments
 
+    return {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def training_arguments(
+    opts: TrainOptions,
+    output_dir: Path,
+    metric: str,
+    greater_is_better: bool,
+    has_dev: bool,
+    cls: type | None = None,
+    extra: dict | None = None,
+):
+    """TrainingArguments (or the subclass `cls`, with its own fields in `extra`) for distilkit's options."""
+    from transformers import TrainingArguments
+
+    cls = cls or TrainingArguments
     precision = pick_precision(opts.precision)
     every = "steps" if opts.save_steps else "epoch"
     strategy = every if has_dev else "no"  # keeping the best model needs evaluations where checkpoints are
-    return TrainingArguments(
+    return cls(
+        **(extra or {}),
         output_dir=str(output_dir),
         num_train_epochs=opts.epochs,
         learning_rate=opts.lr,
