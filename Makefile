@@ -56,8 +56,8 @@ browser:
 
 # ruff (locked in the dev extra): lint (pycodestyle, pyflakes, import order) and the formatter's check
 lint: install
-	$(PY) -m ruff check src tests benchmarks scripts
-	$(PY) -m ruff format --check src tests benchmarks scripts
+	$(PY) -m ruff check src tests benchmarks scripts examples
+	$(PY) -m ruff format --check src tests benchmarks scripts examples
 
 test: check-lock lint browser
 	$(PY) -m pytest -q

@@ -24,8 +24,8 @@ import random
 from common import save
 
 from distilkit.data import builtin
-from distilkit.distill.augment import EmbeddingNeighbours, MaskedLMCandidates, eligible
-from distilkit.distill.augment_cli import load_augment_model
+from distilkit.distillation.augment import load_augment_model
+from distilkit.distillation.augmentation import EmbeddingNeighbours, MaskedLMCandidates, eligible
 
 
 def lexicon(rows) -> dict[str, set[str]]:

@@ -21,8 +21,8 @@ import torch
 from common import save
 
 from distilkit.data import builtin
-from distilkit.distill.augment import Augmenter, eligible
-from distilkit.distill.augment_cli import load_augment_model
+from distilkit.distillation.augment import load_augment_model
+from distilkit.distillation.augmentation import Augmenter, eligible
 
 
 def naive_augment(sentences, copies, model, tokenizer, p=0.4, top_k=15, seed=42):

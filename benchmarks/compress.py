@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from common import RUNS, run_distilkit, save
 
-from distilkit.evaluate.bench import caller, weights_bytes
-from distilkit.evaluate.evaluator import score_rows, split_rows_for
-from distilkit.evaluate.options import EvaluateConfig
+from distilkit.evaluation.bench import caller, weights_bytes
+from distilkit.evaluation.evaluate import score_rows, split_rows_for
+from distilkit.evaluation.options import EvaluateConfig
 from distilkit.inference.loading import load_trained
 
 OUT = RUNS / "compress"

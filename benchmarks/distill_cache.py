@@ -37,7 +37,7 @@ COMMON = [
 
 def student_init_folder() -> Path:
     """The 3-layer student initialised from teacher layers, saved so `finetune` can start from it."""
-    from distilkit.distill.students import build_student
+    from distilkit.distillation.students import build_student
     from distilkit.inference.loading import load_trained
 
     teacher = load_trained(str(TEACHER))

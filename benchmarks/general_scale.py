@@ -54,7 +54,7 @@ def blocks_of(corpus: str, cache: str) -> int:
     """Blocks in the packed corpus (packing once, into `cache`)."""
     from pathlib import Path
 
-    from distilkit.distill.general import load_corpus, pack_corpus
+    from distilkit.distillation.general import load_corpus, pack_corpus
     from distilkit.models import load_tokenizer, resolve_model
 
     tokenizer = load_tokenizer(resolve_model("minilm-l6"))

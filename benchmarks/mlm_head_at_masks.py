@@ -21,7 +21,7 @@ import torch
 from common import save
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-import distilkit.distill.augment as augment
+import distilkit.distillation.augmentation as augment
 from distilkit.data import builtin
 from distilkit.models import resolve_model
 

@@ -171,8 +171,8 @@ def calls_after_switch(teacher, student, rounds: int, calls: int = 12) -> list[f
     import numpy as np
     import torch
 
-    from distilkit.evaluate.bench import caller, input_batches
-    from distilkit.evaluate.options import BenchConfig
+    from distilkit.evaluation.bench import caller, input_batches
+    from distilkit.evaluation.options import BenchConfig
     from distilkit.inference.loading import load_trained
 
     torch.set_num_threads(2)

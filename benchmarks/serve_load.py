@@ -32,7 +32,7 @@ from common import ROOT, RUNS, save
 
 from distilkit.data.builtin import load_bbc_news
 from distilkit.models import load_tokenizer
-from distilkit.serve.engine import Engine
+from distilkit.serving.engine import Engine
 
 MODEL = RUNS / "compress" / "student-int8-dynamic"
 MODES = {

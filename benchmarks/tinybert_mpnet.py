@@ -111,8 +111,8 @@ def int8(student: Path, tag: str) -> dict:
     out = folder("int8", tag)
     argv = ["quantize", "--model", student, "--method", "dynamic", "--output", out, "--overwrite"]
     run_distilkit(argv)
-    from distilkit.evaluate.evaluator import evaluate
-    from distilkit.evaluate.options import EvaluateConfig
+    from distilkit.evaluation.evaluate import evaluate
+    from distilkit.evaluation.options import EvaluateConfig
 
     scores = evaluate(EvaluateConfig(model=str(out), data="bbc-news", max_length=128))
     teacher_test = metrics(folder("teacher", tag))["test"]["accuracy"]

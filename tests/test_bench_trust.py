@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from distilkit.evaluate.options import BenchConfig, ReportConfig
+from distilkit.evaluation.options import BenchConfig, ReportConfig
 
 UNDISTURBED = {"p50": 20.2, "p95": 22.8}  # the README demo's teacher
 DISTURBED = {"p50": 166.0, "p95": 913.0}  # the same teacher benched while another job ran
 
 
 def test_spread_rule():
-    from distilkit.evaluate.bench import SPREAD_LIMIT, spread_warning
+    from distilkit.evaluation.bench import SPREAD_LIMIT, spread_warning
 
     assert SPREAD_LIMIT == 2.0
     assert spread_warning(UNDISTURBED["p50"], UNDISTURBED["p95"]) is None
@@ -35,7 +35,7 @@ def test_spread_rule():
     ],
 )
 def test_load_rule(before, after, cores, threads, busy):
-    from distilkit.evaluate.bench import load_warning
+    from distilkit.evaluation.bench import load_warning
 
     warning = load_warning(before, after, cores, threads)
     assert (warning is not None) == busy
@@ -47,7 +47,7 @@ def test_load_rule(before, after, cores, threads, busy):
 
 
 def test_judge_timings_flags_rows_and_summarises():
-    from distilkit.evaluate.bench import judge_timings
+    from distilkit.evaluation.bench import judge_timings
 
     rows = [
         {"model": "teacher", "latency_p50_ms": DISTURBED["p50"], "latency_p95_ms": DISTURBED["p95"]},
@@ -86,7 +86,7 @@ def fake_rounds(calls, singles, many, rounds, settle_ms=0):
 
 
 def run_bench(models, tmp_path):
-    from distilkit.evaluate.bench import bench
+    from distilkit.evaluation.bench import bench
 
     out = tmp_path / "bench.json"
     bench(BenchConfig(models=models, rounds=2, warmup=1, seq_len=8, batch_size=2, memory=False, output=str(out)))
@@ -94,7 +94,7 @@ def run_bench(models, tmp_path):
 
 
 def test_bench_json_flags_a_wide_spread(two_models, tmp_path, monkeypatch, capsys):
-    import distilkit.evaluate.bench as bench_module
+    import distilkit.evaluation.bench as bench_module
 
     monkeypatch.setattr(bench_module, "timed_rounds", fake_rounds)
     monkeypatch.setattr(bench_module, "machine_load", lambda: 0.1)
@@ -111,7 +111,7 @@ def test_bench_json_flags_a_wide_spread(two_models, tmp_path, monkeypatch, capsy
 
 
 def test_bench_json_flags_a_machine_that_got_busy_while_measuring(two_models, tmp_path, monkeypatch, capsys):
-    import distilkit.evaluate.bench as bench_module
+    import distilkit.evaluation.bench as bench_module
 
     samples = iter([0.3, 6.5])  # quiet before the timed rounds, busy after: both samples count
     monkeypatch.setattr(bench_module, "machine_load", lambda: next(samples))
@@ -164,7 +164,7 @@ def pipeline_run(tmp_path, teacher: dict, student: dict):
 
 
 def verdict_of(run):
-    from distilkit.evaluate.report import report
+    from distilkit.evaluation.report import report
 
     report(ReportConfig(runs=[str(run)], min_retention=0.98), quiet=True)
     md = (run / "report.md").read_text()
@@ -183,7 +183,7 @@ def test_report_is_confident_only_about_trusted_timings(tmp_path):
 
 
 def test_report_on_a_wide_spread_claims_no_speedup(tmp_path):
-    from distilkit.evaluate.bench import spread_warning
+    from distilkit.evaluation.bench import spread_warning
 
     wide = spread_warning(DISTURBED["p50"], DISTURBED["p95"])
     run = pipeline_run(
@@ -224,7 +224,7 @@ def test_report_judges_an_old_bench_json_by_its_spread(tmp_path):
 def test_each_timed_call_comes_after_its_own_models_untimed_calls(monkeypatch, settle_ms, untimed):
     """Right after another model a call is slow (that model's threads still spin, its data fills the caches):
     bench runs each model untimed for settle_ms first, and times its calls only then."""
-    import distilkit.evaluate.bench as bench_module
+    import distilkit.evaluation.bench as bench_module
 
     clock, log = [0.0], []
 

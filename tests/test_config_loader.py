@@ -14,7 +14,7 @@ from distilkit.config import DistillConfig, FinetuneConfig, MethodName
 from distilkit.config_loader import load_options
 from distilkit.errors import DistilkitError
 from distilkit.pipeline.options import SearchConfig
-from distilkit.pipeline.runner import _as_checked, changed_sections, load_recipe
+from distilkit.pipeline.run import _as_checked, changed_sections, load_recipe
 from distilkit.pipeline.search import _base_options, parse_space
 
 
@@ -183,8 +183,8 @@ def test_load_options_drops_fields_the_caller_sets_and_passes_extra_keys():
 def test_choice_lists_are_the_registries_and_help_imports_no_torch():
     from distilkit.adapters import METHODS, PeftMethod, get_method
     from distilkit.compress.options import QuantizeMethod
-    from distilkit.distill.methods import METHODS as DISTILL_METHODS
-    from distilkit.pipeline.runner import METHODS as PIPELINE_METHODS
+    from distilkit.distillation.methods import METHODS as DISTILL_METHODS
+    from distilkit.pipeline.run import METHODS as PIPELINE_METHODS
 
     assert tuple(DISTILL_METHODS) == get_args(MethodName)
     get_method("lora")  # imports the modules that register every method

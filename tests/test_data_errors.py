@@ -167,7 +167,7 @@ def test_known_words_do_not_warn(tmp_path, tokenizer, capsys):
 
 
 def test_regression_model_on_text_labels(tmp_path):
-    from distilkit.evaluate.evaluator import splits_rows_for
+    from distilkit.evaluation.evaluate import splits_rows_for
 
     trained = SimpleNamespace(task=SEQ, regression=True, labels=[], path="runs/sts/model")
     path = write_csv(tmp_path / "topics.csv", topic_rows(9))
@@ -181,7 +181,7 @@ def test_regression_model_on_text_labels(tmp_path):
 
 
 def test_model_without_label_names(tmp_path):
-    from distilkit.evaluate.evaluator import splits_rows_for
+    from distilkit.evaluation.evaluate import splits_rows_for
 
     trained = SimpleNamespace(task=SEQ, regression=False, labels=[], path="model.onnx")
     path = write_csv(tmp_path / "topics.csv", topic_rows(9))
@@ -196,7 +196,7 @@ def test_model_without_label_names(tmp_path):
 
 
 def test_teacher_label_mismatch_lists_the_labels_on_one_line(tmp_path):
-    from distilkit.distill.setup import prepare_data as _prepare_data
+    from distilkit.distillation.setup import prepare_data as _prepare_data
 
     teacher = SimpleNamespace(task=SEQ, regression=False, labels=["neg", "pos\nx", " padded"], path="t")
     path = write_csv(tmp_path / "topics.csv", topic_rows(12))

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from distilkit.distill import capture
-from distilkit.distill.cache import CacheSpec, build_cache, cache_key
-from distilkit.distill.layer_map import build_layer_map
-from distilkit.distill.students import build_student, copied_layers, uniform_layers
+from distilkit.distillation import capture
+from distilkit.distillation.cache import CacheSpec, build_cache, cache_key
+from distilkit.distillation.layer_map import build_layer_map
+from distilkit.distillation.students import build_student, copied_layers, uniform_layers
 from distilkit.errors import DistilkitError
 
 
@@ -190,7 +190,7 @@ def test_cache_matches_live_outputs_and_keys_change(teacher, tmp_path):
 
 
 def test_augmentation_is_seeded_and_keeps_stop_words(teacher):
-    from distilkit.distill.augment import augment_rows
+    from distilkit.distillation.augmentation import augment_rows
 
     model, tok = teacher
     rows = [{"text": "the band played a new song", "label": "music"}, {"text": "we ate bread", "label": "food"}]
@@ -211,7 +211,7 @@ def test_augmentation_is_seeded_and_keeps_stop_words(teacher):
 def test_mlm_candidates_are_batched(tiny_model):
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from distilkit.distill.augment import Augmenter
+    from distilkit.distillation.augmentation import Augmenter
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     mlm = BertForMaskedLM(BertConfig.from_pretrained(tiny_model)).eval()
@@ -229,7 +229,7 @@ def test_mlm_candidates_reach_words_past_the_models_window(tiny_model):
     masked in the whole text, it was cut off at 128 tokens and got none."""
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from distilkit.distill.augment import MaskedLMCandidates
+    from distilkit.distillation.augmentation import MaskedLMCandidates
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     mlm = BertForMaskedLM(BertConfig.from_pretrained(tiny_model)).eval()
@@ -248,7 +248,7 @@ def test_mlm_logits_at_the_masks_equal_the_full_forward(tiny_model, family):
     import transformers
     from transformers import AutoTokenizer, BertConfig
 
-    from distilkit.distill.augment import MaskedLMCandidates
+    from distilkit.distillation.augmentation import MaskedLMCandidates
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     bert = BertConfig.from_pretrained(tiny_model)
@@ -293,7 +293,7 @@ def test_teacher_check_reads_rows_from_the_whole_file(topic_run):
     from conftest import topic_rows
 
     from distilkit.data.dataset import TaskData
-    from distilkit.distill.checks import check_teacher_trained, teacher_quality
+    from distilkit.distillation.checks import check_teacher_trained, teacher_quality
     from distilkit.inference.loading import load_trained
 
     teacher = load_trained(str(topic_run))

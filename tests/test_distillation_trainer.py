@@ -1,6 +1,7 @@
 """`DistillationTrainer` in one's own Hugging Face code: own models, own `load_dataset` + tokenizer `map`, own
-TrainingArguments fields, `DataCollatorWithPadding`; and the same student as `distilkit distill` from the same
-seed and options (logits within 1e-6), for kd, tinybert (both stages) and minilm, with and without the cache."""
+TrainingArguments fields, `DataCollatorWithPadding`; and the same student as `distilkit distill` and
+`distilkit.distill(...)` from the same seed and options (logits within 1e-6), for kd, tinybert (both stages) and
+minilm, with and without the cache."""
 
 import json
 
@@ -109,16 +110,25 @@ def test_own_trainer_code_gives_the_clis_student(topic_run, files, tmp_path, cap
     trainer.train()
     trainer.save_model(tmp_path / "own" / "student")
 
+    import distilkit
+
+    options = dict(teacher=topic_run, train_file=train_csv, dev_file=dev_csv, test_file=train_csv.parent / "test.csv")
+    options.update(student="1", method=method, lr=1e-3, batch_size=16, warmup=0, precision="fp32", cache=cache)
+    epochs = dict(zip(EPOCHS[method][::2], EPOCHS[method][1::2]))
+    options.update({k.removeprefix("--").replace("-", "_"): float(v) for k, v in epochs.items()})
+    api_run = distilkit.distill(**options, output=tmp_path / "api")
+
     cli_student = AutoModelForSequenceClassification.from_pretrained(cli_out / "model")
     own_student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "own" / "student")
+    api_student = AutoModelForSequenceClassification.from_pretrained(api_run.model)
     dev = data["validation"]
     collate = DataCollatorWithPadding(tokenizer)
     batch = collate(
         [{k: dev[i][k] for k in ("input_ids", "attention_mask", "token_type_ids")} for i in range(len(dev))]
     )
     with torch.no_grad():
-        difference = (cli_student.eval()(**batch).logits - own_student.eval()(**batch).logits).abs().max()
-    assert float(difference) <= 1e-6
+        cli, own, api = (m.eval()(**batch).logits for m in (cli_student, own_student, api_student))
+    assert float((cli - own).abs().max()) <= 1e-6 and float((cli - api).abs().max()) <= 1e-6
     saved = json.loads((tmp_path / "own" / "student" / "config.json").read_text())
     assert "distilkit" not in json.dumps(saved) and not any("projection" in k for k in own_student.state_dict())
 

@@ -5,7 +5,7 @@ import pytest
 
 from distilkit.data.dataset import SEQ, TOK
 from distilkit.data.encode import IGNORE, collator_for, encode_rows
-from distilkit.evaluate.metrics import classification_metrics, regression_metrics, task_metrics, token_metrics
+from distilkit.evaluation.metrics import classification_metrics, regression_metrics, task_metrics, token_metrics
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from test_prune import BATCH, logits_with_gates
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from distilkit.compress import pruning
-from distilkit.distill import capture, capture_eager
-from distilkit.distill.students import build_student
+from distilkit.distillation import capture, capture_eager
+from distilkit.distillation.students import build_student
 from distilkit.errors import DistilkitError
 from distilkit.models import freeze, load_model
 

@@ -7,8 +7,8 @@ import datasets
 import pytest
 from conftest import run_cli, topic_rows, write_csv, write_jsonl
 
-from distilkit.distill import distiller
-from distilkit.distill.general import corpus_tokens, load_corpus, pack_corpus
+from distilkit.distillation import distiller
+from distilkit.distillation.general import corpus_tokens, load_corpus, pack_corpus
 from distilkit.errors import DistilkitError
 from distilkit.models import load_tokenizer
 

@@ -17,12 +17,12 @@ LAYERS = [
     {"models"},  # loading any encoder, layers, pruned shapes
     {"adapters"},  # PEFT methods (what a model folder may carry)
     {"inference"},  # loading trained models (torch or ONNX), predicting
-    {"evaluate"},  # metrics, evaluation, bench, report
+    {"evaluation"},  # metrics, evaluate, bench, report
     {"losses"},  # the loss registry and formulas
     {"training"},  # finetune, Trainer set-up, adversarial, continual
-    {"distill"},  # students, layer maps, capture, cache, the distiller, augmentation
+    {"distillation"},  # students, layer maps, capture, cache, the trainer, augmentation, distill
     {"compress"},  # pruning, ONNX export, int8, merging adapters
-    {"serve"},  # the HTTP server
+    {"serving"},  # the HTTP server
     {"pipeline"},  # distilkit run (recipes) and search: commands that run other commands
     # the command table, the same commands as Python functions, and the package's public face (its __init__)
     {"cli", "api", "__main__", "__init__"},

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import run_cli
 
-from distilkit.distill.distiller import Distiller, LossPlan, StudentWithProjections
-from distilkit.distill.layer_map import build_layer_map
+from distilkit.distillation.distiller import Distiller, LossPlan, StudentWithProjections
+from distilkit.distillation.layer_map import build_layer_map
 from distilkit.losses import LOSSES, LossInputs, kd_loss, register_loss
 
 B, N, PAD, C, HEADS, WIDTH = 3, 5, 2, 4, 2, 8
@@ -123,12 +123,12 @@ def test_the_plan_derives_capture_and_cache_from_the_losses():
 
 def tiny_distiller(topic_run, weights: dict, caches=None, layer_map="uniform"):
     """A Distiller without the Trainer around it: the teacher is the topic run, the student a 1-layer copy."""
-    from distilkit.distill.students import build_student
+    from distilkit.distillation.students import build_student
     from distilkit.inference.loading import load_trained
 
     teacher = load_trained(str(topic_run))
     student, _ = build_student("1", teacher.model, teacher.task, seed=0)
-    from distilkit.distill import capture
+    from distilkit.distillation import capture
 
     capture.enable(student)
     capture.enable(teacher.model)
@@ -174,7 +174,7 @@ def test_cached_and_live_teacher_outputs_give_the_same_loss(topic_run, tmp_path)
     import datasets
 
     from distilkit.data.encode import collator_for
-    from distilkit.distill.cache import build_cache
+    from distilkit.distillation.cache import build_cache
 
     weights = {"kd": 1.0, "embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0, "minilm_relations": 1.0}
     live, model, teacher = tiny_distiller(topic_run, weights)

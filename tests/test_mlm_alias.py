@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from distilkit.distill.general import has_mlm_head
+from distilkit.distillation.general import has_mlm_head
 from distilkit.errors import DistilkitError
 from distilkit.models import resolve_model
 

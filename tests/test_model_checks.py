@@ -177,8 +177,8 @@ def test_bench_fits_its_texts_and_refuses_synthetic_inputs_longer_than_a_model(s
 def test_the_server_truncates_to_the_models_positions(short_run):
     from fastapi.testclient import TestClient
 
-    from distilkit.serve.app import create_app
-    from distilkit.serve.options import ServeConfig
+    from distilkit.serving.app import create_app
+    from distilkit.serving.options import ServeConfig
 
     long_text = " ".join(["the band played a song"] * 40)
     app = create_app(ServeConfig(model=str(short_run / "onnx")))

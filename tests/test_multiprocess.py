@@ -22,7 +22,7 @@ QUICK = ["--batch-size", "8", "--warmup", "0", "--logging-steps", "5", "--precis
 # other waiting in the gradient all-reduce).
 PLUGIN = """
 import atexit, os, sys
-from distilkit.distill import distiller, setup
+from distilkit.distillation import distiller, setup
 counts = {"steps": 0, "built": 0}
 compute_loss, build_cache = distiller.Distiller.compute_loss, setup.build_cache
 def counted_loss(self, *a, **k):

@@ -14,7 +14,7 @@ from conftest import run_cli, topic_rows, write_csv
 
 from distilkit.cli import parse
 from distilkit.errors import DistilkitError
-from distilkit.pipeline.runner import Pipeline, changed_sections, load_recipe
+from distilkit.pipeline.run import Pipeline, changed_sections, load_recipe
 
 RECIPES = Path(__file__).parent.parent / "recipes"
 
@@ -219,7 +219,7 @@ def test_bench_torch_and_onnx(tiny_pipeline, tmp_path, capsys):
 
 
 def test_peak_memory_is_the_models_own_not_its_parents(tiny_pipeline):
-    from distilkit.evaluate.bench import peak_memory_mb
+    from distilkit.evaluation.bench import peak_memory_mb
 
     _, run = tiny_pipeline
     model = str(run / "students" / "s1")

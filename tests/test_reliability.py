@@ -261,7 +261,7 @@ def test_a_truncated_safetensors_is_one_line_naming_the_file(truncated_run, topi
     weights = truncated_run / "model" / "model.safetensors"
     if command == "serve-engine":  # what `distilkit serve` loads before it binds the port
         from distilkit.errors import DistilkitError
-        from distilkit.serve.engine import Engine
+        from distilkit.serving.engine import Engine
 
         with pytest.raises(DistilkitError, match="looks truncated or damaged"):
             Engine.load(str(truncated_run), None)

@@ -16,9 +16,9 @@ from distilkit.errors import DistilkitError
 from distilkit.inference import predict as predict_module
 from distilkit.inference.loading import length_groups, load_trained, run_batches, softmax
 from distilkit.inference.predict import entity_spans
-from distilkit.serve.app import create_app
-from distilkit.serve.engine import Engine, resolve_backend
-from distilkit.serve.options import ServeConfig
+from distilkit.serving.app import create_app
+from distilkit.serving.engine import Engine, resolve_backend
+from distilkit.serving.options import ServeConfig
 
 TEXTS = ["goal match team today", "song album band new", "bread cheese soup old"]
 

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from test_serve import metric
 
-from distilkit.serve.app import create_app
-from distilkit.serve.batcher import MicroBatcher, QueueFull
-from distilkit.serve.engine import Engine
-from distilkit.serve.options import ServeConfig
+from distilkit.serving.app import create_app
+from distilkit.serving.batcher import MicroBatcher, QueueFull
+from distilkit.serving.engine import Engine
+from distilkit.serving.options import ServeConfig
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_serve_http import start_server
 
-from distilkit.serve.app import create_app
-from distilkit.serve.engine import Engine
-from distilkit.serve.guard import MAX_DEPTH, MAX_ECHO, MAX_ERRORS
-from distilkit.serve.options import ServeConfig
+from distilkit.serving.app import create_app
+from distilkit.serving.engine import Engine
+from distilkit.serving.guard import MAX_DEPTH, MAX_ECHO, MAX_ERRORS
+from distilkit.serving.options import ServeConfig
 
 JSON = {"Content-Type": "application/json"}
 

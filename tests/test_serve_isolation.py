@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from test_serve import metric
 from test_serve_batching import _until, gated
 
-from distilkit.serve.app import create_app
-from distilkit.serve.batcher import MicroBatcher
-from distilkit.serve.engine import Engine
-from distilkit.serve.options import ServeConfig
+from distilkit.serving.app import create_app
+from distilkit.serving.batcher import MicroBatcher
+from distilkit.serving.engine import Engine
+from distilkit.serving.options import ServeConfig
 
 NORMAL = [
     "goal match team today",
@@ -134,7 +134,7 @@ def test_a_poisoned_request_fails_alone_in_its_micro_batch(topic_run, engine, ex
     )
     normal = [{"texts": [NORMAL[i % 6], NORMAL[(i + 1) % 6]][: 1 + i % 2]} for i in range(45)]
     poisoned = {"texts": [NORMAL[1], SURROGATE if poison == "surrogate" else "boom boom"]}
-    with mock.patch("distilkit.serve.app.text_problem", lambda value: None, create=True):  # no edge check
+    with mock.patch("distilkit.serving.app.text_problem", lambda value: None, create=True):  # no edge check
         first, bad, answers, metrics = asyncio.run(_mixed_batch(app, poisoned, normal, edge=False))
     assert first.status_code == 200
     for payload, answer in zip(normal, answers):
@@ -336,7 +336,7 @@ def test_fuzz_normal_requests_always_get_their_answers(topic_run, engine, expect
         @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case):
             reqs, edge = case
-            off = mock.patch("distilkit.serve.app.text_problem", lambda value: None, create=True)
+            off = mock.patch("distilkit.serving.app.text_problem", lambda value: None, create=True)
             with off if not edge else contextlib.nullcontext():  # off: the batcher's isolation is all there is
                 answers = list(
                     pool.map(lambda r: c.post("/predict", content=body({"texts": r[1]}), headers=JSON), reqs)

@@ -125,7 +125,7 @@ def run_cell(workspace, family: str, column: str, out: Path) -> None:
 
 def serve_cell(teacher: Path, exported: Path) -> None:
     """The server's engine predicts the same labels from the torch model and its ONNX export."""
-    from distilkit.serve.engine import Engine
+    from distilkit.serving.engine import Engine
 
     rows = [{"text": "the team scored a goal"}, {"text": "a new album by the band"}, {"text": "bread and soup"}]
     torch_labels = [r["label"] for r in Engine.load(str(teacher), None, max_length=32).predict(rows)]

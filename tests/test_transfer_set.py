@@ -8,7 +8,7 @@ import torch
 from conftest import FAST, ner_sentences, run_cli, topic_rows, write_conll, write_csv, write_jsonl
 from torch import nn
 
-from distilkit.distill.distiller import labelled_loss
+from distilkit.distillation.distiller import labelled_loss
 
 QUICK = ["--batch-size", "16", "--warmup", "0", "--logging-steps", "5", "--eval-batch-size", "64"]
 
@@ -54,8 +54,8 @@ def test_distiller_leaves_unlabeled_rows_out_of_ce(tiny_model, tmp_path):
     reads every row; a batch with no labelled row has no CE term."""
     from transformers import AutoModelForSequenceClassification, TrainingArguments
 
-    from distilkit.distill.distiller import Distiller, LossPlan
-    from distilkit.distill.layer_map import build_layer_map
+    from distilkit.distillation.distiller import Distiller, LossPlan
+    from distilkit.distillation.layer_map import build_layer_map
 
     student = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=3)
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=3)

@@ -1,9 +1,10 @@
 """distilkit: turn a large BERT-family model into a small, fast one you can ship.
 
-The public names are imported when first used (`import distilkit` itself loads neither torch nor transformers):
-
+    import distilkit
+    teacher = distilkit.finetune(model="minilm-l6", data="train.csv", output="runs/teacher")   # one call a command
     from distilkit import DistillationTrainer, DistillationArguments   # distillation in your own Trainer code
-    import distilkit; distilkit.distill(teacher="runs/teacher", data="train.csv", student="3")   # one call a command
+
+The public names are imported when first used: `import distilkit` itself loads neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ from distilkit.noise import quiet_library_logs
 
 __version__ = "0.1.0"
 
+_COMMANDS = ["finetune", "distill", "augment", "evaluate", "search", "merge", "predict", "prune", "export"]
+_COMMANDS += ["quantize", "bench", "report", "run", "serve"]
 # public name -> the module that defines it
 _PUBLIC = {
     "DistilkitError": "distilkit.errors",
-    "DistillationArguments": "distilkit.distill.arguments",
-    "DistillationTrainer": "distilkit.distill.trainer",
+    "DistillationArguments": "distilkit.distillation.arguments",
+    "DistillationTrainer": "distilkit.distillation.trainer",
+    "RunResult": "distilkit.api",
+    "SearchResult": "distilkit.api",
     "build_student": "distilkit.api",
+    "capture_attention": "distilkit.api",
+    "recording": "distilkit.api",
+    **{name: "distilkit.api" for name in _COMMANDS},
 }
 __all__ = ["__version__", *_PUBLIC]
 
@@ -29,7 +37,9 @@ quiet_library_logs()  # before anything imports transformers (and with it torcha
 
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value  # found once; a later lookup does not come back here
+        return value
     raise AttributeError(f"module 'distilkit' has no attribute {name!r}")
 
 
@@ -38,7 +48,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see (the imports run lazily above)
+    from distilkit.api import RunResult as RunResult
+    from distilkit.api import SearchResult as SearchResult
+    from distilkit.api import augment as augment
+    from distilkit.api import bench as bench
     from distilkit.api import build_student as build_student
-    from distilkit.distill.arguments import DistillationArguments as DistillationArguments
-    from distilkit.distill.trainer import DistillationTrainer as DistillationTrainer
+    from distilkit.api import capture_attention as capture_attention
+    from distilkit.api import distill as distill
+    from distilkit.api import evaluate as evaluate
+    from distilkit.api import export as export
+    from distilkit.api import finetune as finetune
+    from distilkit.api import merge as merge
+    from distilkit.api import predict as predict
+    from distilkit.api import prune as prune
+    from distilkit.api import quantize as quantize
+    from distilkit.api import recording as recording
+    from distilkit.api import report as report
+    from distilkit.api import run as run
+    from distilkit.api import search as search
+    from distilkit.api import serve as serve
+    from distilkit.distillation.arguments import DistillationArguments as DistillationArguments
+    from distilkit.distillation.trainer import DistillationTrainer as DistillationTrainer
     from distilkit.errors import DistilkitError as DistilkitError

@@ -78,6 +78,38 @@ def _accepts(value: Any, hint: Any) -> bool:
     return True
 
 
+def _type_name(hint: Any) -> str:
+    """A type hint in words, for the error line: "true or false", "an integer", "one of kd, tinybert", ..."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Union:
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + (
+            " (or None)" if type(None) in args else ""
+        )
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    names = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a mapping",
+    }
+    return names.get(origin or hint, getattr(hint, "__name__", str(hint)))
+
+
+def _check_data(value: Any) -> None:
+    """data= may be a path or name (text), a datasets.Dataset or DatasetDict, or a list of row dicts."""
+    if value is None or isinstance(value, str) or hasattr(value, "num_rows") or hasattr(value, "column_names"):
+        return
+    if isinstance(value, (list, tuple)) and value and all(isinstance(row, dict) for row in value):
+        return
+    raise DistilkitError(
+        f"data={type(value).__name__}: give a file or folder path, a built-in dataset name, a datasets.Dataset or "
+        "DatasetDict, or a non-empty list of row dicts such as [{'text': ..., 'label': ...}]"
+    )
+
+
 def _plain(value: Any) -> Any:
     """Paths as the strings the config fields hold; a tuple as a list."""
     if isinstance(value, Path):
@@ -102,11 +134,10 @@ def build_config(command: str, options: dict[str, Any]) -> Any:
             raise TypeError(f"distilkit.{command}() got an unexpected keyword argument {name!r}{hint}")
     values = {name: _plain(value) for name, value in options.items()}
     for name, value in values.items():
-        if name == "data" and not isinstance(value, str) and value is not None:
-            continue  # in-memory data (a Dataset, a DatasetDict, rows): read by the data layer
-        if not _accepts(value, hints[name]):
-            wanted = str(hints[name]).replace("typing.", "").replace("NoneType", "None")
-            raise DistilkitError(f"--{name.replace('_', '-')} {value!r}: expected {wanted}")
+        if name == "data":
+            _check_data(value)  # besides a path: in-memory data, read by the data layer
+        elif not _accepts(value, hints[name]):
+            raise DistilkitError(f"--{name.replace('_', '-')} {value!r}: expected {_type_name(hints[name])}")
     return cls(**values)
 
 
@@ -236,7 +267,7 @@ def search(**options: Any) -> SearchResult:
 @_signed("serve")
 def serve(**options: Any) -> None:
     """Serve a model over HTTP until stopped (Ctrl-C, SIGTERM). To embed the app in your own ASGI server instead:
-    `distilkit.serve.app.create_app(ServeConfig(model=...))`."""
+    `distilkit.serving.app.create_app(ServeConfig(model=...))`."""
     _call("serve", options)
 
 
@@ -249,12 +280,30 @@ def build_student(teacher: Any, spec: str | int = "half", seed: int = 42) -> Any
     `"layers:0,2,4"`, a size spec such as `"4L-312H-12A-1200F"` (random init, TinyBERT-4's shape), or a pretrained
     model folder / hub id. A student copied from teacher layers remembers them, so `DistillationTrainer` pairs its
     layers with the ones it came from."""
-    from distilkit.distill.planning import teacher_task
-    from distilkit.distill.students import build_student as build
+    from distilkit.distillation.planning import teacher_task
+    from distilkit.distillation.students import build_student as build
 
     task = teacher_task(teacher)[0]
     student, _ = build(str(spec), teacher, task if task != "general" else "sequence-classification", seed)
     return student
+
+
+def capture_attention(*models: Any) -> None:
+    """Let `models` report their pre-softmax attention scores and Q/K/V inside a `recording()` block (their outputs
+    stay the same): what distilkit's attention and MiniLM losses read. DistillationTrainer does this itself."""
+    from distilkit.distillation import capture
+
+    for model in models:
+        capture.enable(model)
+
+
+def recording(scores: bool = True, qkv: bool = False) -> Any:
+    """`with distilkit.recording() as rec: model(**batch)` records, layer by layer, the attention scores
+    (`rec.attention_scores`, each [batch, heads, query, key]) and, with `qkv=True`, Q/K/V (`rec.queries_keys_values`)
+    of the models set up with `capture_attention`."""
+    from distilkit.distillation import capture
+
+    return capture.recording(scores=scores, qkv=qkv)
 
 
 COMMAND_FUNCTIONS = {

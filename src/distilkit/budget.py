@@ -3,7 +3,7 @@ it starts, and refused with the estimate when it cannot fit in the memory or on 
 
 Without this, `--augment 100000` grows memory until the process dies (a MemoryError traceback under a memory cap,
 the OOM killer without one) after minutes of work. The estimates are deliberately on the high side (measured
-bytes per row, see distill/augment.py), and the check keeps a fifth of the memory for the models and training.
+bytes per row, see distillation/augmentation.py), and the check keeps a fifth of the memory for the models and training.
 """
 
 from __future__ import annotations

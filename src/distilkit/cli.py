@@ -21,14 +21,14 @@ from distilkit import __version__
 from distilkit.compress.options import ExportConfig, MergeConfig, PruneConfig, QuantizeConfig
 from distilkit.config import DistillConfig, FinetuneConfig
 from distilkit.config_loader import RENAMED, load_options, read_yaml, renamed_message
-from distilkit.distill.options import AugmentConfig
+from distilkit.distillation.options import AugmentConfig
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.options import BenchConfig, EvaluateConfig, ReportConfig
+from distilkit.evaluation.options import BenchConfig, EvaluateConfig, ReportConfig
 from distilkit.files import write_failure
 from distilkit.inference.options import PredictConfig
 from distilkit.noise import quiet_library_logs
 from distilkit.pipeline.options import PipelineConfig, SearchConfig
-from distilkit.serve.options import ServeConfig
+from distilkit.serving.options import ServeConfig
 
 
 class UsageError(DistilkitError):
@@ -188,15 +188,17 @@ COMMAND_TABLE: dict[str, Command] = {
     ),
     "distill": Command(
         DistillConfig,
-        "distilkit.distill.command:distill",
+        "distilkit.distillation.distill:distill",
         "distil fine-tuned teacher(s) into a smaller student (writes a run folder)",
     ),
     "augment": Command(
         AugmentConfig,
-        "distilkit.distill.augment_cli:augment",
+        "distilkit.distillation.augment:augment",
         "write an augmented copy of a data file (TinyBERT-style)",
     ),
-    "evaluate": Command(EvaluateConfig, "distilkit.evaluate.evaluator:evaluate", "evaluate a saved model on a dataset"),
+    "evaluate": Command(
+        EvaluateConfig, "distilkit.evaluation.evaluate:evaluate", "evaluate a saved model on a dataset"
+    ),
     "search": Command(
         SearchConfig,
         "distilkit.pipeline.search:search",
@@ -230,25 +232,25 @@ COMMAND_TABLE: dict[str, Command] = {
     ),
     "bench": Command(
         BenchConfig,
-        "distilkit.evaluate.bench:bench",
+        "distilkit.evaluation.bench:bench",
         "measure size, FLOPs, latency, throughput and memory of models side by side",
         ("models", "*", "models to measure (the first is the baseline)"),
     ),
     "report": Command(
         ReportConfig,
-        "distilkit.evaluate.report:report",
+        "distilkit.evaluation.report:report",
         "write report.html + report.md (plots) for pipeline runs",
         ("runs", "*", "pipeline run folders"),
     ),
     "run": Command(
         PipelineConfig,
-        "distilkit.pipeline.runner:run_pipeline",
+        "distilkit.pipeline.run:run_pipeline",
         "run a recipe: teacher → students → prune → int8 → evaluate → bench → report",
         ("recipe", "?", "recipe YAML file (see recipes/)"),
     ),
     "serve": Command(
         ServeConfig,
-        "distilkit.serve.command:serve",
+        "distilkit.serving.serve:serve",
         "serve a model over HTTP: /predict (micro-batched), /health, /metrics, a playground",
     ),
 }

@@ -32,7 +32,7 @@ PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 Task = Literal["auto", "sequence-classification", "token-classification"]
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "disk"]
 SplitName = Literal["train", "dev", "test"]
-# The names of distill/methods.METHODS, which checks on import that it registers exactly these. They are spelt
+# The names of distillation/methods.METHODS, which checks on import that it registers exactly these. They are spelt
 # here because the registry's module imports torch (through the losses) and --help must not.
 MethodName = Literal["kd", "tinybert", "distilbert", "minilm"]
 

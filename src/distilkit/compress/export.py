@@ -63,7 +63,7 @@ class LogitsOnly(torch.nn.Module):
 
 def parity_rows(cfg: ExportConfig, trained) -> tuple[list[dict], str]:
     """Real examples for the parity check: the model's own data when known, else built-in sentences."""
-    from distilkit.evaluate.evaluator import split_rows_for
+    from distilkit.evaluation.evaluate import split_rows_for
 
     try:
         opts = with_run_data(cfg, cfg.model, "the parity check")

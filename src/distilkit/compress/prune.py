@@ -22,8 +22,8 @@ from distilkit.config import DataOptions, DistillConfig, FinetuneConfig, options
 from distilkit.console import show
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.evaluator import score_rows, splits_rows_for
-from distilkit.evaluate.metrics import default_metric, headline
+from distilkit.evaluation.evaluate import score_rows, splits_rows_for
+from distilkit.evaluation.metrics import default_metric, headline
 from distilkit.inference.loading import MODEL_INPUTS, TrainedModel, load_trained
 from distilkit.models.pruned import __file__ as PRUNED_MODELING_SOURCE
 from distilkit.runs import RunFolder
@@ -85,7 +85,7 @@ def recover(cfg: PruneConfig, opts: DataOptions, pruned_folder: Path, work: Path
         run_cfg = FinetuneConfig(**data, **train, model=str(pruned_folder))
         folder = finetune(run_cfg, dataclasses.asdict(run_cfg))
     else:
-        from distilkit.distill.command import distill
+        from distilkit.distillation.distill import distill
 
         run_cfg = DistillConfig(**data, **train, teacher=cfg.model, student=str(pruned_folder), method="kd")
         folder = distill(run_cfg, dataclasses.asdict(run_cfg))

@@ -29,8 +29,8 @@ from distilkit.compress.options import ExportConfig, QuantizeConfig
 from distilkit.console import show
 from distilkit.data.encode import encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.evaluator import score_rows, split_rows_for
-from distilkit.evaluate.metrics import default_metric, headline
+from distilkit.evaluation.evaluate import score_rows, split_rows_for
+from distilkit.evaluation.metrics import default_metric, headline
 from distilkit.files import folder_bytes, write_json
 from distilkit.inference.loading import MODEL_INPUTS, load_trained
 from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, graph_is_quantized, is_onnx_folder, read_meta

@@ -1,4 +1,4 @@
-"""Distillation losses: one small formula each, registered with what it reads (see distill/registry.py).
+"""Distillation losses: one small formula each, registered with what it reads (see losses/registry.py).
 
 Every formula takes student and teacher tensors plus an optional mask of valid positions and returns a scalar;
 its registered `term` reads those tensors from a `LossInputs` batch. Masks are 1 for positions that count (real

@@ -2,7 +2,7 @@
 
 One entry per `config.model_type` that needs more than the defaults; a family without an entry is treated
 like BERT. Adding a family is one entry here (and, for pruning, one layout in `models/pruned.py`; for attention
-capture without transformers' attention interface, one class in `distill/capture_eager.py`).
+capture without transformers' attention interface, one class in `distillation/capture_eager.py`).
 
 - `lora_targets`: LoRA's default target modules where peft has no default for the architecture.
 - `shared_layers`: ALBERT applies one set of layer weights `num_hidden_layers` times, so "a student from

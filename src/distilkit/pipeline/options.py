@@ -1,4 +1,4 @@
-"""Options of `distilkit run`, and the shape of its recipe file (described in distilkit.pipeline.runner).
+"""Options of `distilkit run`, and the shape of its recipe file (described in distilkit.pipeline.run).
 
 The recipe's top level and its quantize section are dataclasses like every command's options, so the one loader
 (distilkit.config_loader) checks them as it checks each stage's section: names, types and ranges.

@@ -201,7 +201,7 @@ def search(cfg: SearchConfig, resolved: dict | None = None) -> Path:
     check_data_paths(base)
     metric = cfg.metric or ("mse" if base.get("regression") else "accuracy")
     greater = metric not in ("mse", "mae", "loss")
-    from distilkit.distill.command import distill
+    from distilkit.distillation.distill import distill
     from distilkit.training.finetune import finetune
 
     run = {"finetune": finetune, "distill": distill}[cfg.command]

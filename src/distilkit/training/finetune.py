@@ -15,7 +15,7 @@ from distilkit.console import show
 from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
+from distilkit.evaluation.metrics import format_table, plot_confusion_matrix
 from distilkit.files import folder_bytes
 from distilkit.models import (
     ALIASES,

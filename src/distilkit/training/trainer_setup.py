@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 
 from distilkit.config import TrainOptions
 from distilkit.data.dataset import TaskData
-from distilkit.evaluate.metrics import default_metric, scalar_metrics, task_metrics
+from distilkit.evaluation.metrics import default_metric, scalar_metrics, task_metrics
 from distilkit.models import native_bf16
 
 

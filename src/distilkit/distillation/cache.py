@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.distill import capture
+from distilkit.distillation import capture
 
 VERSION = 1
 

@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 
 from distilkit.inference.predict import unencodable_at
-from distilkit.serve.options import ServeConfig
+from distilkit.serving.options import ServeConfig
 
 # A JSON string can spend 12 bytes on one character ("\ud83d\ude00" is one code point), a pair holds two
 # texts, and the rest of the body (brackets, commas, whitespace) gets a fixed allowance.

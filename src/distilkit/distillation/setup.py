@@ -16,14 +16,21 @@ from distilkit.config import DistillConfig
 from distilkit.data.dataset import TaskData, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.data.unlabeled import UNLABELED, load_unlabeled
-from distilkit.distill import checks
-from distilkit.distill.cache import CacheSpec, TeacherCache, build_cache, cache_key, default_cache_dir, estimate_bytes
-from distilkit.distill.distiller import LossPlan
-from distilkit.distill.general import check_corpus, corpus_tokens, load_corpus, load_general_teacher, pack_corpus
-from distilkit.distill.students import is_pretrained_spec
+from distilkit.distillation import checks
+from distilkit.distillation.cache import (
+    CacheSpec,
+    TeacherCache,
+    build_cache,
+    cache_key,
+    default_cache_dir,
+    estimate_bytes,
+)
+from distilkit.distillation.distiller import LossPlan
+from distilkit.distillation.general import check_corpus, corpus_tokens, load_corpus, load_general_teacher, pack_corpus
+from distilkit.distillation.students import is_pretrained_spec
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.evaluator import predictions_and_labels
-from distilkit.evaluate.metrics import task_metrics
+from distilkit.evaluation.evaluate import predictions_and_labels
+from distilkit.evaluation.metrics import task_metrics
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.models import check_max_length
 from distilkit.training.job import process_state
@@ -32,7 +39,7 @@ from distilkit.training.trainer_setup import autocast, precision_of
 
 def distill_fields(cfg: DistillConfig) -> dict:
     """The DistillationArguments fields of a `distill` config (the CLI's options of the same names)."""
-    from distilkit.distill.arguments import DistillationArguments
+    from distilkit.distillation.arguments import DistillationArguments
     from distilkit.training.trainer_setup import training_fields
 
     fields = {f.name for f in dataclasses.fields(DistillationArguments)} - training_fields()
@@ -172,10 +179,11 @@ def example_lengths(dataset) -> np.ndarray:
     return np.fromiter((len(ids) for batch in batches for ids in batch["input_ids"]), dtype=np.int64)
 
 
-def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args, tokenizer) -> list:
-    """Build or reuse one cache per teacher (torch models; `teacher_sets` their tokenized training rows, `tokenizer`
-    the teachers' tokenizer); intermediate outputs only for the first and only under the cap. `cfg` gives the cache
-    options (cache, cache_dir, cache_max_gb), `args` the Trainer's (device, precision, eval batch size)."""
+def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args, tokenizer, collator=None) -> list:
+    """Build or reuse one cache per teacher (torch models; `teacher_sets` their tokenized training rows, padded by
+    `collator`, or else by the teachers' `tokenizer`); intermediate outputs only for the first and only under the
+    cap. `cfg` gives the cache options (cache, cache_dir, cache_max_gb), `args` the Trainer's (device, precision,
+    eval batch size)."""
     if not cfg.cache:
         return []
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
@@ -218,7 +226,8 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args, tokeni
                         build_cache(
                             teacher,
                             dataset,
-                            collator_for(
+                            collator
+                            or collator_for(
                                 "sequence-classification" if dims["task"] == "general" else dims["task"],
                                 tokenizer,
                             ),

@@ -1,11 +1,11 @@
 """`distilkit distill`: teacher(s) + data + student spec + method → a distilled student in a run folder.
 
 `distill` fills in the steps of the training skeleton (training/job.py): prepare (teachers → data, labels from
-the teacher → student → the plan: stages, layer map, projections (distill/planning.py) → augmentation →
-tokenization → teacher sanity check), train (a DistillationTrainer, distill/trainer.py, stage by stage, each
+the teacher → student → the plan: stages, layer map, projections (distillation/planning.py) → augmentation →
+tokenization → teacher sanity check), train (a DistillationTrainer, distillation/trainer.py, stage by stage, each
 stage's weights kept for --resume and --intermediate-from), save the student alone (a plain HF folder), and
 results (student, teacher, retention and agreement). Everything that can be refused is refused in prepare,
-before the run folder is created. The parts live in distill/setup.py.
+before the run folder is created. The parts live in distillation/setup.py.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from distilkit.config import DistillConfig, options_of
 from distilkit.console import show
 from distilkit.data.encode import collator_for
 from distilkit.data.unlabeled import UNLABELED
-from distilkit.distill import checks, reuse
-from distilkit.distill.arguments import DistillationArguments
-from distilkit.distill.distiller import StudentWithProjections
-from distilkit.distill.methods import resolve_stages
-from distilkit.distill.planning import plan_distillation
-from distilkit.distill.setup import (
+from distilkit.distillation import checks, reuse
+from distilkit.distillation.arguments import DistillationArguments
+from distilkit.distillation.distiller import StudentWithProjections
+from distilkit.distillation.methods import resolve_stages
+from distilkit.distillation.planning import plan_distillation
+from distilkit.distillation.setup import (
     check_general_options,
     distill_fields,
     encode_corpus,
@@ -32,10 +32,10 @@ from distilkit.distill.setup import (
     peft_student,
     prepare_data,
 )
-from distilkit.distill.students import build_student, copied_layers, is_pretrained_spec
-from distilkit.distill.trainer import DistillationTrainer
+from distilkit.distillation.students import build_student, copied_layers, is_pretrained_spec
+from distilkit.distillation.trainer import DistillationTrainer
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.metrics import format_table, plot_confusion_matrix
+from distilkit.evaluation.metrics import format_table, plot_confusion_matrix
 from distilkit.losses.registry import import_plugins, reads_of
 from distilkit.models import load_tokenizer, resolve_model
 from distilkit.models.families import layer_count
@@ -143,8 +143,8 @@ class DistillJob(TrainingJob):
             return
         self.check_teacher()
         if cfg.augment:
-            from distilkit.distill.augment import augment_rows
-            from distilkit.distill.augment_cli import load_augment_model
+            from distilkit.distillation.augment import load_augment_model
+            from distilkit.distillation.augmentation import augment_rows
 
             model, tokenizer, mlm = lead.model, lead.tokenizer, None
             if cfg.augment_model:
@@ -170,7 +170,7 @@ class DistillJob(TrainingJob):
     def check_augmentation_fits(self) -> None:
         """Estimate what --augment makes (examples, memory) and refuse it, before any work, where it cannot fit."""
         from distilkit.budget import check_memory, human
-        from distilkit.distill.augment import augmented_bytes, text_fields
+        from distilkit.distillation.augmentation import augmented_bytes, text_fields
 
         cfg, data = self.cfg, self.data
         rows = [r for split in ("train", UNLABELED) for r in data.splits.get(split, [])]

@@ -19,7 +19,7 @@ import torch
 from transformers.models.deberta_v2 import modeling_deberta_v2 as deberta
 from transformers.models.mpnet import modeling_mpnet as mpnet
 
-from distilkit.distill import capture
+from distilkit.distillation import capture
 
 
 class CapturingDebertaV2Attention(deberta.DisentangledSelfAttention):

@@ -7,14 +7,14 @@ uvicorn handles SIGTERM and Ctrl-C gracefully: it stops accepting connections, l
 from __future__ import annotations
 
 from distilkit.errors import DistilkitError
-from distilkit.serve.options import ServeConfig
+from distilkit.serving.options import ServeConfig
 
 
 def serve(cfg: ServeConfig, resolved: dict | None = None) -> None:
     import uvicorn
 
-    from distilkit.serve.app import check_config, create_app
-    from distilkit.serve.engine import Engine
+    from distilkit.serving.app import check_config, create_app
+    from distilkit.serving.engine import Engine
 
     check_config(cfg)
     if not 0 <= cfg.port <= 65535:

@@ -32,7 +32,7 @@ from distilkit.config import DataOptions, DistillConfig, FinetuneConfig
 from distilkit.config_loader import load_options, read_yaml
 from distilkit.console import show
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.options import BenchConfig, ReportConfig
+from distilkit.evaluation.options import BenchConfig, ReportConfig
 from distilkit.files import (
     FolderLock,
     check_writable_folder,
@@ -258,7 +258,7 @@ class Pipeline:
         finetune(cfg, dataclasses.asdict(cfg))
 
     def stage_distill(self) -> None:
-        from distilkit.distill.command import distill
+        from distilkit.distillation.distill import distill
 
         for name, folder in self.students.items():
             if (folder / "metrics.json").exists():
@@ -306,7 +306,7 @@ class Pipeline:
                 )
 
     def stage_evaluate(self) -> None:
-        from distilkit.evaluate.evaluator import score_rows, split_rows_for
+        from distilkit.evaluation.evaluate import score_rows, split_rows_for
         from distilkit.inference.loading import load_trained
 
         for name, path in self.models.items():
@@ -319,7 +319,7 @@ class Pipeline:
             write_json(target, {**metrics, "split": split, "name": name, "path": str(path)})
 
     def stage_bench(self) -> None:
-        from distilkit.evaluate.bench import bench
+        from distilkit.evaluation.bench import bench
 
         target = self.folder / "bench.json"
         names = list(self.models)
@@ -338,7 +338,7 @@ class Pipeline:
         write_json(target, result)
 
     def stage_report(self) -> None:
-        from distilkit.evaluate.report import report
+        from distilkit.evaluation.report import report
 
         report(ReportConfig(**(self.recipe.get("report") or {}), runs=[str(self.folder)]), quiet=True)
 
@@ -387,7 +387,7 @@ def run_pipeline(cfg: PipelineConfig, resolved: dict | None = None) -> Path:
             flush=True,
         )
     if (folder / "report.md").exists():
-        from distilkit.evaluate.report import final_table
+        from distilkit.evaluation.report import final_table
 
         show("\n" + final_table(folder))
         show(f"\nreport: {folder / 'report.html'} and {folder / 'report.md'}")

@@ -11,8 +11,8 @@ from distilkit.console import show
 from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.metrics import format_table, plot_confusion_matrix, task_metrics
-from distilkit.evaluate.options import EvaluateConfig
+from distilkit.evaluation.metrics import format_table, plot_confusion_matrix, task_metrics
+from distilkit.evaluation.options import EvaluateConfig
 from distilkit.files import check_writable_folder, listing, mark, marker_kind, record_files, write_atomic, write_json
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.runs import make_folder, written_by_distilkit

@@ -34,7 +34,7 @@ import torch
 
 from distilkit.console import show
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.options import BenchConfig
+from distilkit.evaluation.options import BenchConfig
 from distilkit.files import folder_bytes, write_json
 from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.models import max_positions, native_bf16, read_config_dict, resolve_model
@@ -176,7 +176,7 @@ def peak_memory_mb(path: str, backend: str, batch_size: int, seq_len: int) -> fl
     """Peak RSS of a fresh process that loads the model and runs one batch (interpreter and libraries included)."""
     code = (
         "import sys, torch; from distilkit.inference.loading import load_trained; "
-        "from distilkit.evaluate.bench import caller, peak_rss_kb; t = load_trained(sys.argv[1]); "
+        "from distilkit.evaluation.bench import caller, peak_rss_kb; t = load_trained(sys.argv[1]); "
         f"v = len(t.tokenizer); ids = torch.randint(min(1000, v // 2), v, ({batch_size}, {seq_len})); "
         "caller(t, sys.argv[2])({'input_ids': ids, 'attention_mask': torch.ones_like(ids), "
         "'token_type_ids': torch.zeros_like(ids)}); print(peak_rss_kb())"

@@ -109,7 +109,7 @@ def register() -> None:
 def enable(model) -> None:
     """Switch a model to the capture attention (outputs are unchanged: it still runs SDPA). Families whose
     attention bypasses the attention interface (DeBERTa-v2/v3, MPNet) get capturing modules instead."""
-    from distilkit.distill import capture_eager
+    from distilkit.distillation import capture_eager
 
     register()
     model.set_attn_implementation(NAME)

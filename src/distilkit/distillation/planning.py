@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from distilkit.distill import capture, checks
-from distilkit.distill.distiller import LossPlan, make_projections
-from distilkit.distill.layer_map import LayerMap, build_layer_map
-from distilkit.distill.methods import METHODS, Stage, default_relation_heads, resolve_stages
+from distilkit.distillation import capture, checks
+from distilkit.distillation.distiller import LossPlan, make_projections
+from distilkit.distillation.layer_map import LayerMap, build_layer_map
+from distilkit.distillation.methods import METHODS, Stage, default_relation_heads, resolve_stages
 from distilkit.errors import DistilkitError
 from distilkit.losses.registry import reads_of
 from distilkit.models.families import layer_count

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from distilkit.distill import capture
-from distilkit.distill.cache import CacheSpec
-from distilkit.distill.layer_map import LayerMap
+from distilkit.distillation import capture
+from distilkit.distillation.cache import CacheSpec
+from distilkit.distillation.layer_map import LayerMap
 from distilkit.losses.registry import LOSSES, LossInputs, loss_value, reads_of
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -28,7 +28,7 @@ INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 @dataclass
 class LossPlan:
     """Which losses, with which weights, over which layers. What to capture and cache follows from the
-    union of what the active losses read (distill/registry.py)."""
+    union of what the active losses read (losses/registry.py)."""
 
     weights: dict[str, float]
     layer_map: LayerMap

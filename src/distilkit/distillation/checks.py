@@ -11,8 +11,8 @@ import numpy as np
 
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.evaluator import predictions_and_labels
-from distilkit.evaluate.metrics import task_metrics
+from distilkit.evaluation.evaluate import predictions_and_labels
+from distilkit.evaluation.metrics import task_metrics
 from distilkit.inference.loading import run_batches
 
 MAX_CHECK_EXAMPLES = 512

@@ -13,9 +13,9 @@ from pathlib import Path
 from distilkit.budget import check_memory
 from distilkit.console import show
 from distilkit.data.readers import detect_format, read_file
-from distilkit.distill.augment import augment_rows, augmented_bytes, text_fields
-from distilkit.distill.general import has_mlm_head
-from distilkit.distill.options import AugmentConfig
+from distilkit.distillation.augmentation import augment_rows, augmented_bytes, text_fields
+from distilkit.distillation.general import has_mlm_head
+from distilkit.distillation.options import AugmentConfig
 from distilkit.errors import DistilkitError
 from distilkit.files import write_atomic
 from distilkit.models import load_tokenizer, resolve_model

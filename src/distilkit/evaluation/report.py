@@ -4,7 +4,7 @@ Inputs are what a pipeline run folder holds: eval/<model>.json (test metrics), b
 FLOPs), and the TensorBoard logs of the training runs. The recommendation is the fastest model (batch-1 p50)
 that keeps at least --min-retention of the teacher's score.
 
-When bench flagged its timings as untrustworthy (a busy machine, or p95 far above p50; see evaluate/bench.py),
+When bench flagged its timings as untrustworthy (a busy machine, or p95 far above p50; see evaluation/bench.py),
 the verdict claims no speed-up and says why, a caveat names each problem, and the flagged cells are starred.
 A bench.json from before those flags is judged by the spread rule alone, which its p50 and p95 allow.
 """
@@ -20,9 +20,9 @@ import numpy as np
 
 from distilkit.console import show
 from distilkit.errors import DistilkitError
-from distilkit.evaluate.bench import SPREAD_LIMIT, spread_warning
-from distilkit.evaluate.metrics import headline, plot_confusion_matrix
-from distilkit.evaluate.options import ReportConfig
+from distilkit.evaluation.bench import SPREAD_LIMIT, spread_warning
+from distilkit.evaluation.metrics import headline, plot_confusion_matrix
+from distilkit.evaluation.options import ReportConfig
 from distilkit.files import check_writable_folder, listing, mark, marker_kind, record_files, write_atomic
 from distilkit.runs import make_folder
 

@@ -23,10 +23,10 @@ from typing import Any
 
 from transformers import set_seed
 
-from distilkit.distill.arguments import DistillationArguments
-from distilkit.distill.distiller import Distiller, StudentWithProjections
-from distilkit.distill.methods import Stage
-from distilkit.distill.planning import Distillation, plan_distillation
+from distilkit.distillation.arguments import DistillationArguments
+from distilkit.distillation.distiller import Distiller, StudentWithProjections
+from distilkit.distillation.methods import Stage
+from distilkit.distillation.planning import Distillation, plan_distillation
 from distilkit.errors import DistilkitError
 from distilkit.training.adversarial import AdversarialMixin
 from distilkit.training.guard import FiniteGradients, FiniteLossMixin
@@ -169,12 +169,16 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
         return os.path.join(self.final_settings["output_dir"], self.stages[index].name)
 
     def build_caches(self) -> list:
-        from distilkit.distill.setup import build_caches
+        from distilkit.distillation.setup import build_caches
 
         args, dist = self.args, self.distillation
         teacher_sets = [self.teacher_train_dataset] * len(self.teachers)
         tokenizer = self.teacher_processing_class
-        return build_caches(args, self.teachers, teacher_sets, dist.union_plan, dist.dims, self.args, tokenizer)
+        # without a tokenizer, the student's collator pads the teacher's rows too (the same tokenization)
+        collator = self.data_collator if tokenizer is None else None
+        return build_caches(
+            args, self.teachers, teacher_sets, dist.union_plan, dist.dims, self.args, tokenizer, collator
+        )
 
     # ---- the student alone on disk ----
 

@@ -27,12 +27,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from distilkit.data.dataset import TOK
 from distilkit.errors import DistilkitError
-from distilkit.serve.batcher import Arrivals, MicroBatcher, QueueFull, ShuttingDown
-from distilkit.serve.engine import Engine, UnreadableText
-from distilkit.serve.guard import body_limit, guarded_route, printable, text_problem, validation_error
-from distilkit.serve.metrics import Metrics
-from distilkit.serve.options import ServeConfig
-from distilkit.serve.schemas import ERRORS, Health, Metadata, PredictRequest, PredictResponse
+from distilkit.serving.batcher import Arrivals, MicroBatcher, QueueFull, ShuttingDown
+from distilkit.serving.engine import Engine, UnreadableText
+from distilkit.serving.guard import body_limit, guarded_route, printable, text_problem, validation_error
+from distilkit.serving.metrics import Metrics
+from distilkit.serving.options import ServeConfig
+from distilkit.serving.schemas import ERRORS, Health, Metadata, PredictRequest, PredictResponse
 
 API_KEY_ENV = "DISTILKIT_API_KEY"
 PLAYGROUND = Path(__file__).parent / "static" / "playground.html"
@@ -43,7 +43,7 @@ key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API
 
 def check_config(cfg: ServeConfig) -> None:
     """Refuse limits that cannot work together, before anything is loaded (each one's own range is checked
-    when the config is built: serve/options.py)."""
+    when the config is built: serving/options.py)."""
     if cfg.max_queue < cfg.max_texts:
         raise DistilkitError(
             f"--max-queue {cfg.max_queue} is below --max-texts {cfg.max_texts}: a full request "
