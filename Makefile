@@ -54,10 +54,12 @@ browser:
 			apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
 		else echo "note: install chromium and chromium-driver (Debian) for the browser tests"; fi; }
 
-# ruff (locked in the dev extra): lint (pycodestyle, pyflakes, import order) and the formatter's check
+# ruff (locked in the dev extra): lint (pycodestyle, pyflakes, import order) and the formatter's check;
+# mypy, strict on the public modules listed in pyproject.toml ([tool.mypy])
 lint: install
 	$(PY) -m ruff check src tests benchmarks scripts examples
 	$(PY) -m ruff format --check src tests benchmarks scripts examples
+	$(PY) -m mypy
 
 test: check-lock lint browser
 	$(PY) -m pytest -q

@@ -131,6 +131,43 @@ def test_results_are_returned_not_printed(topic_run, topic_data, tmp_path, capsy
     assert "music" not in out and "accuracy" not in out and "exported" not in out
 
 
+def test_a_loaded_model_is_taken_where_a_folder_is(topic_run, topic_data, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    folder = topic_run / "model"
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    texts = ["the band played a song", "goal match team"]
+    from_folder = distilkit.predict(model=topic_run, texts=texts)
+    for given in [(model, tokenizer), pipeline("text-classification", model=model, tokenizer=tokenizer), model]:
+        assert distilkit.predict(model=given, texts=texts) == from_folder
+    assert distilkit.evaluate(model=(model, tokenizer), data=topic_data)["accuracy"] == pytest.approx(
+        distilkit.evaluate(model=topic_run, data=topic_data)["accuracy"]
+    )
+    table = distilkit.bench(
+        models=[topic_run, (model, tokenizer)], batch_size=2, seq_len=16, rounds=2, warmup=1, memory=False
+    )
+    assert len(table["models"]) == 2
+    student = distilkit.distill(
+        teacher=(model, tokenizer), data=topic_data, student="1", output=tmp_path / "s", **_fast()
+    )
+    recorded = (tmp_path / "s" / "config.yaml").read_text()
+    assert "teacher: in-memory BertForSequenceClassification" in recorded and student.model.is_dir()
+    import tempfile
+    from pathlib import Path
+
+    assert not list(Path(tempfile.gettempdir()).glob("distilkit-models-*"))  # the temporary copies are gone
+
+
+def test_a_model_without_its_tokenizer_is_one_clear_error(topic_run):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tiny = BertConfig(vocab_size=99, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    bare = BertForSequenceClassification(tiny)  # built in memory: no folder, so no tokenizer beside it
+    with pytest.raises(DistilkitError, match=r"model=BertForSequenceClassification: the model alone has no tokenizer"):
+        distilkit.predict(model=bare, texts=["a"])
+
+
 def test_finetune_takes_a_dataset_in_memory_and_returns_its_run(tiny_model, tmp_path, capsys):
     from datasets import Dataset
 

@@ -181,8 +181,9 @@ def test_load_options_drops_fields_the_caller_sets_and_passes_extra_keys():
 
 
 def test_choice_lists_are_the_registries_and_help_imports_no_torch():
-    from distilkit.adapters import METHODS, PeftMethod, get_method
+    from distilkit.adapters import METHODS, get_method
     from distilkit.compress.options import QuantizeMethod
+    from distilkit.config import PeftMethod
     from distilkit.distillation.methods import METHODS as DISTILL_METHODS
     from distilkit.pipeline.run import METHODS as PIPELINE_METHODS
 

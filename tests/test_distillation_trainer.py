@@ -191,6 +191,31 @@ def test_layer_losses_work_without_any_capture_call(topic_run, files, tmp_path, 
     assert np.isfinite(output.training_loss)
 
 
+def test_a_list_of_teachers_is_multi_teacher_kd(topic_run, files, tmp_path, monkeypatch):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from distilkit import DistillationArguments, DistillationTrainer, build_student
+
+    monkeypatch.setenv("DISTILKIT_CACHE", str(tmp_path / "cache"))
+    first = AutoModelForSequenceClassification.from_pretrained(topic_run / "model")
+    second = AutoModelForSequenceClassification.from_pretrained(topic_run / "model")
+    tokenizer = AutoTokenizer.from_pretrained(topic_run / "model")
+    data = own_datasets(tokenizer, first.config.label2id, *files)
+    args = DistillationArguments(
+        output_dir=str(tmp_path / "out"),
+        teacher_weights=[2, 1],
+        num_train_epochs=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+    )
+    trainer = DistillationTrainer(
+        model=build_student(first, "1"), teacher_model=[first, second], args=args, train_dataset=data["train"]
+    )
+    assert len(trainer.teachers) == 2 and trainer.distillation.common["teacher_weights"] == [2.0, 1.0]
+    assert np.isfinite(trainer.train().training_loss) and len(trainer.caches) == 2  # a cache per teacher
+
+
 @pytest.mark.parametrize(
     "options, needle",
     [

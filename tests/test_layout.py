@@ -25,7 +25,7 @@ LAYERS = [
     {"serving"},  # the HTTP server
     {"pipeline"},  # distilkit run (recipes) and search: commands that run other commands
     # the command table, the same commands as Python functions, and the package's public face (its __init__)
-    {"cli", "api", "__main__", "__init__"},
+    {"cli", "api", "in_memory_models", "__main__", "__init__"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

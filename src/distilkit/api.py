@@ -10,7 +10,9 @@ Each command function takes the command's options as keyword arguments, with the
 checks of the CLI (the config classes behind `distilkit <command> --help`; a wrong name is a TypeError naming the
 nearest right one), returns its result instead of printing it, and raises `DistilkitError` (the CLI's one-line
 message) instead of exiting. The CLI is a thin layer over the same runners, so the two cannot drift apart.
-`data=` also takes a `datasets.Dataset`, `DatasetDict` or a list of row dicts.
+`data=` also takes a `datasets.Dataset`, `DatasetDict` or a list of row dicts; `model=`, `teacher=` and `models=`
+also take a loaded model: a `(model, tokenizer)` pair, a transformers pipeline, or a model loaded from a folder
+that holds its tokenizer (saved to a temporary folder for the command, removed afterwards).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Callable, Literal, TypeVar, Union, get_args, get_origin
 
 from distilkit.errors import DistilkitError
 
@@ -148,19 +150,28 @@ def _call(command: str, options: dict[str, Any]) -> Any:
     from distilkit.cli import COMMAND_TABLE
     from distilkit.config import options_of
     from distilkit.console import results_returned
+    from distilkit.in_memory_models import MODEL_OPTIONS, describe_models, models_on_disk
     from distilkit.noise import quiet_library_logs
 
     quiet_library_logs()
-    config = build_config(command, options)
-    module, function = COMMAND_TABLE[command].runner.split(":")
-    with results_returned():
-        return getattr(importlib.import_module(module), function)(config, options_of(config))
+    with models_on_disk(options) as on_disk:
+        config = build_config(command, on_disk)
+        resolved = options_of(config)
+        for name in MODEL_OPTIONS:  # config.yaml names a loaded model, not the temporary folder it was saved to
+            if on_disk.get(name) is not options.get(name):
+                resolved[name] = describe_models(options[name])
+        module, function = COMMAND_TABLE[command].runner.split(":")
+        with results_returned():
+            return getattr(importlib.import_module(module), function)(config, resolved)
 
 
-def _signed(command: str):
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _signed(command: str) -> Callable[[F], F]:
     """Give a command function the keyword signature of its config class (help(), IDEs and notebooks show it)."""
 
-    def decorate(fn):
+    def decorate(fn: F) -> F:
         from distilkit.cli import COMMAND_TABLE
 
         cls = COMMAND_TABLE[command].config
@@ -171,7 +182,8 @@ def _signed(command: str):
             else inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name])
             for f in dataclasses.fields(cls)
         ]
-        fn.__signature__ = inspect.Signature(keywords, return_annotation=inspect.signature(fn).return_annotation)
+        signature = inspect.Signature(keywords, return_annotation=inspect.signature(fn).return_annotation)
+        fn.__signature__ = signature  # type: ignore[attr-defined]
         fn.__doc__ = (fn.__doc__ or "") + f"\n\nOptions: those of `distilkit {command} --help`, as keyword arguments."
         return fn
 

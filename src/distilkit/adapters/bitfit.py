@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from safetensors.torch import load_file, save_file
 
-from distilkit.adapters import AdapterMethod, register_method
+from distilkit.adapters.registry import AdapterMethod, register_method
 from distilkit.errors import DistilkitError
 
 FILE = "bitfit.safetensors"

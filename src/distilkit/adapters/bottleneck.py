@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from distilkit.adapters import AdapterMethod, register_method
+from distilkit.adapters.registry import AdapterMethod, register_method
 from distilkit.errors import DistilkitError
 
 FILE = "adapter.safetensors"

@@ -13,7 +13,7 @@ import inspect
 import torch
 from transformers import PreTrainedModel
 
-from distilkit.adapters import AdapterMethod, register_method
+from distilkit.adapters.registry import AdapterMethod, register_method
 from distilkit.errors import DistilkitError
 from distilkit.models.families import family
 

@@ -19,7 +19,7 @@ from distilkit.errors import DistilkitError
 from distilkit.option_rules import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, Rule, check_options
 
 
-def _option(default: Any, help: str, rule: Rule | None = None):
+def _option(default: Any, help: str, rule: Rule | None = None) -> Any:
     """A field with its help line (shown by HfArgumentParser) and, for numbers, its valid range."""
     metadata: dict[str, Any] = {"help": help}
     if rule is not None:
@@ -28,12 +28,12 @@ def _option(default: Any, help: str, rule: Rule | None = None):
 
 
 @dataclass
-class DistillationArguments(TrainingArguments):
+class DistillationArguments(TrainingArguments):  # type: ignore[misc]  # transformers is not followed by mypy
     """TrainingArguments for `DistillationTrainer`: every Trainer option, plus the distillation method and its
     losses. `None` means "the method's default" (see `distilkit distill --help` for each option)."""
 
     method: MethodName = _option("kd", "Distillation method: kd, tinybert (two stages), distilbert, minilm.")
-    losses: Optional[Union[dict, str]] = _option(
+    losses: Optional[Union[dict[str, float], str]] = _option(
         None, "Loss weights of the last stage, replacing the method's, e.g. {kd: 0.5, ce: 0.5, hidden_mse: 1}."
     )
     alpha: Optional[float] = _option(None, "Weight of the label loss (CE); KD gets 1 - alpha.", FRACTION)
@@ -52,7 +52,7 @@ class DistillationArguments(TrainingArguments):
     intermediate_lr: Optional[float] = _option(
         None, "Learning rate of the intermediate stage (default: learning_rate).", POSITIVE
     )
-    teacher_weights: Optional[Union[list, str]] = _option(
+    teacher_weights: Optional[Union[list[float], str]] = _option(
         None, "Weights of several teachers' soft targets (default: equal), e.g. [2, 1] or 2,1."
     )
     cache: bool = _option(True, "Cache the teacher's outputs on disk (computed once, reused across epochs and runs).")
@@ -77,7 +77,7 @@ class DistillationArguments(TrainingArguments):
             raise DistilkitError(f"--adversarial {self.adversarial!r}: use fgm or pgd")
 
 
-def _mapping(text: str, name: str) -> dict:
+def _mapping(text: str, name: str) -> dict[str, Any]:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as err:

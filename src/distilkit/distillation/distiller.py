@@ -143,7 +143,8 @@ class Distiller(Trainer):
         super().__init__(*args, **kwargs)
         self.plan = plan
         self.teachers = teachers
-        self.caches = caches or []  # one TeacherCache per teacher (intermediate outputs in the first)
+        # one TeacherCache per teacher (intermediate outputs in the first); None: not built yet
+        self.caches: list | None = caches or []
         self._parts: dict[str, list[float]] = defaultdict(list)
         for teacher in teachers:
             teacher.eval()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from transformers import set_seed
 
@@ -57,23 +57,23 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
 
     def __init__(
         self,
-        model=None,
-        teacher_model=None,
+        model: Any = None,
+        teacher_model: Any = None,
         args: DistillationArguments | None = None,
-        train_dataset=None,
-        eval_dataset=None,
-        data_collator=None,
-        processing_class=None,
-        callbacks=None,
-        compute_metrics=None,
-        preprocess_logits_for_metrics=None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        data_collator: Any = None,
+        processing_class: Any = None,
+        callbacks: list[Any] | None = None,
+        compute_metrics: Callable[..., dict[str, float]] | None = None,
+        preprocess_logits_for_metrics: Callable[..., Any] | None = None,
         *,
-        teacher_train_dataset=None,
-        teacher_processing_class=None,
+        teacher_train_dataset: Any = None,
+        teacher_processing_class: Any = None,
         copied_layers: list[int] | None = None,
         distillation: Distillation | None = None,
         **kwargs: Any,
-    ):
+    ) -> None:
         if model is None or teacher_model is None:
             raise DistilkitError("DistillationTrainer needs model= (the student) and teacher_model= (the teacher)")
         args = args if args is not None else DistillationArguments(output_dir="distilkit-output")
@@ -112,7 +112,7 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
         self.add_callback(FiniteGradients())
 
     @property
-    def student(self):
+    def student(self) -> Any:
         """The student being trained (without its projections)."""
         return self.model.student
 
@@ -122,7 +122,7 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
 
     # ---- the stages ----
 
-    def train(self, resume_from_checkpoint=None, **kwargs: Any):
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         """Run every stage of the method in order; `resume_from_checkpoint` applies to the last stage."""
         out = None
         for i in range(len(self.stages)):
@@ -130,7 +130,7 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
             out = self.train_stage(i, resume_from_checkpoint if last else None, **kwargs)
         return out
 
-    def train_stage(self, index: int, resume_from_checkpoint=None, **kwargs: Any):
+    def train_stage(self, index: int, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         """One stage: its losses, epochs and learning rate, a fresh optimizer and schedule, evaluation only in the
         last stage, checkpoints in `stage_output_dir(index)`. The teacher cache is built (or found) first."""
         self.plan = self.distillation.loss_plan(self.stages[index])
@@ -168,7 +168,7 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
         each stage resumes from its own."""
         return os.path.join(self.final_settings["output_dir"], self.stages[index].name)
 
-    def build_caches(self) -> list:
+    def build_caches(self) -> list[Any]:
         from distilkit.distillation.setup import build_caches
 
         args, dist = self.args, self.distillation
@@ -186,7 +186,8 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
         """A checkpoint (internal) keeps the projections, so training can resume; a save asked for by the user
         writes the student alone, a plain model folder, with the tokenizer."""
         if _internal_call:
-            return super().save_model(output_dir, _internal_call=True)
+            super().save_model(output_dir, _internal_call=True)
+            return
         output_dir = output_dir or self.args.output_dir
         if self.is_world_process_zero():
             self.student.save_pretrained(output_dir)
@@ -196,7 +197,7 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
     def _set_signature_columns_if_needed(self) -> None:
         """The columns to keep are those the student's forward takes (the wrapper's forward takes **inputs), the
         labels, and the cache's row index."""
-        if self._signature_columns is None:
+        if getattr(self, "_signature_columns", None) is None:
             import inspect
 
             student = self.student.get_base_model() if hasattr(self.student, "get_base_model") else self.student
@@ -204,7 +205,7 @@ class DistillationTrainer(FiniteLossMixin, AdversarialMixin, Distiller):
             self._signature_columns = names + ["label", "label_ids", *self.label_names, *EXTRA_COLUMNS]
 
 
-def with_example_ids(dataset):
+def with_example_ids(dataset: Any) -> Any:
     """The dataset with an `example_id` column (its row index: the teacher cache's key), added if missing."""
     if dataset is None or "example_id" in getattr(dataset, "column_names", []):
         return dataset

@@ -24,9 +24,10 @@ import importlib.util
 import math
 import sys
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -36,6 +37,10 @@ from distilkit.errors import DistilkitError
 # text); "logits": student and teacher logits; "embeddings": hidden state 0 pairs; "hidden": mapped hidden
 # states ≥ 1; "scores": pre-softmax attention scores of mapped attention layers; "qkv": Q/K/V of one layer pair.
 READABLE = frozenset({"labels", "logits", "embeddings", "hidden", "scores", "qkv"})
+# (student state, teacher state, projection or None); (Q, K, V) of one model, each [b, n, width]
+HiddenPair = tuple[torch.Tensor, torch.Tensor, Optional[Callable[[torch.Tensor], torch.Tensor]]]
+QKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Term = Callable[["LossInputs"], torch.Tensor]
 
 
 @dataclass
@@ -54,12 +59,12 @@ class LossInputs:
     labels: torch.Tensor | None = None
     student_loss: torch.Tensor | None = None  # the task head's loss on the labels (CE; MSE for regression)
     student_logits: torch.Tensor | None = None
-    teacher_logits: list = field(default_factory=list)  # one entry per teacher
+    teacher_logits: list[torch.Tensor | None] = field(default_factory=list)  # one entry per teacher
     teacher_weights: list[float] = field(default_factory=lambda: [1.0])
-    embeddings: list = field(default_factory=list)
-    hidden: list = field(default_factory=list)
-    scores: list = field(default_factory=list)
-    qkv: tuple | None = None
+    embeddings: list[HiddenPair] = field(default_factory=list)
+    hidden: list[HiddenPair] = field(default_factory=list)
+    scores: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    qkv: tuple[QKV, QKV] | None = None
     temperature: float = 1.0
     relation_heads: int = 12
     attention_probabilities: bool = False
@@ -82,37 +87,41 @@ class Loss:
 
     name: str
     reads: frozenset[str]
-    term: Callable[[LossInputs], torch.Tensor]
-    formula: Callable | None = None
+    term: Term
+    formula: Callable[..., torch.Tensor] | None = None
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return (self.formula or self.term)(*args, **kwargs)
 
 
 LOSSES: dict[str, Loss] = {}
 
 
-def register_loss(name: str, reads, term: Callable[[LossInputs], torch.Tensor] | None = None):
+def register_loss(
+    name: str, reads: Iterable[str], term: Term | None = None
+) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
     """Decorator registering a loss under `name`.
 
     Without `term`, the decorated function is the term itself: `fn(batch: LossInputs) -> scalar tensor`.
     With `term`, the decorated function is the loss's tensor formula and `term` reads its arguments from a batch.
     """
-    reads = frozenset(reads)
-    unknown = reads - READABLE
-    if unknown or not reads:
-        raise ValueError(f"loss {name!r}: reads must be a non-empty subset of {sorted(READABLE)}, got {sorted(reads)}")
+    declared = frozenset(reads)
+    unknown = declared - READABLE
+    if unknown or not declared:
+        raise ValueError(
+            f"loss {name!r}: reads must be a non-empty subset of {sorted(READABLE)}, got {sorted(declared)}"
+        )
 
-    def add(fn):
+    def add(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in LOSSES:
             raise ValueError(f"loss {name!r} is registered twice")
-        LOSSES[name] = Loss(name, reads, term or fn, fn if term else None)
+        LOSSES[name] = Loss(name, declared, term or fn, fn if term else None)
         return fn
 
     return add
 
 
-def where_defined(fn: Callable) -> str:
+def where_defined(fn: Callable[..., Any]) -> str:
     """file:line of a loss function, so an error in the user's own loss points at it."""
     code = getattr(fn, "__code__", None)
     return f"{Path(code.co_filename).name}:{code.co_firstlineno}" if code else repr(fn)
@@ -171,9 +180,9 @@ def build_loss(name: str) -> Loss:
     return LOSSES[name]
 
 
-def reads_of(names) -> frozenset[str]:
+def reads_of(names: Iterable[str]) -> frozenset[str]:
     """The union of what the named losses read."""
-    return frozenset().union(*(build_loss(n).reads for n in names)) if names else frozenset()
+    return frozenset().union(*(build_loss(n).reads for n in names))
 
 
 def import_plugins(plugins: str | None) -> None:
@@ -189,6 +198,8 @@ def import_plugins(plugins: str | None) -> None:
                 if name in sys.modules:
                     continue
                 spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None:
+                    raise DistilkitError(f"--plugins {plugin}: cannot be imported as a Python module")
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[name] = module
                 spec.loader.exec_module(module)
