@@ -30,7 +30,7 @@ from distilkit.option_rules import (
 PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 
 Task = Literal["auto", "sequence-classification", "token-classification"]
-DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "disk"]
+DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "parquet", "arrow", "disk"]
 SplitName = Literal["train", "dev", "test"]
 # The names of distillation/methods.METHODS, which checks on import that it registers exactly these. They are spelt
 # here because the registry's module imports torch (through the losses) and --help must not.
@@ -42,12 +42,18 @@ class DataOptions(Checked):
     """Where the data is and how to read it.
 
     Args:
-        data: Built-in dataset (bbc-news, brown-pos), one data file (CSV/TSV/JSONL/CoNLL; split with --split when
-            training), or a folder (a `datasets` save_to_disk folder, or one holding train/dev/test files).
+        data: Built-in dataset (bbc-news, brown-pos), one data file (CSV/TSV/JSONL/CoNLL/Parquet/Arrow; split with
+            --split when training), a folder (a `datasets` save_to_disk folder, one holding train/dev/test files, or
+            one laid out like a Hub dataset repo), or a Hugging Face Hub dataset id such as stanfordnlp/sst2 (read
+            by datasets.load_dataset, from the local cache when HF_HUB_OFFLINE=1).
+        data_config: The dataset's configuration (subset) name, for a Hub id or Hub-style folder (e.g. mrpc of
+            nyu-mll/glue).
+        data_revision: The Hub dataset's revision: a branch, tag or commit.
         train_file: Training file (overrides the train split of --data).
         dev_file: Development file used for early stopping and best-model selection.
         test_file: Test file, evaluated once at the end.
-        format: File format; auto picks it from the file extension (.csv .tsv .jsonl/.json .conll/.txt).
+        format: File format; auto picks it from the file extension (.csv .tsv .jsonl/.json .conll/.txt .parquet
+            .arrow).
         task: auto detects token classification from CoNLL files or list-valued token columns.
         regression: Treat labels as numbers (regression). Default: yes when every label is a number and some are not
             integers.
@@ -64,6 +70,8 @@ class DataOptions(Checked):
     """
 
     data: Optional[str] = None
+    data_config: Optional[str] = None
+    data_revision: Optional[str] = None
     train_file: Optional[str] = None
     dev_file: Optional[str] = None
     test_file: Optional[str] = None

@@ -44,14 +44,14 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file via a temp file + rename, so readers never see half a file; on failure (a full disk)
-    the temp file is removed and the old file, if any, is left as it was."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write a text (or, given bytes, binary) file via a temp file + rename, so readers never see half a file; on
+    failure (a full disk) the temp file is removed and the old file, if any, is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; open() would have followed the umask
         os.replace(tmp, path)

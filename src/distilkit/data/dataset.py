@@ -23,12 +23,11 @@ from distilkit.data.labels import (
     regression_reason,
     show,
 )
-from distilkit.data.readers import dataset_splits, detect_format, read_disk, read_file
+from distilkit.data.sources import load_raw_splits
 from distilkit.errors import DistilkitError
 
 SEQ = "sequence-classification"
 TOK = "token-classification"
-SPLIT_FILE_STEMS = {"train": ["train"], "dev": ["dev", "validation", "valid", "val"], "test": ["test"]}
 
 
 @dataclass
@@ -61,73 +60,6 @@ class TaskData:
             and any(t[:2] in ("B-", "I-") for t in self.labels)
             and all(t == "O" or t[:2] in ("B-", "I-", "E-", "S-") for t in self.labels)
         )
-
-
-def _find_split_files(folder: Path) -> dict[str, Path]:
-    found = {}
-    for split, stems in SPLIT_FILE_STEMS.items():
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and f.name.split(".")[0].lower() in stems:
-                found[split] = f
-                break
-    return found
-
-
-def rows_in_memory(value) -> dict[str, list[dict]]:
-    """Splits of data given in memory: a datasets.Dataset (one split, divided like a single file), a DatasetDict
-    (its splits; validation is dev), or a list of row dicts."""
-    import datasets
-
-    if isinstance(value, (datasets.Dataset, datasets.DatasetDict)):
-        return dataset_splits(value, "data", "all")
-    if isinstance(value, (list, tuple)) and value and all(isinstance(r, dict) for r in value):
-        return {"all": [{**r, "_where": f"data[{i}]"} for i, r in enumerate(value)]}
-    raise DistilkitError(
-        f"data={type(value).__name__}: give a file or folder path, a built-in dataset name, a datasets.Dataset or "
-        "DatasetDict, or a non-empty list of row dicts such as [{'text': ..., 'label': ...}]"
-    )
-
-
-def load_raw_splits(opts: DataOptions) -> tuple[str, dict[str, list[dict]], str | None]:
-    """Read every split that the options name. Returns (display name, split → rows, format or None)."""
-    splits: dict[str, list[dict]] = {}
-    if opts.data is not None and not isinstance(opts.data, str):  # from Python: a Dataset, a DatasetDict, rows
-        return "in-memory data", rows_in_memory(opts.data), "disk"
-    name, fmt = opts.data or "", None
-    if opts.data and builtin.is_builtin(opts.data):
-        return opts.data, builtin.load(opts.data), "builtin"
-    if opts.data:
-        path = Path(opts.data)
-        if not path.exists():
-            raise DistilkitError(
-                f"--data {opts.data}: no such file or folder, and not a built-in dataset ({', '.join(builtin.NAMES)})"
-            )
-        saved_by_datasets = path.is_dir() and any(
-            (path / f).exists() for f in ("dataset_dict.json", "dataset_info.json")
-        )
-        if saved_by_datasets or (path.is_dir() and opts.format == "disk"):
-            splits, fmt = read_disk(path), "disk"
-        elif path.is_dir():
-            files = _find_split_files(path)
-            if "train" not in files and "test" not in files:
-                raise DistilkitError(
-                    f"{path}: folder has no train.* / dev.* / test.* file and is not a save_to_disk folder"
-                )
-            for split, f in files.items():
-                fmt = detect_format(f, opts.format)
-                splits[split] = read_file(f, fmt)
-        else:
-            fmt = detect_format(path, opts.format)
-            splits["all"] = read_file(path, fmt)
-        name = path.name
-    for split, given in (("train", opts.train_file), ("dev", opts.dev_file), ("test", opts.test_file)):
-        if given:
-            fmt = detect_format(Path(given), opts.format)
-            splits[split] = read_file(Path(given), fmt)
-            name = name or Path(given).name
-    if not splits:
-        raise DistilkitError("no data given: pass --data (a built-in name, file or folder) or --train-file")
-    return name, splits, fmt
 
 
 def infer_task(rows: list[dict], fmt: str | None, opts: DataOptions) -> str:

@@ -1,4 +1,4 @@
-"""Readers for the file formats distilkit accepts: CSV, TSV, JSONL, CoNLL and `save_to_disk` folders.
+"""Readers for the file formats distilkit accepts: CSV, TSV, JSONL, CoNLL, Parquet, Arrow and `save_to_disk` folders.
 
 Each reader returns a list of plain dict rows; every row carries `_where` ("file:line") so that later checks
 (empty text, unknown label) can name the exact place to fix. Decoding errors name the line too.
@@ -26,7 +26,11 @@ EXTENSIONS = {
     ".iob": "conll",
     ".bio": "conll",
     ".txt": "conll",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
 }
+# Formats `datasets.load_dataset` reads itself (columnar: no line numbers, rows are named by their index).
+DATASETS_FORMATS = ("parquet", "arrow")
 
 
 def detect_format(path: Path, fmt: str) -> str:
@@ -40,7 +44,7 @@ def detect_format(path: Path, fmt: str) -> str:
     if ext not in EXTENSIONS:
         raise DistilkitError(
             f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
-            "pass --format csv|tsv|jsonl|conll|disk"
+            "pass --format csv|tsv|jsonl|conll|parquet|arrow|disk"
         )
     return EXTENSIONS[ext]
 
@@ -275,7 +279,20 @@ def read_disk(path: Path) -> dict[str, list[dict]]:
     return dataset_splits(loaded, str(path), "train")
 
 
-def dataset_splits(loaded, where: str, single: str) -> dict[str, list[dict]]:
+def read_columnar(path: Path, fmt: str) -> list[dict]:
+    """A Parquet or Arrow file through `datasets.load_dataset`; each row's `_where` is `file[row N]`."""
+    import datasets
+
+    check_file_fits(path, "data file")
+    try:
+        loaded = datasets.load_dataset(fmt, data_files=str(path), split="train")
+    except Exception as err:  # pyarrow and datasets raise many types for a damaged or mislabelled file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DistilkitError(f"{path}: cannot read it as {fmt} ({reason}); check the file and --format") from None
+    return dataset_splits(loaded, str(path), "all", rows_only=True)["all"]
+
+
+def dataset_splits(loaded, where: str, single: str, rows_only: bool = False) -> dict[str, list[dict]]:
     """Rows of a datasets.Dataset (as split `single`) or of each split of a DatasetDict, ClassLabel ids turned
     into their names; each row's `_where` names the dataset, the split and the row."""
     import datasets
@@ -288,7 +305,7 @@ def dataset_splits(loaded, where: str, single: str) -> dict[str, list[dict]]:
         converters = {col: _feature_to_names(feat) for col, feat in ds.features.items()}
         for i, row in enumerate(ds):
             row = {col: converters[col](val) if converters[col] else val for col, val in row.items()}
-            row["_where"] = f"{where}[{name}][{i}]"
+            row["_where"] = f"{where}[row {i}]" if rows_only else f"{where}[{name}][{i}]"
             rows.append(row)
         out[split] = rows
     return out
@@ -317,4 +334,6 @@ def read_file(path: Path, fmt: str) -> list[dict]:
         return read_jsonl(path)
     if fmt == "conll":
         return read_conll(path)
+    if fmt in DATASETS_FORMATS:
+        return read_columnar(path, fmt)
     raise DistilkitError(f"{path}: format {fmt!r} needs a folder; pass a folder written by save_to_disk")

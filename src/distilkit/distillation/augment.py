@@ -1,6 +1,7 @@
 """`distilkit augment`: write an augmented copy of a data file, in the format it was read.
 
-CSV/TSV/JSONL keep every column (only the text columns change); CoNLL is written as `word tag` lines.
+CSV/TSV/JSONL/Parquet/Arrow keep every column (only the text columns change); CoNLL is written as `word tag`
+lines.
 """
 
 from __future__ import annotations
@@ -37,7 +38,24 @@ def load_augment_model(name: str):
         raise DistilkitError(f"{path}: cannot load the model ({str(err).splitlines()[0]})") from None
 
 
-def _render(rows: list[dict], fmt: str, columns: list[str]) -> str:
+def _columnar(rows: list[dict], fmt: str, columns: list[str]) -> bytes:
+    """Parquet, or the Arrow stream format `datasets` writes and reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([{k: r[k] for k in columns} for r in rows])
+    sink = pa.BufferOutputStream()
+    if fmt == "parquet":
+        pq.write_table(table, sink)
+    else:
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _render(rows: list[dict], fmt: str, columns: list[str]) -> str | bytes:
+    if fmt in ("parquet", "arrow"):
+        return _columnar(rows, fmt, columns)
     if fmt in ("csv", "tsv"):
         buffer = io.StringIO()
         quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
@@ -64,7 +82,8 @@ def augment(cfg: AugmentConfig, resolved: dict | None = None) -> Path:
     fmt = detect_format(source, cfg.format)
     if fmt == "disk":
         raise DistilkitError(
-            f"{source}: augment reads and writes files (CSV, TSV, JSONL, CoNLL), not save_to_disk folders"
+            f"{source}: augment reads and writes files (CSV, TSV, JSONL, CoNLL, Parquet, Arrow), not save_to_disk "
+            "folders"
         )
     if cfg.copies < 1:
         raise DistilkitError(f"--copies {cfg.copies}: must be at least 1")
