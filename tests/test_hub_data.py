@@ -152,3 +152,29 @@ def test_augment_writes_parquet_and_arrow_back_in_their_format(topic_run, tmp_pa
     back = datasets.load_dataset(fmt, data_files=str(out), split="train")
     assert back.column_names == ["text", "label"] and len(back) == 30
     assert back[:10]["text"] == [r["text"] for r in rows]  # the originals first, then the copies
+
+
+def test_parquet_rows_stay_in_arrow_through_splits_and_tokenization(tmp_path):
+    """No step copies a datasets-read training set into Python objects: the splits are views of the memory-mapped
+    table (ColumnRows), and tokenization maps it into a temporary Arrow file, never beside the user's data."""
+    from transformers import AutoTokenizer
+
+    from distilkit.data.columns import ColumnRows
+    from distilkit.data.encode import encode_rows
+    from distilkit.models import resolve_model
+
+    rows = topic_rows(200, seed=6)
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "t.parquet"))
+    data = load_task_data(DataOptions(data=str(tmp_path / "t.parquet"), split="0.8,0.1,0.1"), seed=1)
+    train = data.splits["train"]
+    assert isinstance(train, ColumnRows) and all(isinstance(s, ColumnRows) for s in data.splits.values())
+    assert sum(len(s) for s in data.splits.values()) == 200
+    assert {r["label"] for r in train} == set(data.labels)  # labels as names, like the CSV path
+    assert train[3] == list(train)[3] and len(train[2:5]) == 3
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"))
+    label2id = {x: i for i, x in enumerate(data.labels)}
+    encoded, _ = encode_rows(train, data.task, tokenizer, 32, label2id, False)
+    assert len(encoded) == len(train)
+    files = [f["filename"] for f in encoded.cache_files]
+    assert files and all("distilkit-arrow-" in f for f in files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]  # nothing written next to the data

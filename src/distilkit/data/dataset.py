@@ -9,11 +9,13 @@ Every check that can fail names the file and line (`_where`) and what to do.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from distilkit.config import DataOptions, parse_split_fractions
 from distilkit.data import builtin
+from distilkit.data.columns import ColumnRows, is_column_rows
 from distilkit.data.labels import (
     check_label_types,
     check_tag_types,
@@ -62,6 +64,48 @@ class TaskData:
         )
 
 
+def sample_rows(rows, limit: int, seed: int):
+    """`random.Random(seed).sample(rows, limit)`; for a ColumnRows the same choice, as a view."""
+    if is_column_rows(rows):
+        return rows.select(random.Random(seed).sample(range(len(rows)), limit))
+    return random.Random(seed).sample(rows, limit)
+
+
+def _keyed(rows: ColumnRows, stratify_key):
+    """A stratify key for positions: the key of the row at each position, read in one pass."""
+    if stratify_key is None:
+        return None
+    keys = [stratify_key(r) for r in rows]
+    return lambda position: keys[position]
+
+
+def renamed(rows: ColumnRows, keys: dict[str, str], final: dict[str, Callable]) -> ColumnRows:
+    """Normalised ColumnRows: distilkit's keys read from the given columns, stored values converted as the
+    readers would (ClassLabel names), then into the row shape (`final`: str for texts, lists of str for words)."""
+    convert = {}
+    for key, column in keys.items():
+        stored, last = rows.convert.get(column), final.get(key)
+        if stored and last:
+            convert[key] = lambda v, a=stored, b=last: b(a(v))
+        elif stored or last:
+            convert[key] = stored or last
+    return rows.derived(names={k: rows.names[c] for k, c in keys.items()}, convert=convert)
+
+
+class _Pairs:
+    """(value, where) of one column of ColumnRows, read again each time it is iterated (no list of them kept)."""
+
+    def __init__(self, rows: ColumnRows, column: str) -> None:
+        self.rows, self.column = rows, column
+
+    def __iter__(self):
+        return ((r[self.column], r["_where"]) for r in self.rows)
+
+
+def str_list(values: list) -> list[str]:
+    return [str(v) for v in values]
+
+
 def infer_task(rows: list[dict], fmt: str | None, opts: DataOptions) -> str:
     if opts.task != "auto":
         return opts.task
@@ -94,6 +138,7 @@ def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool)
     if has_labels and tag_col not in first:
         raise _columns_error(first, opts.tags_column, "--tags-column")
     raw_tags = []
+    streamed = is_column_rows(rows)  # checked row by row, kept in their Arrow table
     for row in rows:
         tokens, tags = row.get(tok_col), row.get(tag_col) if has_labels else None
         if not isinstance(tokens, list) or not tokens:
@@ -103,12 +148,17 @@ def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool)
                 f"{row['_where']}: {tag_col!r} must be a list with one tag per word ({len(tokens)} words)"
             )
         check_tokens(tokens, row["_where"], tok_col)
-        item = {"tokens": [str(t) for t in tokens], "_where": row["_where"]}
-        if has_labels:
-            raw_tags.append((tags, row["_where"]))
-            item["tags"] = [str(t) for t in tags]
-        out.append(item)
-    check_tag_types(raw_tags, tag_col)
+        if not streamed:
+            if has_labels:
+                raw_tags.append((tags, row["_where"]))
+            item = {"tokens": [str(t) for t in tokens], "_where": row["_where"]}
+            if has_labels:
+                item["tags"] = [str(t) for t in tags]
+            out.append(item)
+    check_tag_types(_Pairs(rows, tag_col) if streamed and has_labels else raw_tags, tag_col)
+    if streamed:
+        keys = {"tokens": tok_col, **({"tags": tag_col} if has_labels else {})}
+        return renamed(rows, keys, {"tokens": str_list, "tags": str_list})
     return out
 
 
@@ -127,6 +177,7 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
         raise _columns_error(first, pair_col, "--text-pair-column")
     if has_labels and opts.label_column not in first:
         raise _columns_error(first, opts.label_column, "--label-column")
+    streamed = is_column_rows(rows)  # checked row by row, kept in their Arrow table
     for row in rows:
         item = {"_where": row["_where"]}
         for key, col in (("text", text_col), ("text_pair", pair_col)):
@@ -148,9 +199,16 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
                     f"{row['_where']}: empty label in column {opts.label_column!r}; fill it in or remove the row"
                 )
             item["label"] = label
-        out.append(item)
+        if not streamed:
+            out.append(item)
     if has_labels:
-        check_label_types([(r["label"], r["_where"]) for r in out], "label", opts.label_column)
+        labelled = rows if streamed else out
+        check_label_types(
+            ((r[opts.label_column if streamed else "label"], r["_where"]) for r in labelled), "label", opts.label_column
+        )
+    if streamed:
+        keys = {"text": text_col, "text_pair": pair_col, "label": opts.label_column if has_labels else None}
+        return renamed(rows, {k: c for k, c in keys.items() if c}, {"text": str, "text_pair": str}), bool(pair_col)
     return out, pair_col is not None
 
 
@@ -228,23 +286,34 @@ def check_known_labels(task: str, rows: list[dict], labels: list[str], split: st
             )
 
 
-def finalise_labels(task: str, regression: bool, rows: list[dict]) -> None:
-    """Store labels in their final type: float for regression, str otherwise."""
+def finalise_labels(task: str, regression: bool, rows):
+    """Store labels in their final type: float for regression, str otherwise. Returns the rows (changed in place,
+    or a ColumnRows that converts them as they are read)."""
     if task == TOK:
-        return
+        return rows
     for r in rows:
         if regression and not is_number(r["label"]):  # a regression model on data with classes: not a traceback
             raise DistilkitError(
                 f"{r['_where']}: label {show(r['label'])} is not a number, but the task is regression (the model "
                 "predicts one number per text); use data with numeric labels, or a classification model"
             )
-        r["label"] = float(r["label"]) if regression else _label_str(r["label"])
+        if not is_column_rows(rows):
+            r["label"] = float(r["label"]) if regression else _label_str(r["label"])
+    if is_column_rows(rows):
+        final = float if regression else _label_str
+        before = rows.convert.get("label")
+        convert = {**rows.convert, "label": (lambda v: final(before(v))) if before else final}
+        return rows.derived(convert=convert)
+    return rows
 
 
 def split_rows(rows: list[dict], fractions: tuple[float, ...], seed: int, stratify_key=None) -> list[list[dict]]:
     """Seeded split into len(fractions) parts; stratified by `stratify_key(row)` when every class has 2+ rows."""
     from sklearn.model_selection import train_test_split
 
+    if is_column_rows(rows):  # the same partition, computed on positions: no row is copied
+        positions = split_rows(list(range(len(rows))), fractions, seed, _keyed(rows, stratify_key))
+        return [rows.select(part) for part in positions]
     parts, rest, rest_frac = [], list(rows), 1.0
     for i, frac in enumerate(fractions[:-1]):
         share = frac / rest_frac if rest_frac > 0 else 0
@@ -304,7 +373,7 @@ def load_task_data(
     for split, rows in data.splits.items():
         limit = opts.max_train_samples if split == "train" else opts.max_eval_samples
         if limit and len(rows) > limit:
-            data.splits[split] = random.Random(seed).sample(rows, limit)
+            data.splits[split] = sample_rows(rows, limit, seed)
     return data
 
 
@@ -332,5 +401,5 @@ def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int, known
         for split in ("dev", "test"):
             if split in data.splits:
                 check_known_labels(data.task, data.splits[split], data.labels, split, from_training=True)
-    for rows in data.splits.values():
-        finalise_labels(data.task, data.regression, rows)
+    for split, rows in data.splits.items():
+        data.splits[split] = finalise_labels(data.task, data.regression, rows)

@@ -12,6 +12,7 @@ import sys
 import datasets
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
+from distilkit.data.columns import is_column_rows, scratch_file
 from distilkit.data.dataset import TOK, TaskData
 from distilkit.errors import DistilkitError
 
@@ -120,8 +121,12 @@ def encode_rows(
         )
     if check_unknown:
         warn_unknown_words(rows, task, tokenizer, what)
-    columns = [c for c in rows[0] if not c.startswith("_")] if rows else []
-    raw = datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
+    columns = [c for c in rows[0] if not c.startswith("_")] if len(rows) else []
+    if is_column_rows(rows):  # from an Arrow table: mapped into a temporary Arrow file, never into memory
+        raw = rows.to_dataset(columns)
+    else:
+        raw = datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
+    on_disk = bool(raw.cache_files)
     if task == TOK:
         fn, kwargs = _token_batch, dict(tokenizer=tokenizer, max_length=max_length, label2id=label2id)
     else:
@@ -135,6 +140,8 @@ def encode_rows(
         remove_columns=columns,
         desc="tokenizing",
         load_from_cache_file=False,
+        cache_file_name=scratch_file("tokens") if on_disk else None,
+        keep_in_memory=not on_disk,
     )
     truncated = int(sum(encoded["truncated"])) if len(encoded) else 0
     return encoded.remove_columns("truncated"), truncated

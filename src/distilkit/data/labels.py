@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from distilkit.errors import DistilkitError
 
@@ -66,7 +67,7 @@ def _check_scalar(value, where: str, what: str, column: str) -> None:
         )
 
 
-def check_label_types(items: list[tuple[object, str]], what: str, column: str) -> None:
+def check_label_types(items: Iterable[tuple[object, str]], what: str, column: str) -> None:
     """`items` are (value, where) pairs of one file. Raise on non-scalar values and on mixed JSON types."""
     first: dict[str, tuple[object, str]] = {}
     counts: dict[str, int] = {}
@@ -89,7 +90,7 @@ def check_label_types(items: list[tuple[object, str]], what: str, column: str) -
     )
 
 
-def check_tag_types(tag_lists: list[tuple[list, str]], column: str) -> None:
+def check_tag_types(tag_lists: Iterable[tuple[list, str]], column: str) -> None:
     """Token classification: (tags, where) per sentence; every tag a scalar, one JSON type per file (integer
     ner_tags are fine)."""
     if all(isinstance(t, str) for tags, _ in tag_lists for t in tags):
@@ -103,18 +104,25 @@ def check_tokens(tokens: list, where: str, column: str) -> None:
             raise DistilkitError(f"{where}: {column!r} holds {show(token)}; every word must be a string")
 
 
-def regression_reason(rows: list[dict]) -> dict | None:
+def regression_reason(rows: Iterable[dict]) -> dict | None:
     """The first row whose label makes the task regression (a number that is not an integer), checking that
-    no text label hides among such numbers. None when the labels are classes."""
-    fractional = next((r for r in rows if is_number(r["label"]) and not float(r["label"]).is_integer()), None)
+    no text label hides among such numbers. None when the labels are classes. One pass, keeping no rows."""
+    fractional = first_text = None
+    total = texts = 0
+    for r in rows:
+        total += 1
+        if not is_number(r["label"]):
+            texts += 1
+            first_text = first_text or r
+        elif fractional is None and not float(r["label"]).is_integer():
+            fractional = r
     if fractional is None:
         return None
-    others = [r for r in rows if not is_number(r["label"])]
-    if not others:
+    if first_text is None:
         return fractional
-    if len(others) > len(rows) - len(others):
+    if texts > total - texts:
         return None  # mostly text labels: classes (a stray number is a class name, as in any CSV)
-    bad = others[0]
+    bad = first_text
     raise DistilkitError(
         f"{bad['_where']}: label {show(bad['label'])} is not a number, but the other labels are numbers, not all "
         f"integers ({fractional['_where']}: {show(fractional['label'])}), which means regression; fix or remove "

@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 from distilkit.budget import check_file_fits
+from distilkit.data.columns import ColumnRows
 from distilkit.errors import DistilkitError
 
 EXTENSIONS = {
@@ -292,22 +293,20 @@ def read_columnar(path: Path, fmt: str) -> list[dict]:
     return dataset_splits(loaded, str(path), "all", rows_only=True)["all"]
 
 
-def dataset_splits(loaded, where: str, single: str, rows_only: bool = False) -> dict[str, list[dict]]:
-    """Rows of a datasets.Dataset (as split `single`) or of each split of a DatasetDict, ClassLabel ids turned
-    into their names; each row's `_where` names the dataset, the split and the row."""
+def dataset_splits(loaded, where: str, single: str, rows_only: bool = False) -> dict[str, ColumnRows]:
+    """The rows of a datasets.Dataset (as split `single`) or of each split of a DatasetDict, read on demand
+    (data/columns.py), ClassLabel ids shown as their names; each row's `_where` names the dataset, the split and
+    the row (`file[row N]` for a file's one table)."""
     import datasets
 
     parts = loaded if isinstance(loaded, datasets.DatasetDict) else {single: loaded}
     out = {}
     for name, ds in parts.items():
         split = {"validation": "dev", "valid": "dev"}.get(name, name)
-        rows = []
         converters = {col: _feature_to_names(feat) for col, feat in ds.features.items()}
-        for i, row in enumerate(ds):
-            row = {col: converters[col](val) if converters[col] else val for col, val in row.items()}
-            row["_where"] = f"{where}[row {i}]" if rows_only else f"{where}[{name}][{i}]"
-            rows.append(row)
-        out[split] = rows
+        convert = {col: fn for col, fn in converters.items() if fn}
+        prefix = where if rows_only else f"{where}[{name}]"
+        out[split] = ColumnRows(ds, prefix, convert=convert, row_word="row " if rows_only else "")
     return out
 
 

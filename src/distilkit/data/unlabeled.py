@@ -72,6 +72,7 @@ def load_unlabeled(
         )
     if limit is not None and len(rows) > limit:
         rows = random.Random(seed).sample(rows, limit)
+    rows = [dict(row) for row in rows]  # labels are filled in below: rows of a ColumnRows are read-only
     placeholder = 0.0 if regression else (labels[0] if labels else "0")
     for row in rows:
         if task == TOK:

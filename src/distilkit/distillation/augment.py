@@ -87,7 +87,7 @@ def augment(cfg: AugmentConfig, resolved: dict | None = None) -> Path:
         )
     if cfg.copies < 1:
         raise DistilkitError(f"--copies {cfg.copies}: must be at least 1")
-    rows = read_file(source, fmt)
+    rows = list(read_file(source, fmt))  # augment keeps every row (estimated by check_memory below)
     columns = [c for c in rows[0] if c != "_where"]
     token_task = fmt == "conll" or isinstance(rows[0].get(cfg.tokens_column), list)
     if token_task:

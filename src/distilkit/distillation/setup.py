@@ -111,7 +111,7 @@ def prepare_data(cfg: DistillConfig, teacher):
         raise DistilkitError(f"{data.name}: this is {data.task} data but the teacher is a {teacher.task} model")
     data.regression, data.labels = teacher.regression, list(teacher.labels)
     for split, rows in data.splits.items():
-        finalise_labels(data.task, data.regression, rows)
+        data.splits[split] = rows = finalise_labels(data.task, data.regression, rows)
         if not data.regression:
             check_known_labels(data.task, rows, data.labels, split)
     if cfg.unlabeled:
@@ -120,8 +120,7 @@ def prepare_data(cfg: DistillConfig, teacher):
         rows = load_unlabeled(
             cfg.unlabeled, data.task, cfg, data.is_pair, data.labels, data.regression, limit, cfg.seed
         )
-        finalise_labels(data.task, data.regression, rows)
-        data.splits[UNLABELED] = rows
+        data.splits[UNLABELED] = rows = finalise_labels(data.task, data.regression, rows)
         print(
             f"transfer set: {len(rows)} unlabeled examples from {cfg.unlabeled} next to {train} labelled ones; "
             "the teacher labels them, label losses skip them"

@@ -64,8 +64,7 @@ def splits_rows_for(trained, opts, split_names: list[str], as_in_training: bool 
                 split = next(iter(data.splits))
             else:
                 raise DistilkitError(f"{data.name}: no {split_name!r} split; it has {', '.join(data.splits)}")
-        rows = data.splits[split]
-        finalise_labels(data.task, trained.regression, rows)
+        data.splits[split] = rows = finalise_labels(data.task, trained.regression, data.splits[split])
         if not trained.regression:
             check_known_labels(data.task, rows, trained.labels, split)
         out.append((split, rows))
