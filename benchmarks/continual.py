@@ -52,7 +52,8 @@ def main() -> None:
         "--overwrite",
     ]
     old = RUNS / "continual-old"
-    run_distilkit(["finetune", "--model", "minilm-l6", "--data", data / "old", "--output", old, *common])
+    keep = ["--keep-data-sample"]  # --replay and the forgetting numbers read the old run's data sample
+    run_distilkit(["finetune", "--model", "minilm-l6", "--data", data / "old", "--output", old, *common, *keep])
     variants = {
         "plain": [],
         "preserve_kd": ["--preserve", "kd"],

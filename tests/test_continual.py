@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import FAST, ner_sentences, topic_rows, write_conll, write_csv
+from conftest import FAST, ner_sentences, run_cli, topic_rows, write_conll, write_csv
 from safetensors.torch import load_file
 
 from distilkit.cli import main
@@ -19,14 +19,30 @@ def old_run(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("continual")
     data = write_csv(folder / "old.csv", rows_of({"music", "sport"}, 300, 1))
     out = folder / "old"
-    main(["finetune", "--model", str(tiny_model), "--data", str(data), "--output", str(out), "--epochs", "12", *FAST])
+    args = ["--data", str(data), "--output", str(out), "--epochs", "12", "--keep-data-sample", *FAST]
+    main(["finetune", "--model", str(tiny_model), *args])
     return out
 
 
-def test_run_folder_keeps_a_data_sample(old_run):
+def test_run_folder_keeps_a_data_sample_when_asked(old_run, topic_run):
     lines = (old_run / "data_sample" / "train.jsonl").read_text().splitlines()
     assert len(lines) == 160 and set(json.loads(lines[0])) == {"text", "label"}
     assert (old_run / "data_sample" / "test.jsonl").exists()
+    assert not (old_run / "model" / "data_sample").exists()  # beside the model, never in it
+    assert not (topic_run / "data_sample").exists()  # by default a run folder holds none of the user's data
+
+
+def test_continue_from_a_run_without_a_data_sample(topic_run, tmp_path, capsys):
+    new = write_csv(tmp_path / "new.csv", topic_rows(60, seed=4))
+    args = ["finetune", "--continue-from", topic_run, "--data", new, "--epochs", "1", *FAST]
+    code, _, err = run_cli([*args, "--output", tmp_path / "replayed", "--replay", "10"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "kept no data sample to replay (it ran without --keep-data-sample)" in err
+    assert not (tmp_path / "replayed").exists()
+    code, out, _ = run_cli([*args, "--output", tmp_path / "new"], capsys)
+    assert code == 0 and "forgetting of its task is not measured" in out
+    continual = json.loads((tmp_path / "new" / "metrics.json").read_text())["continual"]
+    assert continual["old_task"] is None and 0 <= continual["new_task"]["after"] <= 1
 
 
 @pytest.mark.parametrize("extra", [[], ["--preserve", "kd", "--replay", "40"]])

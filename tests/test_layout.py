@@ -12,11 +12,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "distilkit"
 # Earlier layers first. The top-level name is the package (or the loose module) under distilkit/.
 LAYERS = [
     # core: the error type, quiet imports, result printing, options, how files are written, size estimates, runs
-    {"errors", "noise", "console", "option_rules", "config", "config_loader", "files", "budget", "runs"},
+    {"errors", "noise", "console", "option_rules", "config", "option_aliases", "config_loader"}
+    | {"files", "budget", "runs"},
     {"data"},  # files and built-in datasets → HF datasets, labels, tokenization
     {"models"},  # loading any encoder, layers, pruned shapes
     {"adapters"},  # PEFT methods (what a model folder may carry)
     {"inference"},  # loading trained models (torch or ONNX), predicting
+    {"hub"},  # model cards of every model folder, and push (model files only) to the Hugging Face Hub
     {"evaluation"},  # metrics, evaluate, bench, report
     {"losses"},  # the loss registry and formulas
     {"training"},  # finetune, Trainer set-up, adversarial, continual

@@ -113,12 +113,14 @@ def test_the_precision_help_says_what_auto_does_on_a_cpu(capsys):
 @pytest.mark.parametrize(
     "given, meant",
     [
-        ("--per-device-train-batch-size", "--batch-size"),
-        ("--per-device-eval-batch-size", "--eval-batch-size"),
-        ("--learning-rate", "--lr"),
-        ("--num-train-epochs", "--epochs"),
-        ("--output-dir", "--output"),
-        ("--max-seq-length", "--max-length"),
+        # Hugging Face's spellings are aliases now (test_hf_option_names.py): misspelt, they lead to the option
+        ("--per-device-train-batchsize", "--batch-size"),
+        ("--per-device-eval-batchsize", "--eval-batch-size"),
+        ("--learning-rates", "--lr"),
+        ("--num-train-epoch", "--epochs"),
+        ("--output-dirs", "--output"),
+        ("--max-seq-len", "--max-length"),
+        ("--batchsize", "--batch-size"),
         ("--batch-sise", "--batch-size"),
     ],
 )

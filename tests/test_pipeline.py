@@ -14,6 +14,7 @@ from conftest import run_cli, topic_rows, write_csv
 
 from distilkit.cli import parse
 from distilkit.errors import DistilkitError
+from distilkit.hub.cards import check_card
 from distilkit.pipeline.run import Pipeline, changed_sections, load_recipe
 
 RECIPES = Path(__file__).parent.parent / "recipes"
@@ -60,6 +61,11 @@ def test_pipeline_writes_every_stage(tiny_pipeline):
     assert bench["models"][0]["speedup"] == 1.0
     assert bench["models"][1]["gflops_per_example"] < bench["models"][0]["gflops_per_example"]  # 1 layer of 2
     assert json.loads((run / "eval" / "teacher.json").read_text())["accuracy"] >= 0.8
+    folders = [run / "teacher" / "model", run / "students" / "s1" / "model", run / "int8" / "teacher-dynamic"]
+    for row, folder in zip(bench["models"], folders + [run / "int8" / "s1-dynamic"]):  # bench's numbers in each card
+        text = check_card(folder / "README.md").text
+        assert f"Batch-1 latency: {row['latency_p50_ms']:.2f} ms median" in text
+        assert text.index("## Speed") < text.index("## How to use")
     md = (run / "report.md").read_text()
     assert "| teacher |" in md and ("Ship **" in md or "No model keeps" in md)
     html = (run / "report.html").read_text()

@@ -17,7 +17,7 @@ from distilkit.noise import quiet_library_logs
 __version__ = "0.1.0"
 
 _COMMANDS = ["finetune", "distill", "augment", "evaluate", "search", "merge", "predict", "prune", "export"]
-_COMMANDS += ["quantize", "bench", "report", "run", "serve"]
+_COMMANDS += ["quantize", "bench", "report", "run", "serve", "push"]
 # public name -> the module that defines it
 _PUBLIC = {
     "DistilkitError": "distilkit.errors",
@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see (the imports run lazily abo
     from distilkit.api import merge as merge
     from distilkit.api import predict as predict
     from distilkit.api import prune as prune
+    from distilkit.api import push as push
     from distilkit.api import quantize as quantize
     from distilkit.api import recording as recording
     from distilkit.api import report as report

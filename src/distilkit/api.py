@@ -40,6 +40,11 @@ class RunResult:
         """The model folder inside the run: a plain Hugging Face model folder (or an adapter)."""
         return self.folder / "model"
 
+    def push_to_hub(self, repo_id: str, **options: Any) -> dict[str, Any]:
+        """Upload the run's model folder (its model files and card, nothing else) to the Hub repo `repo_id`;
+        `options` are push's (private, revision, token, dry_run, message)."""
+        return push(model=str(self.folder), repo_id=repo_id, **options)
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -121,14 +126,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _hugging_face_names(command: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with Hugging Face's names (learning_rate, output_dir, ...) replaced by the command's own."""
+    from distilkit.cli import COMMAND_TABLE
+    from distilkit.option_aliases import resolve_mapping
+
+    return resolve_mapping(options, [f.name for f in dataclasses.fields(COMMAND_TABLE[command].config)])
+
+
 def build_config(command: str, options: dict[str, Any]) -> Any:
-    """The command's config dataclass from keyword options: unknown names are a TypeError naming the nearest
-    option, values of the wrong type a DistilkitError like the CLI's, ranges checked by the config itself."""
+    """The command's config dataclass from keyword options: Hugging Face's names taken as the CLI takes them
+    (learning_rate=...), unknown names a TypeError naming the nearest option, values of the wrong type a
+    DistilkitError like the CLI's, ranges checked by the config itself."""
     from distilkit.cli import COMMAND_TABLE, _closest
 
     cls = COMMAND_TABLE[command].config
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
+    options = _hugging_face_names(command, options)
     for name in options:
         if name not in fields:
             near = _closest(name, list(fields))
@@ -143,6 +158,24 @@ def build_config(command: str, options: dict[str, Any]) -> Any:
     return cls(**values)
 
 
+# Commands that write a model folder: their functions also take push_to_hub="ORG/NAME"
+PUSHED = ("finetune", "distill", "prune", "merge", "export", "quantize")
+
+
+def _call_and_push(command: str, options: dict[str, Any]) -> Any:
+    """Run a command that writes a model folder; with push_to_hub="ORG/NAME", push that folder once it is finished
+    (the repo id is checked first, so a bad one costs no training)."""
+    from distilkit.hub.cards import valid_repo_id
+
+    repo_id = options.pop("push_to_hub", None)
+    if repo_id is not None and not (isinstance(repo_id, str) and valid_repo_id(repo_id)):
+        raise DistilkitError(f"push_to_hub={repo_id!r}: give the Hub repo as ORG/NAME, e.g. my-org/bbc-student")
+    folder = _call(command, options)
+    if repo_id is not None:
+        push(model=str(folder), repo_id=repo_id)
+    return folder
+
+
 def _call(command: str, options: dict[str, Any]) -> Any:
     """Run one command from Python: build its config, run its runner with results returned, not printed."""
     import importlib
@@ -154,6 +187,7 @@ def _call(command: str, options: dict[str, Any]) -> Any:
     from distilkit.noise import quiet_library_logs
 
     quiet_library_logs()
+    options = _hugging_face_names(command, options)  # model_name_or_path=<a loaded model> is a model too
     with models_on_disk(options) as on_disk:
         config = build_config(command, on_disk)
         resolved = options_of(config)
@@ -182,9 +216,15 @@ def _signed(command: str) -> Callable[[F], F]:
             else inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name])
             for f in dataclasses.fields(cls)
         ]
+        if command in PUSHED:  # not an option of the CLI command: `distilkit push` does it there
+            hub = inspect.Parameter("push_to_hub", inspect.Parameter.KEYWORD_ONLY, default=None)
+            keywords.append(hub.replace(annotation=typing.Optional[str]))
         signature = inspect.Signature(keywords, return_annotation=inspect.signature(fn).return_annotation)
         fn.__signature__ = signature  # type: ignore[attr-defined]
         fn.__doc__ = (fn.__doc__ or "") + f"\n\nOptions: those of `distilkit {command} --help`, as keyword arguments."
+        if command in PUSHED:
+            fn.__doc__ += ' push_to_hub="ORG/NAME" then uploads the model folder (as `distilkit push` does).'
+
         return fn
 
     return decorate
@@ -196,13 +236,13 @@ def _signed(command: str) -> Callable[[F], F]:
 @_signed("finetune")
 def finetune(**options: Any) -> RunResult:
     """Fine-tune a model (teacher or student) on labelled data; returns its run folder."""
-    return _run_result(_call("finetune", options))
+    return _run_result(_call_and_push("finetune", options))
 
 
 @_signed("distill")
 def distill(**options: Any) -> RunResult:
     """Distil fine-tuned teacher(s) into a smaller student; returns its run folder."""
-    return _run_result(_call("distill", options))
+    return _run_result(_call_and_push("distill", options))
 
 
 @_signed("augment")
@@ -228,25 +268,25 @@ def predict(**options: Any) -> list[dict[str, Any]]:
 @_signed("prune")
 def prune(**options: Any) -> RunResult:
     """Remove attention heads, FFN neurons or weights; returns the pruned model's run folder."""
-    return _run_result(_call("prune", options))
+    return _run_result(_call_and_push("prune", options))
 
 
 @_signed("export")
 def export(**options: Any) -> Path:
     """Export a model to ONNX, checked against PyTorch; returns the ONNX folder."""
-    return Path(_call("export", options))
+    return Path(_call_and_push("export", options))
 
 
 @_signed("quantize")
 def quantize(**options: Any) -> Path:
     """int8-quantize a model (ONNX Runtime dynamic/static, or torchao); returns the quantized folder."""
-    return Path(_call("quantize", options))
+    return Path(_call_and_push("quantize", options))
 
 
 @_signed("merge")
 def merge(**options: Any) -> Path:
     """Fold a LoRA or BitFit adapter into its base model; returns the plain model folder."""
-    return Path(_call("merge", options))
+    return Path(_call_and_push("merge", options))
 
 
 @_signed("bench")
@@ -281,6 +321,13 @@ def serve(**options: Any) -> None:
     """Serve a model over HTTP until stopped (Ctrl-C, SIGTERM). To embed the app in your own ASGI server instead:
     `distilkit.serving.app.create_app(ServeConfig(model=...))`."""
     _call("serve", options)
+
+
+@_signed("push")
+def push(**options: Any) -> dict[str, Any]:
+    """Upload a model folder's model files (weights, config, tokenizer, card; nothing else) to the Hugging Face Hub;
+    `dry_run=True` only lists them. Returns the repo, the folder, the files and the commit URL."""
+    return dict(_call("push", options))
 
 
 # ---- for one's own training code -------------------------------------------------------------------------------
@@ -333,4 +380,5 @@ COMMAND_FUNCTIONS = {
     "report": report,
     "run": run,
     "serve": serve,
+    "push": push,
 }

@@ -1,14 +1,15 @@
 """The `distilkit` command, built from the typed config dataclasses (jsonargparse, as litgpt does).
 
 Every dataclass field becomes an option with its type, default and help line; `--config FILE.yaml` reads the
-same keys (command line wins), checked by the one loader of distilkit.config_loader. Usage errors and
-`DistilkitError`s print one line and exit with status 2. `COMMAND_TABLE` below is the only list of commands.
+same keys (command line wins), checked by the one loader of distilkit.config_loader. Hugging Face's spellings
+(`--learning-rate`, `--output-dir`, ...) are taken as aliases (distilkit.option_aliases) and named in --help. Usage
+errors and `DistilkitError`s print one line and exit with status 2. `COMMAND_TABLE` below is the only list of
+commands.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import sys
@@ -25,8 +26,10 @@ from distilkit.distillation.options import AugmentConfig
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.options import BenchConfig, EvaluateConfig, ReportConfig
 from distilkit.files import write_failure
+from distilkit.hub.options import PushConfig
 from distilkit.inference.options import PredictConfig
 from distilkit.noise import quiet_library_logs
+from distilkit.option_aliases import also_known_as, nearest, resolve_argv
 from distilkit.pipeline.options import PipelineConfig, SearchConfig
 from distilkit.serving.options import ServeConfig
 
@@ -49,6 +52,13 @@ class DashedHelpFormatter(DefaultHelpFormatter):
 
     def _format_usage(self, *args, **kwargs) -> str:
         return _dashed(super()._format_usage(*args, **kwargs))
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrap help lines at spaces only: an option named in the text (also: --per-device-train-batch-size) stays
+        whole."""
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class Parser(ArgumentParser):
@@ -92,40 +102,9 @@ def _options(parser: ArgumentParser) -> list[str]:
     return [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
 
 
-# Hugging Face's TrainingArguments / example-script names of options distilkit spells otherwise
-HF_NAMES = {
-    "per_device_train_batch_size": "batch_size",
-    "train_batch_size": "batch_size",
-    "per_device_eval_batch_size": "eval_batch_size",
-    "learning_rate": "lr",
-    "num_train_epochs": "epochs",
-    "output_dir": "output",
-    "model_name_or_path": "model",
-    "max_seq_length": "max_length",
-    "validation_file": "dev_file",
-    "gradient_accumulation_steps": "grad_accum",
-    "warmup_ratio": "warmup",
-    "warmup_steps": "warmup",
-    "overwrite_output_dir": "overwrite",
-    "resume_from_checkpoint": "resume",
-    "fp16": "precision",
-    "bf16": "precision",
-    "dataset_name": "data",
-}
-
-
 def _closest(given: str, names: list[str]) -> str | None:
-    """The option name most like `given`: its Hugging Face spelling, else the name sharing the most words with it
-    and adding the fewest (per_device_train_batch_size → batch_size, not eval_batch_size), else difflib's."""
-    if HF_NAMES.get(given) in names:
-        return HF_NAMES[given]
-    words = set(given.split("_"))
-    scored = [(len(words & set(n.split("_"))) - len(set(n.split("_")) - words), n) for n in names]
-    best = max(scored, default=(0, None))
-    if best[0] > 0:
-        return best[1]
-    close = difflib.get_close_matches(given, names, 1, 0.6)
-    return close[0] if close else None
+    """The option most like `given`, Hugging Face's spellings included (distilkit.option_aliases.nearest)."""
+    return nearest(given, names)
 
 
 def _suggest(option: str, parser: ArgumentParser) -> str:
@@ -253,6 +232,11 @@ COMMAND_TABLE: dict[str, Command] = {
         "distilkit.serving.serve:serve",
         "serve a model over HTTP: /predict (micro-batched), /health, /metrics, a playground",
     ),
+    "push": Command(
+        PushConfig,
+        "distilkit.hub.push:push",
+        "upload a model folder to the Hugging Face Hub: its model files and card, nothing else",
+    ),
 }
 # name → (config class, help): derived from COMMAND_TABLE, for code written against that older shape (the tests)
 COMMANDS = {name: (command.config, command.help) for name, command in COMMAND_TABLE.items()}
@@ -271,6 +255,10 @@ def build_parser() -> ArgumentParser:
             skip = {field_name}
             sub.add_argument(field_name, nargs=nargs, help=help_line)
         sub.add_class_arguments(command.config, nested_key=None, skip=skip, fail_untyped=True, sub_configs=False)
+        also = also_known_as(f.name for f in dataclasses.fields(command.config))
+        for action in sub._actions:  # Hugging Face's names of the option: "(also: --learning-rate)"
+            if action.dest in also and action.help:
+                action.help += f" (also: {', '.join(also[action.dest])})"
         subcommands.add_subcommand(name, sub, help=command.help)
     return parser
 
@@ -280,10 +268,10 @@ def parse(argv: list[str]) -> tuple[str, object, dict]:
     parser = build_parser()
     if argv and argv[0] in COMMAND_TABLE:
         cls = COMMAND_TABLE[argv[0]].config
-        if argv[0] == "serve" and len(argv) > 1 and not argv[1].startswith("-"):
-            argv = [argv[0], "--model", *argv[1:]]  # distilkit serve RUN_OR_MODEL [options]
-        argv = [argv[0]] + _normalise_argv(argv[1:], cls)
+        if argv[0] in ("serve", "push") and len(argv) > 1 and not argv[1].startswith("-"):
+            argv = [argv[0], "--model", *argv[1:]]  # distilkit serve|push RUN_OR_MODEL [options]
         fields = {f.name for f in dataclasses.fields(cls)}
+        argv = [argv[0]] + _normalise_argv(resolve_argv(argv[1:], fields), cls)
         for arg in argv[1:]:
             old = arg[2:].partition("=")[0] if arg.startswith("--") else ""
             if old in RENAMED and old not in fields and RENAMED[old] in fields:

@@ -9,7 +9,7 @@ Shared groups of options are mixin dataclasses, so `finetune` and `evaluate` spe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from distilkit.option_rules import (
     AT_LEAST_1,
@@ -32,6 +32,9 @@ PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 Task = Literal["auto", "sequence-classification", "token-classification"]
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "parquet", "arrow", "disk"]
 SplitName = Literal["train", "dev", "test"]
+# The trackers --report-to can name: the Hugging Face Trainer's integrations of those names (training/tracking.py
+# checks that their packages are installed before a run starts).
+TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")
 # The names of distillation/methods.METHODS, which checks on import that it registers exactly these. They are spelt
 # here because the registry's module imports torch (through the losses) and --help must not.
 MethodName = Literal["kd", "tinybert", "distilbert", "minilm"]
@@ -118,6 +121,8 @@ class TrainOptions(Checked):
         pgd_alpha: PGD step size.
         save_steps: Also checkpoint every N optimizer steps, so --resume continues mid-epoch (long epochs, such as
             general distillation on a corpus); with a dev set, evaluation runs at the same steps.
+        report_to: Trackers that get the training logs (loss parts included): tensorboard (into the run's logs/),
+            wandb, mlflow, trackio, or none; several comma-separated, e.g. tensorboard,mlflow.
         resume: Continue an interrupted run in the same output folder from its last checkpoint.
         overwrite: Replace an existing finished run folder.
     """
@@ -144,8 +149,13 @@ class TrainOptions(Checked):
     pgd_steps: int = opt(3, AT_LEAST_1)
     pgd_alpha: float = opt(0.3, POSITIVE)
     save_steps: Optional[int] = opt(None, AT_LEAST_1)
+    report_to: Union[list[str], str] = "tensorboard"
     resume: bool = False
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.report_to = parse_report_to(self.report_to)
 
 
 @dataclass
@@ -182,13 +192,18 @@ class ContinualOptions(Checked):
         continue_from: A finished finetune run folder to continue from (its model; new labels extend its map).
         preserve: kd = Learning without Forgetting: distil the previous model's old-label outputs on the new inputs.
         preserve_weight: Weight λ of the preserving KD term.
-        replay: Mix this many stored examples of the old training data (from the run's data_sample/) into training.
+        replay: Mix this many examples of the old training data into training: from the data sample that the run of
+            --continue-from kept (it must have run with --keep-data-sample).
+        keep_data_sample: Keep a seeded sample of this run's train (1,000) and test (500) rows in the run folder's
+            data_sample/, beside model/ (never in it), for a later --continue-from to replay and to measure
+            forgetting on. Off by default: a run folder then holds none of your data.
     """
 
     continue_from: Optional[str] = None
     preserve: Optional[Literal["kd"]] = None
     preserve_weight: float = opt(1.0, NON_NEGATIVE)
     replay: int = opt(0, COUNT)
+    keep_data_sample: bool = False
 
 
 @dataclass
@@ -297,6 +312,25 @@ def parse_split_fractions(split: str) -> tuple[float, float, float]:
             f"--split {split!r}: give three non-negative fractions train,dev,test that sum to 1, e.g. 0.8,0.1,0.1"
         )
     return parts[0], parts[1], parts[2]
+
+
+def parse_report_to(value) -> list[str]:
+    """--report-to as a list of tracker names: "tensorboard,mlflow", a list, or "none" (no tracker: [])."""
+    from distilkit.errors import DistilkitError
+
+    names = value.split(",") if isinstance(value, str) else list(value or [])
+    names = [str(name).strip().lower() for name in names if str(name).strip()]
+    if "none" in names:
+        if len(names) > 1:
+            raise DistilkitError(f"--report-to {','.join(names)!r}: none means no tracker; give it alone")
+        return []
+    for name in names:
+        if name not in TRACKERS:
+            raise DistilkitError(
+                f"--report-to {name!r}: unknown tracker; choose from {', '.join(TRACKERS)} or none (several "
+                "comma-separated, e.g. tensorboard,mlflow)"
+            )
+    return list(dict.fromkeys(names))  # each once, in the order given
 
 
 def describe_data(value) -> str:

@@ -4,8 +4,8 @@ One function checks them all so that the same mistake gets the same answer where
 options goes through `load_options`, which refuses a bad one with one line naming the file and, in a recipe, the
 section:
 
-- keys may be dashed or underscored, as on the command line (batch-size = batch_size); an unknown key gets the
-  nearest valid name;
+- keys may be dashed or underscored, as on the command line (batch-size = batch_size), and spelt as Hugging Face
+  does (learning_rate = lr: distilkit.option_aliases); an unknown key gets the nearest valid name;
 - each value is checked against its dataclass field's annotation (str, int, float, bool, Optional, Literal,
   list, dict); where a number is expected a string that parses as one is taken as that number, because YAML 1.1
   (PyYAML) reads `lr: 1e-4` as the text "1e-4";
@@ -18,7 +18,6 @@ Only the standard library, PyYAML and distilkit's option modules are imported: `
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import os
 import types
@@ -28,6 +27,7 @@ from typing import Literal, Union, get_args, get_origin
 import yaml
 
 from distilkit.errors import DistilkitError
+from distilkit.option_aliases import aliases_for, nearest, resolve
 from distilkit.option_rules import option_name, parse_number
 
 BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
@@ -63,8 +63,10 @@ def renamed_message(old: str) -> str:
     )
 
 
-def check_keys(mapping, valid, source: str, where: str = "", of: str = "") -> dict:
-    """`mapping` with its keys underscored, after refusing a key that is not in `valid`.
+def check_keys(mapping, valid, source: str, where: str = "", of: str = "", values: bool = True) -> dict:
+    """`mapping` with its keys underscored and Hugging Face's names replaced by distilkit's (with `values`, their
+    values too: warmup_ratio: 0.1 is warmup: 0.1; search's --space keeps its ranges as they are), after refusing a
+    key that is not in `valid`.
 
     The message takes the form its context reads best in: `unknown option 'x'` for a whole options file,
     `unknown key 'x' in students.s1` for a recipe section, `'x' is not an option of finetune` where the command
@@ -76,14 +78,21 @@ def check_keys(mapping, valid, source: str, where: str = "", of: str = "") -> di
         place = f"{source}: {where}" if where else source
         raise DistilkitError(f"{place} must be a mapping of option: value, got {type(mapping).__name__}")
     valid = list(valid)
+    aliases = aliases_for(valid)
     out: dict = {}
+    given: dict = {}
     for key, value in mapping.items():
         name = str(key).replace("-", "_")
+        if name in aliases:
+            try:
+                name, value = resolve(name, value, valid) if values else (aliases[name][1], value)
+            except DistilkitError as err:
+                raise DistilkitError(f"{_prefix(source, where)}{err}") from None
         if name not in valid and RENAMED.get(name) in valid:
             raise DistilkitError(f"{_prefix(source, where)}{renamed_message(name)}")
         if name not in valid:
-            near = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
+            near = nearest(name, valid, cutoff=0.5)
+            hint = f"; did you mean {near!r}?" if near else f"; valid keys: {', '.join(valid)}"
             what = (
                 f"{key!r} is not an option of {of}"
                 if of
@@ -92,9 +101,15 @@ def check_keys(mapping, valid, source: str, where: str = "", of: str = "") -> di
                 else f"unknown option {key!r}"
             )
             raise DistilkitError(f"{source}: {what}{hint}")
-        if name in out:  # batch-size and batch_size in one file: which one was meant is a guess, so ask
-            raise DistilkitError(f"{_prefix(source, where)}{name} is given twice (dashed and underscored); keep one")
-        out[name] = value
+        if name in out:  # batch-size and batch_size, or lr and learning_rate: which one was meant is a guess, so ask
+            first, second = (str(k).replace("-", "_") for k in (given[name], key))
+            twice = (
+                f"{name} is given twice (dashed and underscored)"
+                if first == second
+                else f"{option_name(first)} and {option_name(second)} both set {option_name(name)}"
+            )
+            raise DistilkitError(f"{_prefix(source, where)}{twice}; keep one")
+        out[name], given[name] = value, key
     return out
 
 

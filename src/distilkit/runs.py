@@ -47,11 +47,13 @@ RESUME_FREE = {
     "overwrite",
     "threads",
     "logging_steps",
+    "report_to",
     "eval_batch_size",
     "cache",
     "cache_dir",
     "cache_max_gb",
     "force",
+    "keep_data_sample",
 }
 DATA_FILE_KEYS = ("data", "train_file", "dev_file", "test_file", "unlabeled")
 

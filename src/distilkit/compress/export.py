@@ -28,6 +28,7 @@ from distilkit.data.dataset import TOK
 from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.files import folder_bytes, write_json
+from distilkit.hub.card_exports import export_card
 from distilkit.inference.loading import MODEL_INPUTS, load_trained, run_batches
 from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distilkit.runs import RunFolder
@@ -238,6 +239,7 @@ def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
             "size_bytes": (work / ONNX_FILE).stat().st_size,
         }
         write_json(work / META_FILE, meta)
+        export_card(work, cfg.model, meta)
         final = run.finish()
     except BaseException as err:
         run.fail(err)

@@ -8,6 +8,7 @@ from distilkit import adapters
 from distilkit.compress.options import MergeConfig
 from distilkit.console import show
 from distilkit.errors import DistilkitError
+from distilkit.hub.card_exports import merge_card
 from distilkit.inference.loading import load_trained
 from distilkit.models import resolve_model
 from distilkit.runs import RunFolder
@@ -36,6 +37,7 @@ def merge(cfg: MergeConfig, resolved: dict | None = None) -> Path:
     try:
         merged.save_pretrained(str(work))
         trained.tokenizer.save_pretrained(str(work))
+        merge_card(work, cfg.model, meta)
         run.finish()
     except BaseException as err:
         run.fail(err)

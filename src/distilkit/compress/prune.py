@@ -24,6 +24,7 @@ from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.evaluate import score_rows, splits_rows_for
 from distilkit.evaluation.metrics import default_metric, headline
+from distilkit.hub.card_kinds import prune_card
 from distilkit.inference.loading import MODEL_INPUTS, TrainedModel, load_trained
 from distilkit.models.pruned import __file__ as PRUNED_MODELING_SOURCE
 from distilkit.runs import RunFolder
@@ -150,6 +151,7 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
             **{k: getattr(opts, k) for k in ("data", "train_file", "dev_file", "test_file")},
         }
         run.write_results(metrics, config)
+        prune_card(work, config, metrics, PruneConfig)
         final = run.finish()
     except BaseException as err:
         run.fail(err)

@@ -32,6 +32,7 @@ from distilkit.errors import DistilkitError
 from distilkit.evaluation.evaluate import score_rows, split_rows_for
 from distilkit.evaluation.metrics import default_metric, headline
 from distilkit.files import folder_bytes, write_json
+from distilkit.hub.card_exports import quantize_card
 from distilkit.inference.loading import MODEL_INPUTS, load_trained
 from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, graph_is_quantized, is_onnx_folder, read_meta
 from distilkit.models import read_config_dict, resolve_model
@@ -346,6 +347,7 @@ def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
                     "size_bytes": (work / ONNX_FILE).stat().st_size,
                 }
                 write_json(work / META_FILE, meta)
+            quantize_card(work, cfg.model, report)
             final = run.finish()
         except BaseException as err:
             run.fail(err)

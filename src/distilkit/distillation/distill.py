@@ -35,19 +35,19 @@ from distilkit.distillation.setup import (
 from distilkit.distillation.students import build_student, copied_layers, is_pretrained_spec
 from distilkit.distillation.trainer import DistillationTrainer
 from distilkit.errors import DistilkitError
-from distilkit.evaluation.metrics import format_table, plot_confusion_matrix
+from distilkit.evaluation.metrics import format_table, plot_confusion_matrix, scalar_metrics
 from distilkit.losses.registry import import_plugins, reads_of
 from distilkit.models import load_tokenizer, resolve_model
 from distilkit.models.families import layer_count
 from distilkit.training.guard import check_finite_weights
 from distilkit.training.job import TrainingJob, run_training
+from distilkit.training.tracking import prefixed, save_trainer_state, use_trackers, write_trainer_files
 from distilkit.training.trainer_setup import (
     EpochTimer,
     compute_metrics_fn,
     count_parameters,
     metric_choice,
     preprocess_logits,
-    tensorboard_callback,
     training_arguments,
 )
 
@@ -209,6 +209,8 @@ class DistillJob(TrainingJob):
                 from safetensors.torch import save_file
 
                 save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, str(done))
+                # its log history beside its TensorBoard logs: trainer_state.json is the last stage's
+                save_trainer_state(trainer.state, work / "logs" / stage.name / "trainer_state.json", work)
         self.elapsed = time.perf_counter() - started
         self.is_main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
 
@@ -252,25 +254,23 @@ class DistillJob(TrainingJob):
                 partial = done.with_suffix(".partial")
                 shutil.copyfile(source, partial)
                 partial.replace(done)
-            self.timings[name] = {"reused_from": str(source.parent.resolve())}
+            self.timings[name] = {"reused_from": self.cfg.intermediate_from}  # as given: no machine path
         print(f"stage {name}: already done, loaded {source}")
 
     def train_stage(self, i: int, work: Path, run) -> None:
-        """One stage of the trainer, with its own TensorBoard folder and epoch timer, resumed from its last
-        checkpoint with --resume."""
-        from transformers.integrations import TensorBoardCallback
-
+        """One stage of the trainer, with its own TensorBoard folder, tracker runs (named <output>-<stage> when
+        there are several stages) and epoch timer, resumed from its last checkpoint with --resume."""
         trainer, stage = self.trainer, self.stages[i]
-        for kind in (TensorBoardCallback, EpochTimer):
-            trainer.pop_callback(kind)
+        name = Path(self.cfg.output).name
+        use_trackers(trainer, work / "logs" / stage.name, name if len(self.stages) == 1 else f"{name}-{stage.name}")
+        trainer.pop_callback(EpochTimer)
         timer = EpochTimer()
-        trainer.add_callback(tensorboard_callback(work / "logs" / stage.name))
         trainer.add_callback(timer)
         epochs = trainer.stage_settings(i)["num_train_epochs"]
         print(f"\nstage {i + 1}/{len(self.stages)}: {stage.name}, {epochs:g} epochs")
         checkpoint = run.last_checkpoint(Path(trainer.stage_output_dir(i))) if self.cfg.resume else None
         cached = trainer.caches is not None
-        trainer.train_stage(i, resume_from_checkpoint=checkpoint)
+        self.train_out = trainer.train_stage(i, resume_from_checkpoint=checkpoint)
         self.timings[stage.name] = {
             "cache_seconds": 0.0 if cached else trainer.cache_seconds,
             "epoch_seconds": timer.seconds,
@@ -324,16 +324,28 @@ class DistillJob(TrainingJob):
             metrics["train"]["tokens_per_second"] = round(data.tokens * cfg.epochs / seconds) if seconds else None
         if self.warning:
             metrics["warning"] = self.warning
+        evals = {}  # the student's scores as the Trainer names them (eval_accuracy), for the standard result files
         for split in ("dev", "test"):
             if split in self.student_sets and not cfg.general:
                 sets = (self.student_sets[split], self.teacher_sets[split])
                 tokenizers = (self.tokenizer, self.lead.tokenizer)
                 result = evaluate_pair(self.trainer.student, self.lead, *sets, data, *tokenizers, cfg.eval_batch_size)
                 metrics[split] = result
+                prefix = "eval" if split == "dev" else "test"
+                pair = {k: result[k] for k in ("retention", "agreement") if k in result}
+                evals[prefix] = prefixed({**scalar_metrics(result["student"]), **pair}, prefix)
+                evals[prefix][f"{prefix}_samples"] = len(sets[0])
                 if not data.regression:
                     title = f"student on {data.split_name(split)}"
                     plot_confusion_matrix(result["student"], work / f"confusion_matrix_{split}.png", title)
+        train = {**self.train_out.metrics, "train_samples": len(self.student_sets["train"])}  # the last stage's
+        write_trainer_files(work, self.trainer.state, train, evals)
         return metrics
+
+    def write_card(self, work: Path, metrics: dict, config: dict) -> None:
+        from distilkit.hub.card_kinds import distill_card
+
+        distill_card(work, config, metrics)
 
     def summary(self, final: Path, metrics: dict) -> None:
         last = "test" if "test" in metrics else "dev" if "dev" in metrics else None

@@ -45,6 +45,7 @@ from distilkit.files import (
     write_json,
     write_yaml,
 )
+from distilkit.hub.speed import add_speed, cpu_name
 from distilkit.pipeline.options import PipelineConfig, QuantizeStage, RecipeFile
 from distilkit.runs import RunFolder, make_folder
 
@@ -336,6 +337,9 @@ class Pipeline:
             for w in result.get("warnings", [])
         ]
         write_json(target, result)
+        cpu = cpu_name()
+        for row, name in zip(result["models"], names):  # each model's card gets its numbers, beside the first's
+            add_speed(self.models[name], row, result, names[0], cpu)
 
     def stage_report(self) -> None:
         from distilkit.evaluation.report import report

@@ -50,7 +50,7 @@ def parse_space(space: dict, cls, command: str) -> dict:
         raise DistilkitError("--space is empty: give at least one option with a range, e.g. {lr: [1e-5, 1e-3]}")
     valid = [f.name for f in dataclasses.fields(cls) if f.name not in NOT_SEARCHABLE]
     out = {}
-    for name, spec in check_keys(space, valid, "--space", of=command).items():
+    for name, spec in check_keys(space, valid, "--space", of=command, values=False).items():  # ranges, not values
         if isinstance(spec, dict) and "choices" in spec:
             choices = list(spec["choices"] or [])
             if not choices:

@@ -4,9 +4,12 @@
   head rows are kept, new rows start fresh).
 - `--preserve kd` is Learning without Forgetting (Li & Hoiem 2017): the previous model, frozen, labels the
   new inputs, and the loss adds  λ · T² · KL(old(x)[old labels] ‖ new(x)[old labels]).
-- `--replay N` mixes N examples of the old training data, from the sample every run folder keeps in
-  `data_sample/`.
-Old-task and new-task accuracy before and after are written to metrics.json (`continual`).
+- `--replay N` mixes N examples of the old training data, from the sample the old run kept in `data_sample/`.
+Old-task and new-task accuracy before and after are written to metrics.json (`continual`); old-task accuracy needs
+that sample too (its test rows), so without one forgetting is not measured (`old_task` is null).
+
+A run keeps the sample only with `--keep-data-sample`: by default no run folder holds any of the user's data, so
+sharing one leaks none. The sample sits beside `model/`, never in it, and `distilkit push` sends `model/` only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ SAMPLE_SIZES = {"train": 1000, "test": 500}
 
 
 def save_data_sample(work: Path, data, seed: int) -> None:
-    """Keep a small seeded sample of the train and test rows in the run folder (for replay and forgetting)."""
+    """Keep a small seeded sample of the train and test rows in the run folder (for replay and forgetting); only
+    with --keep-data-sample."""
     folder = work / SAMPLE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for split, size in SAMPLE_SIZES.items():
@@ -39,18 +43,23 @@ def save_data_sample(work: Path, data, seed: int) -> None:
         (folder / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
+def has_sample(run: Path) -> bool:
+    """Whether a run kept its data sample (it ran with --keep-data-sample)."""
+    return all((Path(run) / SAMPLE_DIR / f"{split}.jsonl").is_file() for split in SAMPLE_SIZES)
+
+
 def read_sample(run: Path, split: str) -> list[dict]:
     path = Path(run) / SAMPLE_DIR / f"{split}.jsonl"
     if not path.exists():
         raise DistilkitError(
-            f"{run}: no {SAMPLE_DIR}/{split}.jsonl; --replay and forgetting need a distilkit run folder"
+            f"{run}: no {SAMPLE_DIR}/{split}.jsonl; --replay needs a run fine-tuned with --keep-data-sample"
         )
     return [dict(json.loads(line), _where=f"{path}:{i + 1}") for i, line in enumerate(path.read_text().splitlines())]
 
 
 def load_previous(run: str):
     if not (Path(run) / "model").is_dir():
-        raise DistilkitError(f"--continue-from {run}: expected a distilkit run folder (with model/ and data_sample/)")
+        raise DistilkitError(f"--continue-from {run}: expected a distilkit finetune run folder (with model/)")
     previous = load_trained(run)
     if previous.regression:
         raise DistilkitError(f"--continue-from {run}: continual learning supports classification runs only")

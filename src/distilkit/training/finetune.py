@@ -30,6 +30,7 @@ from distilkit.models import (
 from distilkit.training.adversarial import with_adversarial
 from distilkit.training.guard import check_finite_weights, guarded
 from distilkit.training.job import TrainingJob, run_training
+from distilkit.training.tracking import use_trackers, write_trainer_files
 from distilkit.training.trainer_setup import (
     EpochTimer,
     compute_metrics_fn,
@@ -37,7 +38,6 @@ from distilkit.training.trainer_setup import (
     full_metrics,
     metric_choice,
     preprocess_logits,
-    tensorboard_callback,
     training_arguments,
 )
 
@@ -73,7 +73,19 @@ def continual_before(cfg: FinetuneConfig, previous, data) -> dict:
             f"--continue-from {cfg.continue_from}: that run is {previous.task}, the new data is "
             f"{data.task}; continue a run of the same task"
         )
-    old_test = continual.read_sample(Path(cfg.continue_from), "test")
+    kept = continual.has_sample(Path(cfg.continue_from))
+    if cfg.replay and not kept:
+        raise DistilkitError(
+            f"--replay {cfg.replay}: {cfg.continue_from} kept no data sample to replay (it ran without "
+            "--keep-data-sample); fine-tune it again with --keep-data-sample, or drop --replay"
+        )
+    old_test = continual.read_sample(Path(cfg.continue_from), "test") if kept else None
+    if not kept:
+        print(
+            f"note: {cfg.continue_from} kept no data sample (--keep-data-sample), so forgetting of its task is not "
+            "measured",
+            flush=True,
+        )
     if cfg.replay:
         old_train = continual.read_sample(Path(cfg.continue_from), "train")
         data.splits["train"] = data.splits["train"] + random.Random(cfg.seed).sample(
@@ -85,7 +97,8 @@ def continual_before(cfg: FinetuneConfig, previous, data) -> dict:
     def acc(rows):
         return continual.accuracy(previous.model, previous.tokenizer, rows, data.task, previous.labels, cfg.max_length)
 
-    return {"old_test": old_test, "old_task_before": acc(old_test), "new_task_before": acc(new_test)}
+    old_before = acc(old_test) if old_test is not None else None
+    return {"old_test": old_test, "old_task_before": old_before, "new_task_before": acc(new_test)}
 
 
 def continual_after(cfg: FinetuneConfig, before: dict, model, tokenizer, data) -> dict:
@@ -94,12 +107,11 @@ def continual_after(cfg: FinetuneConfig, before: dict, model, tokenizer, data) -
     def acc(rows):
         return continual.accuracy(model, tokenizer, rows, data.task, data.labels, cfg.max_length)
 
+    old_test = before["old_test"]
     out = {
-        "old_task": {
-            "before": before["old_task_before"],
-            "after": acc(before["old_test"]),
-            "examples": len(before["old_test"]),
-        },
+        "old_task": None  # not measured: the run continued from kept no data sample
+        if old_test is None
+        else {"before": before["old_task_before"], "after": acc(old_test), "examples": len(old_test)},
         "new_task": {
             "before": before["new_task_before"],
             "after": acc(data.splits.get("test", [])),
@@ -108,10 +120,13 @@ def continual_after(cfg: FinetuneConfig, before: dict, model, tokenizer, data) -
         "preserve": cfg.preserve,
         "replay": cfg.replay,
     }
-    out["old_task"]["forgetting"] = out["old_task"]["before"] - out["old_task"]["after"]
+    old = out["old_task"]
+    if old is not None:
+        old["forgetting"] = old["before"] - old["after"]
     print(
-        f"continual: old task {100 * out['old_task']['before']:.1f}% → {100 * out['old_task']['after']:.1f}%, "
-        f"new task {100 * out['new_task']['before']:.1f}% → {100 * out['new_task']['after']:.1f}%",
+        "continual: "
+        + (f"old task {100 * old['before']:.1f}% → {100 * old['after']:.1f}%, " if old is not None else "")
+        + f"new task {100 * out['new_task']['before']:.1f}% → {100 * out['new_task']['after']:.1f}%",
         flush=True,
     )
     return out
@@ -209,7 +224,7 @@ class FinetuneJob(TrainingJob):
         cfg, data = self.cfg, self.data
         args = training_arguments(cfg, work / "checkpoints", self.metric, self.greater, self.has_dev)
         self.timer = EpochTimer()
-        callbacks = [tensorboard_callback(work / "logs"), self.timer]
+        callbacks = [self.timer]
         if cfg.early_stopping:
             if not self.has_dev:
                 raise DistilkitError("--early-stopping needs a dev split: pass --dev-file or a --split with a dev part")
@@ -225,6 +240,7 @@ class FinetuneJob(TrainingJob):
             preprocess_logits_for_metrics=preprocess_logits(data.regression),
             callbacks=callbacks,
         )
+        use_trackers(trainer, work / "logs", Path(cfg.output).name)
         if trainer.args.metric_for_best_model and self.has_dev:
             print(
                 f"best model chosen by dev {self.metric} ({'higher' if self.greater else 'lower'} is better)",
@@ -277,20 +293,30 @@ class FinetuneJob(TrainingJob):
             "truncated": self.truncated,
             "best_checkpoint_metric": {self.metric: trainer.state.best_metric} if self.has_dev else None,
         }
+        evals = {}  # the Trainer's metrics of dev (as eval_*) and test (as test_*), for the standard result files
         for split in ("dev", "test"):
             if split in self.encoded:
-                metrics[split] = full_metrics(trainer, self.encoded[split], data)  # collective: every rank runs it
+                prefix = "eval" if split == "dev" else "test"  # collective: every rank runs it
+                metrics[split], evals[prefix] = full_metrics(trainer, self.encoded[split], data, prefix)
                 if self.is_main and not data.regression:
                     plot_confusion_matrix(
                         metrics[split], work / f"confusion_matrix_{split}.png", data.split_name(split)
                     )
         if self.previous is not None:
             metrics["continual"] = continual_after(cfg, self.before, trainer.model, self.tokenizer, data)
-        if self.is_main:
+        if self.is_main and cfg.keep_data_sample:  # beside model/, never in it, and only when asked for
             from distilkit.training.continual import save_data_sample
 
             save_data_sample(work, data, cfg.seed)
+        if self.is_main:
+            train = {**self.train_out.metrics, "train_samples": len(self.encoded["train"])}
+            write_trainer_files(work, trainer.state, train, evals)
         return metrics
+
+    def write_card(self, work: Path, metrics: dict, config: dict) -> None:
+        from distilkit.hub.card_kinds import finetune_card
+
+        finetune_card(work, config, metrics)
 
     def summary(self, final: Path, metrics: dict) -> None:
         last = "test" if "test" in metrics else "dev" if "dev" in metrics else None

@@ -16,6 +16,7 @@ import torch
 
 from distilkit.config import options_of
 from distilkit.runs import RunFolder
+from distilkit.training.tracking import check_trackers
 
 
 class TrainingJob(ABC):
@@ -43,6 +44,9 @@ class TrainingJob(ABC):
     def summary(self, final: Path, metrics: dict) -> None:
         """Print the closing table once the run folder is in place."""
 
+    def write_card(self, work: Path, metrics: dict, config: dict) -> None:
+        """Write the model card, `work/model/README.md` (hub/card_kinds.py), from the run's metrics and options."""
+
 
 def process_state():
     """accelerate's view of this process: its rank, whether it is the main one, a barrier. One plain process unless
@@ -61,6 +65,7 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
     options = resolved if resolved is not None else options_of(cfg)
     if state.is_main_process:  # the others would find the partial folder that the main process made meanwhile
         run.check(options)  # a resume with other options is refused before models load and data is tokenized
+    check_trackers(cfg.report_to)  # a tracker that is not installed: said now, not when training starts
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     job.prepare()
@@ -73,6 +78,7 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
         if job.is_main:
             effective = {"max_length": cfg.max_length} if "max_length" in options else {}  # the default's value
             run.write_results(metrics, {**options, **effective})
+            job.write_card(work, metrics, {**options, **effective})
         if not job.is_main:
             return run.final
         final = run.finish()

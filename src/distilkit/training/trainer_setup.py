@@ -115,7 +115,9 @@ def training_arguments(
         # CPU autocast, and gloo between CPU processes, need it said explicitly
         use_cpu=(precision != "fp32" and not torch.cuda.is_available()) or cpu_processes(),
         train_sampling_strategy="group_by_length",
-        report_to="none",  # TensorBoard is added as an explicit callback writing into the run's logs/
+        # the trackers of --report-to; training/tracking.py places them (TensorBoard into the run's logs/)
+        report_to=list(getattr(opts, "report_to", [])),
+        run_name=Path(opts.output).name if getattr(opts, "output", None) else None,
         save_only_model=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -149,14 +151,15 @@ def compute_metrics_fn(data: TaskData):
     return compute
 
 
-def full_metrics(trainer, dataset, data: TaskData) -> dict:
-    """Predict a split and compute the complete metrics (per-class report, confusion matrix)."""
-    out = trainer.predict(dataset)
+def full_metrics(trainer, dataset, data: TaskData, prefix: str = "test") -> tuple[dict, dict]:
+    """Predict a split: the complete metrics (per-class report, confusion matrix), and the Trainer's own
+    (`<prefix>_loss`, `<prefix>_accuracy`, `<prefix>_runtime`, ...: what `Trainer.evaluate` reports for eval)."""
+    out = trainer.predict(dataset, metric_key_prefix=prefix)
     metrics = task_metrics(
         data.task, data.regression, data.labels, np.asarray(out.predictions), out.label_ids, data.is_bio
     )
-    metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
-    return metrics
+    metrics["loss"] = float(out.metrics.get(f"{prefix}_loss", float("nan")))
+    return metrics, {**out.metrics, f"{prefix}_samples": len(dataset)}
 
 
 def tensorboard_callback(log_dir: Path):
