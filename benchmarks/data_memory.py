@@ -61,7 +61,8 @@ def tiny_model(folder: Path) -> Path:
 def peak_memory(command: list[str]) -> dict:
     """Run `command`; poll its /proc status for the peaks of VmRSS and RssAnon (MB)."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe buffer would block the child's progress bars
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
     peaks = {"VmRSS": 0, "RssAnon": 0}
     status = Path(f"/proc/{child.pid}/status")
     while child.poll() is None:
@@ -73,7 +74,8 @@ def peak_memory(command: list[str]) -> dict:
         except (OSError, ValueError, IndexError):
             pass
         time.sleep(0.02)
-    err = child.stderr.read() if child.stderr else ""
+    log.seek(0)
+    err = log.read()
     if child.returncode != 0:
         raise SystemExit(f"finetune failed ({child.returncode}): {err.strip().splitlines()[-1:]}")
     return {
