@@ -68,6 +68,11 @@ def test_pipeline_writes_every_stage(tiny_pipeline):
         assert text.index("## Speed") < text.index("## How to use")
     md = (run / "report.md").read_text()
     assert "| teacher |" in md and ("Ship **" in md or "No model keeps" in md)
+    paired = json.loads((run / "eval" / "s1.json").read_text())["paired"]  # the student vs the teacher, same examples
+    teacher_score = json.loads((run / "eval" / "teacher.json").read_text())["accuracy"]
+    assert paired["difference"] == pytest.approx(s1 - teacher_score, abs=1e-6) and paired["test"] == "McNemar exact"
+    low, high = json.loads((run / "eval" / "teacher.json").read_text())["intervals"]["accuracy"]
+    assert f"| teacher | {teacher_score:.4f} [{low:.3f}, {high:.3f}] |" in md
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3  # pareto, size/speed, training curves (+ confusion)
     stages = json.loads((run / "stages.json").read_text())
@@ -300,3 +305,44 @@ def test_shipped_recipes_parse_and_every_option_exists(recipe, tmp_path):
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(DistilkitError, match="recipe file not found"):
         load_recipe(str(tmp_path / "nope.yaml"))
+
+
+def test_min_retention_is_judged_on_the_lower_end_of_the_interval_unless_asked_otherwise():
+    from distilkit.evaluation.report import recommend, verdict_text
+
+    def row(model, score, low, latency, paired):
+        return {
+            "model": model,
+            "score": score,
+            "retention": score / 0.95,
+            "retention_low": low,
+            "paired": paired,
+            "latency_p50_ms": latency,
+            "latency_p95_ms": latency,
+            "interval": None,
+            "speedup": 1.0,
+            "size_mb": 1.0,
+        }
+
+    unclear = {
+        "metric": "accuracy",
+        "difference": -0.01,
+        "interval": [-0.04, 0.02],
+        "unit": "examples",
+        "p_value": 0.5,
+        "test": "McNemar exact",
+        "significant": False,
+    }
+    rows = [
+        row("teacher", 0.95, 1.0, 10.0, None),
+        row("fast", 0.94, 0.958, 2.0, unclear),
+        row("safe", 0.95, 0.99, 5.0, {**unclear, "difference": 0.0, "interval": [-0.009, 0.009]}),
+    ]
+    assert recommend(rows, 0.98, "point")["model"] == "fast"  # 98.9% as a point estimate
+    best = recommend(rows, 0.98, "lower")
+    assert best["model"] == "safe"  # fast's lower end, 95.8%, is below 98%
+    verdict, _ = verdict_text(rows, best, "accuracy", 0.98, "lower")
+    assert "at least 99.0% at 95%" in verdict and "not distinguishable from the teacher" in verdict
+    rows[2]["retention_low"] = 0.97
+    verdict, _ = verdict_text(rows, recommend(rows, 0.98, "lower"), "accuracy", 0.98, "lower")
+    assert verdict.startswith("Ship **teacher**")  # no student is sure to keep 98%: the teacher itself qualifies

@@ -35,6 +35,7 @@ from distilkit.distillation.setup import (
 from distilkit.distillation.students import build_student, copied_layers, is_pretrained_spec
 from distilkit.distillation.trainer import DistillationTrainer
 from distilkit.errors import DistilkitError
+from distilkit.evaluation.intervals import describe
 from distilkit.evaluation.metrics import format_table, plot_confusion_matrix, scalar_metrics
 from distilkit.losses.registry import import_plugins, reads_of
 from distilkit.models import load_tokenizer, resolve_model
@@ -358,4 +359,6 @@ class DistillJob(TrainingJob):
                     f"\nteacher {key} {r['teacher'][key]:.4f}, student {r['student'][key]:.4f}: "
                     f"retention {100 * r['retention']:.1f}%, agreement with teacher {100 * r['agreement']:.1f}%"
                 )
+            if "paired" in r:
+                show(f"student − teacher (paired): {describe(r['paired'])}")
         show(f"\nrun folder: {final} (student model in {final / 'model'})")

@@ -11,7 +11,8 @@ from distilkit.console import show
 from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.evaluation.metrics import format_table, plot_confusion_matrix, task_metrics
+from distilkit.evaluation.intervals import compare, describe, units_of
+from distilkit.evaluation.metrics import default_metric, format_table, headline, plot_confusion_matrix, task_metrics
 from distilkit.evaluation.options import EvaluateConfig
 from distilkit.files import check_writable_folder, listing, mark, marker_kind, record_files, write_atomic, write_json
 from distilkit.inference.loading import load_trained, run_batches
@@ -71,16 +72,39 @@ def splits_rows_for(trained, opts, split_names: list[str], as_in_training: bool 
     return data, out
 
 
-def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int):
-    """Metrics of a loaded model (torch or ONNX) on rows of its task; also returns the per-example logits."""
+def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int, units: bool = False):
+    """Metrics of a loaded model (torch or ONNX) on rows of its task; also returns the per-example logits, and with
+    `units` the scored units for a paired comparison (evaluation/intervals.py)."""
     dataset, truncated = encode_rows(
         rows, data.task, trained.tokenizer, max_length, trained.label2id, trained.regression
     )
     logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), batch_size)
     preds, labels = predictions_and_labels(logits, dataset, data.task, trained.regression)
-    metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
+    metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio, intervals=True)
     metrics.update(model=trained.path, data=data.name, truncated=truncated)
+    if units:
+        return metrics, logits, units_of(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
     return metrics, logits
+
+
+def compared_model(path: str, trained):
+    """`--compare`'s model, loaded and checked (same task and labels) before anything is scored."""
+    other = load_trained(path, trained.max_length)
+    if (other.task, other.regression, list(other.labels)) != (trained.task, trained.regression, list(trained.labels)):
+        raise DistilkitError(
+            f"--compare {path}: it predicts {other.task} {'scores' if other.regression else other.labels}, "
+            f"--model {trained.task} {'scores' if trained.regression else trained.labels}; compare models of the "
+            "same labels"
+        )
+    return other
+
+
+def paired_with(other, trained, data, rows: list[dict], cfg: EvaluateConfig, this) -> dict:
+    """The other model scored on the same rows, and this model − it in the headline metric."""
+    other_metrics, _, other_units = score_rows(other, data, rows, cfg.max_length, cfg.batch_size, units=True)
+    metric, _ = default_metric(data.task, trained.regression, data.is_bio)
+    paired = compare(other_units, this, metric)
+    return {**paired, "compared_with": cfg.compare, "compared_score": headline(other_metrics, metric)}
 
 
 EVALUATION_FILES = ("metrics.json", "report.md", "confusion_matrix.png")
@@ -112,13 +136,18 @@ def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
         check_evaluation_output(Path(cfg.output), cfg.overwrite)
     trained = load_trained(cfg.model, cfg.max_length)
     cfg.max_length = trained.max_length
+    other = compared_model(cfg.compare, trained) if cfg.compare else None
     data, split, rows = split_rows_for(trained, cfg, cfg.eval_split)
-    metrics, _ = score_rows(trained, data, rows, cfg.max_length, cfg.batch_size)
+    metrics, _, units = score_rows(trained, data, rows, cfg.max_length, cfg.batch_size, units=True)
     metrics["split"] = split
     truncated = metrics["truncated"]
 
     title = f"{cfg.model} on {data.name} ({split}, {len(rows)} examples, {truncated} truncated)"
     table = format_table(metrics, title=title)
+    if cfg.compare:
+        metrics["paired"] = paired_with(other, trained, data, rows, cfg, units)
+        score = metrics["paired"]["compared_score"]
+        table += f"\n\nthis model − {cfg.compare} ({score:.4f}) on the same examples: {describe(metrics['paired'])}"
     show(json.dumps(metrics, indent=2) if cfg.json else table)
     if cfg.output:
         out = Path(cfg.output)

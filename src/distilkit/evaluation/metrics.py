@@ -80,13 +80,22 @@ def aligned_tags(pred_ids, label_ids, labels: list[str]) -> tuple[list[list[str]
     return true_tags, pred_tags
 
 
-def task_metrics(task: str, regression: bool, labels: list[str], predictions, label_ids, bio: bool = False) -> dict:
-    """Full metrics from model outputs: class ids (or scores for regression) and gold label ids."""
+def task_metrics(
+    task: str, regression: bool, labels: list[str], predictions, label_ids, bio: bool = False, intervals: bool = False
+) -> dict:
+    """Full metrics from model outputs: class ids (or scores for regression) and gold label ids; with `intervals`,
+    also the 95% bootstrap interval of each headline metric (`"intervals"`, evaluation/intervals.py)."""
     if regression:
-        return regression_metrics(label_ids, predictions)
-    if task == "token-classification":
-        return token_metrics(*aligned_tags(np.asarray(predictions), np.asarray(label_ids), labels), labels, bio)
-    return classification_metrics(np.asarray(label_ids), np.asarray(predictions), labels)
+        out = regression_metrics(label_ids, predictions)
+    elif task == "token-classification":
+        out = token_metrics(*aligned_tags(np.asarray(predictions), np.asarray(label_ids), labels), labels, bio)
+    else:
+        out = classification_metrics(np.asarray(label_ids), np.asarray(predictions), labels)
+    if intervals:
+        from distilkit.evaluation import intervals as ci
+
+        out["intervals"] = ci.intervals(ci.units_of(task, regression, labels, predictions, label_ids, bio))
+    return out
 
 
 def scalar_metrics(full: dict) -> dict:
@@ -117,13 +126,20 @@ def format_table(metrics: dict, title: str = "") -> str:
     """A plain-text summary and per-class table, for the terminal and report.md."""
     lines = [title] if title else []
     head = [k for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "f1", "mse", "mae", "pearson", "spearman")]
+    bounds = metrics.get("intervals") or {}
     for k in head:
         if k in metrics:
-            lines.append(f"{k:>12}: {metrics[k]:.4f}")
+            low, high = bounds.get(k) or (None, None)
+            shown = f" [{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
+            lines.append(f"{k:>12}: {metrics[k]:.4f}{shown}")
     if "entity" in metrics:
         e = metrics["entity"]
         lines.append(f"{'entity P/R/F1':>12}: {e['precision']:.4f} / {e['recall']:.4f} / {e['f1']:.4f}")
     lines.append(f"{'examples':>12}: {metrics.get('examples', 0)}")
+    if bounds.get("resamples"):
+        lines.append(
+            f"{'':>12}  [95% interval: percentile bootstrap over {bounds['unit']}, {bounds['resamples']} resamples]"
+        )
     per_class = metrics.get("per_class")
     if per_class:
         width = max(8, *(len(n) for n in per_class))

@@ -58,11 +58,16 @@ class ReportConfig(Checked):
         runs: Pipeline run folders (written by distilkit run).
         output: Folder for report.html, report.md and the plots (default: the first run folder).
         min_retention: Share of the teacher's score a model must keep to be recommended.
+        retention_rule: How --min-retention is judged: lower = the lower end of the retention's 95% interval (from
+            the paired comparison with the teacher on the same test examples) must reach it; point = the point
+            estimate must (a model without a paired comparison is judged on its point estimate, and the report
+            says so).
     """
 
     runs: list[str] = field(default_factory=list)
     output: Optional[str] = None
     min_retention: float = opt(0.98, FRACTION)
+    retention_rule: Literal["lower", "point"] = "lower"
 
 
 @dataclass
@@ -76,6 +81,8 @@ class EvaluateConfig(DataOptions):
         batch_size: Evaluation batch size.
         json: Print the metrics as JSON instead of a table.
         overwrite: Replace the files of an earlier evaluation in --output.
+        compare: Another model of the same labels (the teacher, say), scored on the same examples: adds the paired
+            difference --model minus it, with a bootstrap interval and McNemar's exact test for accuracy.
     """
 
     model: str = ""
@@ -84,3 +91,4 @@ class EvaluateConfig(DataOptions):
     batch_size: int = opt(64, AT_LEAST_1)
     json: bool = False
     overwrite: bool = False
+    compare: Optional[str] = None

@@ -2,7 +2,9 @@
 
 Inputs are what a pipeline run folder holds: eval/<model>.json (test metrics), bench.json (size, latency,
 FLOPs), and the TensorBoard logs of the training runs. The recommendation is the fastest model (batch-1 p50)
-that keeps at least --min-retention of the teacher's score.
+that keeps at least --min-retention of the teacher's score: by default judged on the lower end of the retention's
+95% interval, from the paired comparison with the teacher on the same test examples (--retention-rule point: the
+point estimate). The verdict says whether the chosen model is distinguishable from the teacher.
 
 When bench flagged its timings as untrustworthy (a busy machine, or p95 far above p50; see evaluation/bench.py),
 the verdict claims no speed-up and says why, a caveat names each problem, and the flagged cells are starred.
@@ -21,6 +23,7 @@ import numpy as np
 from distilkit.console import show
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.bench import SPREAD_LIMIT, spread_warning
+from distilkit.evaluation.intervals import describe, retention_lower
 from distilkit.evaluation.metrics import headline, plot_confusion_matrix
 from distilkit.evaluation.options import ReportConfig
 from distilkit.files import check_writable_folder, listing, mark, marker_kind, record_files, write_atomic
@@ -55,11 +58,21 @@ def collect(run: Path) -> tuple[list[dict], str]:
     teacher = rows[0]["score"]
     for r in rows:
         r["retention"] = (teacher / r["score"] if metric == "mse" else r["score"] / teacher) if teacher else None
+        r["interval"] = (r["evaluation"].get("intervals") or {}).get(metric)
+        r["paired"] = r["evaluation"].get("paired") if r is not rows[0] else None  # vs this run's teacher
+        r["retention_low"] = 1.0 if r is rows[0] else retention_lower(r["paired"] or {}, teacher, metric)
     return rows, metric
 
 
-def recommend(rows: list[dict], min_retention: float) -> dict:
-    good = [r for r in rows if r["retention"] is not None and r["retention"] >= min_retention]
+def judged_retention(row: dict, rule: str) -> float | None:
+    """The retention --min-retention is compared with: the lower end of its interval (rule "lower", where the row
+    has a paired comparison with the teacher), else the point estimate."""
+    low = row.get("retention_low")
+    return low if rule == "lower" and low is not None else row["retention"]
+
+
+def recommend(rows: list[dict], min_retention: float, rule: str = "point") -> dict:
+    good = [r for r in rows if (judged_retention(r, rule) or 0) >= min_retention]
     return min(good, key=lambda r: r["latency_p50_ms"]) if good else max(rows, key=lambda r: r["retention"] or 0)
 
 
@@ -107,7 +120,7 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
         out.append(
             [
                 r["model"],
-                f"{r['score']:.4f}",
+                f"{r['score']:.4f}" + (f" [{r['interval'][0]:.3f}, {r['interval'][1]:.3f}]" if has_interval(r) else ""),
                 f"{100 * r['retention']:.1f}%",
                 f"{r['parameters'] / 1e6:.1f}M",
                 f"{r['size_mb']:.1f}",
@@ -121,6 +134,11 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     return out
 
 
+def has_interval(row: dict) -> bool:
+    bounds = row.get("interval") or [None, None]
+    return bounds[0] is not None and bounds[1] is not None
+
+
 def markdown_table(rows: list[dict], metric: str) -> str:
     header = [c if c != "score" else metric for c in COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -128,7 +146,28 @@ def markdown_table(rows: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
-def verdict_text(rows: list[dict], best: dict, metric: str, min_retention: float) -> tuple[str, str | None]:
+def against_teacher(rows: list[dict], best: dict, rule: str) -> str:
+    """What the chosen model's paired comparison with the teacher says, and how --min-retention was judged."""
+    if best is rows[0]:
+        return ""
+    if best.get("paired") is None:
+        return " (--min-retention judged on the point estimate: no paired comparison with the teacher.)"
+    low = best.get("retention_low")
+    judged = (
+        f"at least {100 * low:.1f}% at 95%, the lower end that --min-retention was judged on"
+        if rule == "lower" and low is not None
+        else "--min-retention judged on the point estimate"
+    )
+    paired = best["paired"]
+    word = "measurably worse than" if paired["significant"] and paired["difference"] < 0 else "not distinguishable from"
+    if paired["significant"] and paired["difference"] > 0:
+        word = "measurably better than"
+    return f" Retention {judged}. On the same test examples it is {word} the teacher: {describe(paired)}."
+
+
+def verdict_text(
+    rows: list[dict], best: dict, metric: str, min_retention: float, rule: str = "point"
+) -> tuple[str, str | None]:
     """The recommendation and, when timings are flagged, the caveat shown under it (else None).
 
     With flagged timings the verdict still names the model that scores well enough and is fastest as measured,
@@ -136,20 +175,24 @@ def verdict_text(rows: list[dict], best: dict, metric: str, min_retention: float
     """
     caveat = timing_caveat(rows)
     full = caveat[1] if caveat else None
-    if best["retention"] < min_retention:
+    if (judged_retention(best, rule) or 0) < min_retention:
+        how = "at the lower end of its 95% interval" if rule == "lower" else "as a point estimate"
         return (
-            f"No model keeps {100 * min_retention:.0f}% of the teacher's {metric}; the best is {best['model']}.",
+            f"No model keeps {100 * min_retention:.0f}% of the teacher's {metric} {how}; the best is "
+            f"{best['model']} ({100 * best['retention']:.1f}%).",
             full,
         )
-    kept = f"{metric} {best['score']:.4f} ({100 * best['retention']:.1f}% of the teacher)"
+    bounds = f" [{best['interval'][0]:.4f}, {best['interval'][1]:.4f}]" if has_interval(best) else ""
+    kept = f"{metric} {best['score']:.4f}{bounds} ({100 * best['retention']:.1f}% of the teacher)"
+    after = against_teacher(rows, best, rule)
     if caveat is None:
         return (
             f"Ship **{best['model']}**: {kept}, {best['latency_p50_ms']:.1f} ms at batch 1 "
-            f"({best['speedup']:.1f}x faster), {best['size_mb']:.1f} MB."
+            f"({best['speedup']:.1f}x faster), {best['size_mb']:.1f} MB.{after}"
         ), None
     return (
         f"Ship **{best['model']}**, provisionally: {kept}, {best['size_mb']:.1f} MB. Its speed-up could not be "
-        f"measured reliably — {caveat[0]} — so none is claimed."
+        f"measured reliably — {caveat[0]} — so none is claimed.{after}"
     ), full
 
 
@@ -284,9 +327,11 @@ def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = Fal
     for run in cfg.runs:
         more, metric = collect(Path(run))
         rows += more if not rows else more[1:]  # one teacher: the first run's
-    if len(cfg.runs) > 1:  # retention against the first run's teacher
+    if len(cfg.runs) > 1:  # retention against the first run's teacher: no paired comparison with that one
         for r in rows:
             r["retention"] = r["score"] / rows[0]["score"] if metric != "mse" else rows[0]["score"] / r["score"]
+            if r is not rows[0]:
+                r["paired"] = r["retention_low"] = None
     out = Path(cfg.output or cfg.runs[0])
     if cfg.output:  # a folder of its own: new, empty or distilkit's (by default the first pipeline folder)
         check_writable_folder(out, "report")
@@ -296,7 +341,7 @@ def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = Fal
     before = set(listing(out))
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    best = recommend(rows, cfg.min_retention)
+    best = recommend(rows, cfg.min_retention, cfg.retention_rule)
     pareto_plot(rows, metric, best, plots / "pareto.png")
     size_speed_plot(rows, plots / "size_speed.png")
     figures = [("Accuracy against latency", plots / "pareto.png"), ("Size and speed-up", plots / "size_speed.png")]
@@ -308,7 +353,7 @@ def report(cfg: ReportConfig, resolved: dict | None = None, *, quiet: bool = Fal
             plot_confusion_matrix(r["evaluation"], target, title=f"{r['model']} (test)")
             if (f"Confusion matrix: {r['model']}", target) not in figures:
                 figures.append((f"Confusion matrix: {r['model']}", target))
-    verdict, caveat = verdict_text(rows, best, metric, cfg.min_retention)
+    verdict, caveat = verdict_text(rows, best, metric, cfg.min_retention, cfg.retention_rule)
     bench = json.loads((Path(cfg.runs[0]) / "bench.json").read_text())
     setup = (
         f"Test split of the run's data; latency at batch 1 and throughput at batch {bench['batch_size']} on "

@@ -308,16 +308,25 @@ class Pipeline:
 
     def stage_evaluate(self) -> None:
         from distilkit.evaluation.evaluate import score_rows, split_rows_for
+        from distilkit.evaluation.intervals import compare
+        from distilkit.evaluation.metrics import default_metric
         from distilkit.inference.loading import load_trained
 
+        teacher = None  # the first model's scored units: every other model is compared with it, paired
         for name, path in self.models.items():
             target = self.folder / "eval" / f"{name}.json"
-            if target.exists():
+            if target.exists() and teacher is not None:
                 continue
             trained = load_trained(str(path), self.data.get("max_length"))
             data, split, rows = split_rows_for(trained, DataOptions(**self.data), "test", as_in_training=True)
-            metrics, _ = score_rows(trained, data, rows, trained.max_length, 64)
-            write_json(target, {**metrics, "split": split, "name": name, "path": str(path)})
+            metrics, _, units = score_rows(trained, data, rows, trained.max_length, 64, units=True)
+            if teacher is None:
+                teacher = units
+            else:
+                metric, _ = default_metric(data.task, trained.regression, data.is_bio)
+                metrics["paired"] = {**compare(teacher, units, metric), "compared_with": "teacher"}
+            if not target.exists():
+                write_json(target, {**metrics, "split": split, "name": name, "path": str(path)})
 
     def stage_bench(self) -> None:
         from distilkit.evaluation.bench import bench

@@ -155,8 +155,9 @@ def full_metrics(trainer, dataset, data: TaskData, prefix: str = "test") -> tupl
     """Predict a split: the complete metrics (per-class report, confusion matrix), and the Trainer's own
     (`<prefix>_loss`, `<prefix>_accuracy`, `<prefix>_runtime`, ...: what `Trainer.evaluate` reports for eval)."""
     out = trainer.predict(dataset, metric_key_prefix=prefix)
+    predictions = np.asarray(out.predictions)
     metrics = task_metrics(
-        data.task, data.regression, data.labels, np.asarray(out.predictions), out.label_ids, data.is_bio
+        data.task, data.regression, data.labels, predictions, out.label_ids, data.is_bio, intervals=True
     )
     metrics["loss"] = float(out.metrics.get(f"{prefix}_loss", float("nan")))
     return metrics, {**out.metrics, f"{prefix}_samples": len(dataset)}
