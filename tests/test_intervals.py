@@ -161,3 +161,13 @@ def test_compare_refuses_a_model_of_other_labels(topic_run, topic_data, tiny_mod
         ["evaluate", "--model", topic_run, "--data", topic_data, "--compare", tmp_path / "two"], capsys
     )
     assert code == 2 and err.count("\n") == 1 and "compare models of the same labels" in err
+
+
+def test_spearman_of_a_resample_is_the_correlation_of_its_own_ranks_ties_included():
+    from distilkit.evaluation.intervals import _resampled_spearman
+
+    x = RNG.integers(0, 20, 300).astype(float)  # many ties
+    y = x + RNG.normal(size=300)
+    idx = RNG.integers(0, 300, (50, 300))
+    expected = [spearmanr(x[row], y[row])[0] for row in idx]
+    assert _resampled_spearman(x, y)(idx) == pytest.approx(expected, abs=1e-12)

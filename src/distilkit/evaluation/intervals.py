@@ -170,10 +170,43 @@ def intervals(units: Units, resamples: int = RESAMPLES, seed: int = SEED, confid
     for i, name in enumerate(names):
         out[name] = _pair(ci.low[i], ci.high[i])
     if units.pairs is not None:
-        x, y = units.pairs
-        rho = _bootstrap(lambda idx, axis=-1: _spearman(x[idx], y[idx]), n, seed, resamples, confidence)
+        rho = _bootstrap(_resampled_spearman(*units.pairs), n, seed, resamples, confidence)
         out["spearman"] = _pair(rho.low, rho.high)
     return out
+
+
+def _resampled_spearman(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Spearman's ρ of resamples, without sorting each one: a resample is a count vector `w` over the units, so
+    the (tie-averaged) rank of a value within it is the count of smaller values drawn plus (its own count + 1) / 2,
+    a cumulative sum in the order sorted once; ρ is then the `w`-weighted Pearson r of the two ranks."""
+    n = len(x)
+
+    def ranker(v: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        order = np.argsort(v, kind="stable")
+        new_value = np.r_[True, v[order][1:] != v[order][:-1]]
+        starts, group = np.flatnonzero(new_value), np.empty(n, dtype=np.int64)
+        group[order] = np.cumsum(new_value) - 1
+
+        def ranks(w: np.ndarray) -> np.ndarray:
+            counts = np.add.reduceat(w[:, order], starts, axis=1)  # draws of each distinct value
+            return (np.cumsum(counts, axis=1) - (counts - 1) / 2)[:, group]
+
+        return ranks
+
+    rank_x, rank_y = ranker(x), ranker(y)
+
+    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        flat = np.asarray(idx).reshape(-1, n)
+        offsets = (np.arange(len(flat)) * n)[:, None]
+        w = np.bincount((flat + offsets).ravel(), minlength=len(flat) * n).reshape(len(flat), n).astype(float)
+        rx, ry = rank_x(w), rank_y(w)
+        mx, my = (w * rx).sum(1, keepdims=True) / n, (w * ry).sum(1, keepdims=True) / n
+        cov = (w * (rx - mx) * (ry - my)).sum(1)
+        den = np.sqrt((w * (rx - mx) ** 2).sum(1) * (w * (ry - my) ** 2).sum(1))
+        rho = np.divide(cov, den, out=np.full(den.shape, np.nan), where=den > 0)
+        return rho.reshape(np.shape(idx)[:-1])
+
+    return statistic
 
 
 def _pair(low: float, high: float) -> list[float | None]:
