@@ -73,6 +73,16 @@ def check_new_file(path: Path, overwrite: bool, option: str = "--output", inputs
     check_creatable(path, option)
 
 
+def is_run_folder(path: Path) -> bool:
+    """A training run folder: its model lives in `model/` (the folder has no config.json of its own)."""
+    return (path / "model").is_dir() and not (path / "config.json").exists()
+
+
+def model_folder_of(path: Path) -> Path:
+    """The model folder `path` names: a run folder's `model/`, else `path` itself."""
+    return path / "model" if is_run_folder(path) else path
+
+
 def written_by_distilkit(folder: Path) -> bool:
     """Recognise a distilkit output for reading (is this a run folder?): the marker, or the layout of a run written
     before markers existed. Never a reason to delete anything: that takes `check_replaceable`'s proof."""

@@ -30,7 +30,7 @@ from distilkit.distillation.general import check_corpus, corpus_tokens, load_cor
 from distilkit.distillation.students import is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.evaluate import predictions_and_labels
-from distilkit.evaluation.intervals import compare, units_of
+from distilkit.evaluation.intervals import compare, intervals, units_of
 from distilkit.evaluation.metrics import task_metrics
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.models import check_max_length
@@ -247,15 +247,15 @@ def evaluate_pair(student, teacher, student_ds, teacher_ds, data, tokenizer, tea
     t_logits = run_batches(teacher.model, teacher_ds, collator_for(data.task, teacher_tokenizer), batch_size)
     s_pred, labels = predictions_and_labels(s_logits, student_ds, data.task, data.regression)
     t_pred, _ = predictions_and_labels(t_logits, teacher_ds, data.task, data.regression)
-    scored = {"student": s_pred, "teacher": t_pred}
-    out: dict = {
-        name: task_metrics(data.task, data.regression, data.labels, pred, labels, data.is_bio, intervals=True)
-        for name, pred in scored.items()
-    }
+    out: dict = {}
+    units = {}
+    for name, pred in {"student": s_pred, "teacher": t_pred}.items():
+        out[name] = task_metrics(data.task, data.regression, data.labels, pred, labels, data.is_bio)
+        units[name] = units_of(data.task, data.regression, data.labels, pred, labels, data.is_bio)
+        out[name]["intervals"] = intervals(units[name])
     key = "mse" if data.regression else "f1" if data.is_bio else "accuracy"
     # student − teacher on the same examples: paired bootstrap interval, McNemar's exact test for accuracy
-    units = [units_of(data.task, data.regression, data.labels, scored[n], labels, data.is_bio) for n in scored]
-    out["paired"] = compare(units[1], units[0], key)
+    out["paired"] = compare(units["teacher"], units["student"], key)
     if not data.regression:
         valid = labels != -100
         out["agreement"] = float((s_pred[valid] == t_pred[valid]).mean())

@@ -11,7 +11,7 @@ from distilkit.console import show
 from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
 from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
-from distilkit.evaluation.intervals import compare, describe, units_of
+from distilkit.evaluation.intervals import compare, describe, intervals, units_of
 from distilkit.evaluation.metrics import default_metric, format_table, headline, plot_confusion_matrix, task_metrics
 from distilkit.evaluation.options import EvaluateConfig
 from distilkit.files import check_writable_folder, listing, mark, marker_kind, record_files, write_atomic, write_json
@@ -80,11 +80,10 @@ def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int
     )
     logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), batch_size)
     preds, labels = predictions_and_labels(logits, dataset, data.task, trained.regression)
-    metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio, intervals=True)
-    metrics.update(model=trained.path, data=data.name, truncated=truncated)
-    if units:
-        return metrics, logits, units_of(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
-    return metrics, logits
+    metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
+    scored = units_of(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
+    metrics.update(intervals=intervals(scored), model=trained.path, data=data.name, truncated=truncated)
+    return (metrics, logits, scored) if units else (metrics, logits)
 
 
 def compared_model(path: str, trained):

@@ -126,15 +126,18 @@ def units_of(task: str, regression: bool, labels: list[str], predictions, label_
     return classification_units(np.asarray(label_ids), np.asarray(predictions), len(labels))
 
 
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """Resamples of unit indices (..., n) as count vectors (resamples × n): how often each unit was drawn."""
+    flat = np.asarray(idx).reshape(-1, n)
+    offsets = (np.arange(len(flat)) * n)[:, None]
+    return np.bincount((flat + offsets).ravel(), minlength=len(flat) * n).reshape(len(flat), n)
+
+
 def _resampled_totals(table: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Totals of `table` for resamples of its row indices: (..., units) indices → (..., columns) totals."""
-    n = len(table)
 
     def totals(idx: np.ndarray) -> np.ndarray:
-        flat = np.asarray(idx).reshape(-1, n)
-        offsets = (np.arange(len(flat)) * n)[:, None]
-        counts = np.bincount((flat + offsets).ravel(), minlength=len(flat) * n).reshape(len(flat), n)
-        return (counts @ table).reshape(*np.shape(idx)[:-1], table.shape[1])
+        return (_counts(idx, len(table)) @ table).reshape(*np.shape(idx)[:-1], table.shape[1])
 
     return totals
 
@@ -196,9 +199,7 @@ def _resampled_spearman(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], 
     rank_x, rank_y = ranker(x), ranker(y)
 
     def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        flat = np.asarray(idx).reshape(-1, n)
-        offsets = (np.arange(len(flat)) * n)[:, None]
-        w = np.bincount((flat + offsets).ravel(), minlength=len(flat) * n).reshape(len(flat), n).astype(float)
+        w = _counts(idx, n).astype(float)
         rx, ry = rank_x(w), rank_y(w)
         mx, my = (w * rx).sum(1, keepdims=True) / n, (w * ry).sum(1, keepdims=True) / n
         cov = (w * (rx - mx) * (ry - my)).sum(1)

