@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-grad-norm", type=float, default=-1.0)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (benchmarks/gpu_check.py)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", help="folder for TextBrewer's checkpoints and logs (default: a temp folder)")
     parser.add_argument("--result", help="write the JSON result here too")
@@ -159,7 +160,7 @@ def distil(args, teacher, student, train_set) -> dict:
     steps = len(loader) * args.epochs
     warmup = math.ceil(args.warmup * steps) if args.warmup < 1 else int(args.warmup)
     output = Path(args.output or tempfile.mkdtemp(prefix="textbrewer-run-"))
-    train_config = TrainingConfig(device="cpu", output_dir=str(output), log_dir=str(output / "logs"))
+    train_config = TrainingConfig(device=args.device, output_dir=str(output), log_dir=str(output / "logs"))
     distill_config = DistillationConfig(
         temperature=args.temperature,
         kd_loss_type="ce",
@@ -200,7 +201,9 @@ def accuracy(model, dataset, batch_size: int = 64) -> float:
     """Share of argmax(logits) == label on the pre-padded set."""
     model.eval()
     correct = 0
-    for input_ids, attention_mask, token_type_ids, labels in torch.utils.data.DataLoader(dataset, batch_size):
+    device = next(model.parameters()).device
+    for batch in torch.utils.data.DataLoader(dataset, batch_size):
+        input_ids, attention_mask, token_type_ids, labels = (t.to(device) for t in batch)
         logits = model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
         correct += int((logits.argmax(-1) == labels).sum())
     return correct / len(dataset)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
+from distilkit.errors import DistilkitError
 from distilkit.option_rules import (
     AT_LEAST_1,
     COUNT,
+    FOLDS,
     FRACTION,
     FRACTION_BELOW_1,
     MAX_LENGTH,
@@ -112,7 +114,17 @@ class TrainOptions(Checked):
         freeze_layers: Do not train the first N transformer layers.
         precision: auto uses bf16 autocast where the hardware runs bf16 natively (GPUs that support it, CPUs with
             AVX512-BF16 or AMX) and fp32 elsewhere (emulated bf16 is much slower).
-        seed: Random seed for initialisation, shuffling and splits.
+        seed: Random seed for initialisation and shuffling (and, unless --data-seed is given, the data's splits).
+        data_seed: Seed of the data's split (--split), samples (--max-train-samples) and folds (--folds); default:
+            --seed. --seeds varies --seed and keeps this one, so every seed trains and is scored on the same examples.
+        seeds: Train this many times, with seeds --seed, --seed+1, ...: the run folder gets the run with the best dev
+            score (never chosen by test), and metrics.json the mean ± sd and every seed's scores (seeds/seed-N/ holds
+            each run). N seeds take N times as long.
+        folds: Stratified K-fold cross-validation on one labelled file: each fold is the test split once, the rest
+            is split into train and dev by --split's train:dev ratio. metrics.json's test scores and intervals are
+            pooled over all K folds' predictions; model/ is the fold with the best dev score; folds/fold-N/ holds
+            each run. K folds take K times as long.
+        fold: With --folds K: run only fold N (0 to K-1), e.g. to spread the folds over machines.
         logging_steps: Log training loss every N steps (TensorBoard and progress bar).
         threads: CPU threads for torch (default: torch's choice).
         adversarial: Adversarial training on the word embeddings: fgm or pgd.
@@ -142,6 +154,10 @@ class TrainOptions(Checked):
     freeze_layers: int = opt(0, COUNT)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = opt(42, SEED)
+    data_seed: Optional[int] = opt(None, SEED)
+    seeds: int = opt(1, AT_LEAST_1)
+    folds: Optional[int] = opt(None, FOLDS)
+    fold: Optional[int] = opt(None, COUNT)
     logging_steps: int = opt(10, AT_LEAST_1)
     threads: Optional[int] = opt(None, AT_LEAST_1)
     adversarial: Optional[Literal["fgm", "pgd"]] = None
@@ -156,6 +172,25 @@ class TrainOptions(Checked):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.report_to = parse_report_to(self.report_to)
+        if self.fold is not None and (self.folds is None or self.fold >= self.folds):
+            raise DistilkitError(
+                f"--fold {self.fold}: needs --folds K with K > {self.fold} (folds are numbered 0 to K-1)"
+            )
+        if self.seeds > 1 and self.folds:
+            raise DistilkitError(
+                f"--seeds {self.seeds} with --folds {self.folds}: choose one (seeds measure the training's spread, "
+                "folds the data's)"
+            )
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the data's splits, samples and folds."""
+        return self.seed if self.data_seed is None else self.data_seed
+
+    @property
+    def this_fold(self) -> tuple[int, int] | None:
+        """(fold, folds) of a run of one fold, else None."""
+        return None if self.fold is None or self.folds is None else (self.fold, self.folds)
 
 
 @dataclass
@@ -301,8 +336,6 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
 
 def parse_split_fractions(split: str) -> tuple[float, float, float]:
     """Parse '0.8,0.1,0.1' into three fractions that sum to 1."""
-    from distilkit.errors import DistilkitError
-
     try:
         parts = [float(x) for x in split.split(",")]
     except ValueError:
@@ -316,8 +349,6 @@ def parse_split_fractions(split: str) -> tuple[float, float, float]:
 
 def parse_report_to(value) -> list[str]:
     """--report-to as a list of tracker names: "tensorboard,mlflow", a list, or "none" (no tracker: [])."""
-    from distilkit.errors import DistilkitError
-
     names = value.split(",") if isinstance(value, str) else list(value or [])
     names = [str(name).strip().lower() for name in names if str(name).strip()]
     if "none" in names:

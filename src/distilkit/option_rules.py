@@ -61,6 +61,7 @@ POSITIVE = Rule(low=0, low_open=True)  # learning rates, epochs, temperatures
 NON_NEGATIVE = Rule(low=0)  # weights, decay, counts of optional extras
 AT_LEAST_1 = Rule(low=1, integer=True)  # batch sizes, lengths, counts
 COUNT = Rule(low=0, integer=True)  # 0 = none / off
+FOLDS = Rule(low=2, integer=True)  # cross-validation: one fold would test on what it trained on
 FRACTION = Rule(low=0, high=1)  # probabilities, mixing weights
 FRACTION_BELOW_1 = Rule(low=0, high=1, high_open=True)  # dropout, pruned share (1 would remove everything)
 PROBABILITY = Rule(low=0, high=1, low_open=True)  # a chance that must happen sometimes (augmentation's word swaps)

@@ -342,12 +342,17 @@ def split_rows(rows: list[dict], fractions: tuple[float, ...], seed: int, strati
 
 
 def load_task_data(
-    opts: DataOptions, seed: int = 42, for_training: bool = True, known_labels: list[str] | None = None
+    opts: DataOptions,
+    seed: int = 42,
+    for_training: bool = True,
+    known_labels: list[str] | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> TaskData:
     """Read, normalise, split and check the data named by `opts`.
 
-    For training, missing dev/test splits are carved from train with `--split`. For evaluation, a single file
-    is used whole as the test split.
+    For training, missing dev/test splits are carved from train with `--split`, or, with `fold` = (k, K), test is
+    fold k of K and dev is carved from the rest (data/folds.py). For evaluation, a single file is used whole as the
+    test split.
     """
     name, raw, fmt = load_raw_splits(opts)
     for split, rows in raw.items():
@@ -369,7 +374,7 @@ def load_task_data(
             splits["test"] = rows
     data = TaskData(name=name, task=task, regression=False, labels=[], splits=splits, is_pair=is_pair)
     if for_training:
-        _prepare_training_splits(data, opts, seed, known_labels)
+        _prepare_training_splits(data, opts, seed, known_labels, fold)
     for split, rows in data.splits.items():
         limit = opts.max_train_samples if split == "train" else opts.max_eval_samples
         if limit and len(rows) > limit:
@@ -377,7 +382,7 @@ def load_task_data(
     return data
 
 
-def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int, known_labels=None) -> None:
+def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int, known_labels=None, fold=None) -> None:
     if "train" not in data.splits:
         raise DistilkitError(f"{data.name}: no training split; pass --train-file or a --data with training rows")
     train = data.splits["train"]
@@ -387,7 +392,19 @@ def _prepare_training_splits(data: TaskData, opts: DataOptions, seed: int, known
     key = None if data.regression or data.task == TOK else (lambda r: _label_str(r["label"]))
     train_f, dev_f, test_f = parse_split_fractions(opts.split)
     missing = [s for s in ("dev", "test") if s not in data.splits]
-    if missing:
+    if fold is not None:
+        from distilkit.data.folds import fold_splits
+
+        k, folds = fold
+        if missing != ["dev", "test"]:
+            given = " and ".join(s for s in ("dev", "test") if s not in missing)
+            raise DistilkitError(
+                f"--folds {folds}: cross-validation splits one labelled file, and {data.name} has a {given} split "
+                "of its own; give the labelled file alone (--data FILE, or --train-file without --dev-file and "
+                "--test-file)"
+            )
+        data.splits.update(fold_splits(train, folds, k, dev_f / (train_f + dev_f), seed, key, source))
+    elif missing:
         want = {"dev": dev_f, "test": test_f}
         fracs = [train_f] + [want[s] for s in missing]
         total = sum(fracs)

@@ -37,11 +37,13 @@ from distilkit.distillation.trainer import DistillationTrainer
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.intervals import describe
 from distilkit.evaluation.metrics import format_table, plot_confusion_matrix, scalar_metrics
+from distilkit.evaluation.pooled import write_predictions
 from distilkit.losses.registry import import_plugins, reads_of
 from distilkit.models import load_tokenizer, resolve_model
 from distilkit.models.families import layer_count
 from distilkit.training.guard import check_finite_weights
-from distilkit.training.job import TrainingJob, run_training
+from distilkit.training.job import TrainingJob
+from distilkit.training.repeats import run_repeated
 from distilkit.training.tracking import prefixed, save_trainer_state, use_trackers, write_trainer_files
 from distilkit.training.trainer_setup import (
     EpochTimer,
@@ -55,7 +57,7 @@ from distilkit.training.trainer_setup import (
 
 def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     """Distil `cfg.teacher` into `cfg.student` on `cfg.data`; returns the finished run folder."""
-    return run_training(DistillJob(cfg), cfg, resolved)
+    return run_repeated(DistillJob, cfg, resolved)
 
 
 class DistillJob(TrainingJob):
@@ -330,7 +332,11 @@ class DistillJob(TrainingJob):
             if split in self.student_sets and not cfg.general:
                 sets = (self.student_sets[split], self.teacher_sets[split])
                 tokenizers = (self.tokenizer, self.lead.tokenizer)
-                result = evaluate_pair(self.trainer.student, self.lead, *sets, data, *tokenizers, cfg.eval_batch_size)
+                records = {} if split == "test" and cfg.folds else None  # pooled over the folds (training/repeats.py)
+                batch = cfg.eval_batch_size
+                result = evaluate_pair(self.trainer.student, self.lead, *sets, data, *tokenizers, batch, records)
+                if records:
+                    write_predictions(work, records)
                 metrics[split] = result
                 prefix = "eval" if split == "dev" else "test"
                 pair = {k: result[k] for k in ("retention", "agreement") if k in result}

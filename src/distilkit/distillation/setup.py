@@ -32,6 +32,7 @@ from distilkit.errors import DistilkitError
 from distilkit.evaluation.evaluate import predictions_and_labels
 from distilkit.evaluation.intervals import compare, intervals, units_of
 from distilkit.evaluation.metrics import task_metrics
+from distilkit.evaluation.pooled import prediction_record
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.models import check_max_length
 from distilkit.training.job import process_state
@@ -105,8 +106,9 @@ def prepare_data(cfg: DistillConfig, teacher):
         return TaskData(name=name, task="general", regression=False, labels=[], corpus=corpus)
     data = load_task_data(
         dataclasses.replace(cfg, task=teacher.task if cfg.task == "auto" else cfg.task),
-        seed=cfg.seed,
+        seed=cfg.split_seed,
         for_training=True,
+        fold=cfg.this_fold,
     )
     if data.task != teacher.task:
         raise DistilkitError(f"{data.name}: this is {data.task} data but the teacher is a {teacher.task} model")
@@ -240,8 +242,11 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args, tokeni
     return caches
 
 
-def evaluate_pair(student, teacher, student_ds, teacher_ds, data, tokenizer, teacher_tokenizer, batch_size) -> dict:
-    """Student and teacher metrics on one split, retention and student–teacher agreement."""
+def evaluate_pair(
+    student, teacher, student_ds, teacher_ds, data, tokenizer, teacher_tokenizer, batch_size, records=None
+) -> dict:
+    """Student and teacher metrics on one split, retention and student–teacher agreement; `records`, a dict, gets
+    both models' predictions (evaluation/pooled.py's records, for pooling folds)."""
     student.eval()
     s_logits = run_batches(student, student_ds, collator_for(data.task, tokenizer), batch_size)
     t_logits = run_batches(teacher.model, teacher_ds, collator_for(data.task, teacher_tokenizer), batch_size)
@@ -253,6 +258,8 @@ def evaluate_pair(student, teacher, student_ds, teacher_ds, data, tokenizer, tea
         out[name] = task_metrics(data.task, data.regression, data.labels, pred, labels, data.is_bio)
         units[name] = units_of(data.task, data.regression, data.labels, pred, labels, data.is_bio)
         out[name]["intervals"] = intervals(units[name])
+        if records is not None:
+            records[name] = prediction_record(data.task, data.regression, data.labels, pred, labels)
     key = "mse" if data.regression else "f1" if data.is_bio else "accuracy"
     # student − teacher on the same examples: paired bootstrap interval, McNemar's exact test for accuracy
     out["paired"] = compare(units["teacher"], units["student"], key)

@@ -142,6 +142,7 @@ def finetune_card(work: Path, config: dict, metrics: dict) -> None:
     continual = metrics.get("continual")
     if continual:
         made.append(continual_line(continual))
+    made += repeats_line(metrics)
     split = last_split(metrics)
     results = plain_results(metrics[split], split, config) if split else None
     if results and continual and continual.get("old_task"):
@@ -165,6 +166,23 @@ def finetune_card(work: Path, config: dict, metrics: dict) -> None:
             results=results,
         )
     )
+
+
+def repeats_line(metrics: dict) -> list[str]:
+    """What --seeds or --folds made: how many runs, which one this model is, and what the scores below are."""
+    if "seeds" in metrics:
+        b = metrics["seeds"]
+        mean, sd = b["mean"].get("test"), b["sd"].get("test")
+        spread = f"; test {b['metric']} over the seeds {mean:.4f} ± {sd:.4f} (mean ± sd)" if mean is not None else ""
+        return [f"Seeds: {len(b['runs'])} runs; this model is {b['chosen']}, chosen by {b['chosen_by']}{spread}"]
+    if "folds" in metrics:
+        b = metrics["folds"]
+        return [
+            f"Cross-validation: {b['k']} folds; the test scores below are pooled over the folds' {b['examples']} "
+            f"predictions (each example predicted by the fold model that did not train on it); this model is "
+            f"{b['chosen']}, chosen by {b['chosen_by']}"
+        ]
+    return []
 
 
 def continual_line(continual: dict) -> str:
@@ -191,7 +209,8 @@ def distill_made(config: dict, metrics: dict, teachers: list[str]) -> list[str]:
         f"Data: {data_of(config)[0]} ({metrics.get('train', {}).get('examples', '?')} training examples)",
     ]
     settings = {"temperature": "temperature", "alpha": "label-loss weight α", "augment": "augmented copies per example"}
-    return made + [f"{what}: {config[key]}" for key, what in settings.items() if config.get(key)]
+    made += [f"{what}: {config[key]}" for key, what in settings.items() if config.get(key)]
+    return made + repeats_line(metrics)
 
 
 @guarded

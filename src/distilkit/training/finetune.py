@@ -16,6 +16,7 @@ from distilkit.data.dataset import load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.metrics import format_table, plot_confusion_matrix
+from distilkit.evaluation.pooled import write_predictions
 from distilkit.files import folder_bytes
 from distilkit.models import (
     ALIASES,
@@ -29,7 +30,8 @@ from distilkit.models import (
 )
 from distilkit.training.adversarial import with_adversarial
 from distilkit.training.guard import check_finite_weights, guarded
-from distilkit.training.job import TrainingJob, run_training
+from distilkit.training.job import TrainingJob
+from distilkit.training.repeats import run_repeated
 from distilkit.training.tracking import use_trackers, write_trainer_files
 from distilkit.training.trainer_setup import (
     EpochTimer,
@@ -134,7 +136,7 @@ def continual_after(cfg: FinetuneConfig, before: dict, model, tokenizer, data) -
 
 def finetune(cfg: FinetuneConfig, resolved: dict | None = None) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; returns the finished run folder."""
-    return run_training(FinetuneJob(cfg), cfg, resolved)
+    return run_repeated(FinetuneJob, cfg, resolved)
 
 
 class FinetuneJob(TrainingJob):
@@ -152,7 +154,9 @@ class FinetuneJob(TrainingJob):
         cfg.max_length = check_max_length(cfg.max_length, self.model_path)
         check_weights_readable(self.model_path)  # before the data is tokenized, not when the model is built
         known = self.previous.labels if self.previous is not None else None
-        self.data = data = load_task_data(cfg, seed=cfg.seed, for_training=True, known_labels=known)
+        self.data = data = load_task_data(
+            cfg, seed=cfg.split_seed, for_training=True, known_labels=known, fold=cfg.this_fold
+        )
         if self.previous is not None:
             self.before = continual_before(cfg, self.previous, data)
         self.tokenizer = load_tokenizer(self.model_path)
@@ -297,7 +301,9 @@ class FinetuneJob(TrainingJob):
         for split in ("dev", "test"):
             if split in self.encoded:
                 prefix = "eval" if split == "dev" else "test"  # collective: every rank runs it
-                metrics[split], evals[prefix] = full_metrics(trainer, self.encoded[split], data, prefix)
+                metrics[split], evals[prefix], record = full_metrics(trainer, self.encoded[split], data, prefix)
+                if split == "test" and self.is_main and cfg.folds:  # pooled over the folds (training/repeats.py)
+                    write_predictions(work, {"model": record})
                 if self.is_main and not data.regression:
                     plot_confusion_matrix(
                         metrics[split], work / f"confusion_matrix_{split}.png", data.split_name(split)

@@ -23,6 +23,8 @@ class TrainingJob(ABC):
     """The steps a training command fills in; `run_training` calls them in this order."""
 
     is_main = True  # set by `train`: False on the ranks of a multi-process run that do not write
+    shows_summary = True  # False for the repeats of --seeds / --folds: their table says it all at the end
+    prepared = False  # True when `prepare` ran already (training/repeats.py prepares the first repeat early)
 
     @abstractmethod
     def prepare(self) -> None:
@@ -68,7 +70,8 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
     check_trackers(cfg.report_to)  # a tracker that is not installed: said now, not when training starts
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    job.prepare()
+    if not job.prepared:
+        job.prepare()
     with state.main_process_first():  # one process creates (or reopens) the run folder; the others then use it
         work = run.prepare(options) if state.is_main_process else run.work
     try:
@@ -86,5 +89,6 @@ def run_training(job: TrainingJob, cfg, resolved: dict | None) -> Path:
         if state.is_main_process:
             run.fail(err)  # cleans up, then raises (one line where it can)
         raise
-    job.summary(final, metrics)
+    if job.shows_summary:
+        job.summary(final, metrics)
     return final
