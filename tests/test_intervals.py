@@ -171,3 +171,61 @@ def test_spearman_of_a_resample_is_the_correlation_of_its_own_ranks_ties_include
     idx = RNG.integers(0, 300, (50, 300))
     expected = [spearmanr(x[row], y[row])[0] for row in idx]
     assert _resampled_spearman(x, y)(idx) == pytest.approx(expected, abs=1e-12)
+
+
+def test_grouped_accuracy_is_the_cluster_bootstrap_of_whole_groups():
+    """Resampling groups (Field & Welsh 2007): the ratio of correct to examples over the groups drawn, scipy's draws."""
+    groups = RNG.integers(0, 40, 500)  # 40 documents of varying size
+    units = classification_units(GOLD, PRED, 4).grouped(groups.tolist())
+    correct = (GOLD == PRED).astype(float)
+    ids = np.unique(groups.astype(str))
+    per_group = np.array([[correct[groups.astype(str) == g].sum(), (groups.astype(str) == g).sum()] for g in ids])
+
+    def ratio(rows, axis):
+        drawn = per_group[rows]
+        return drawn[..., 0].sum(axis=-1) / drawn[..., 1].sum(axis=-1)
+
+    got = intervals(units)
+    assert got["unit"] == "groups" and len(units.table) == 40
+    assert got["accuracy"] == pytest.approx(reference(ratio, np.arange(40)), abs=1e-6)
+    assert units.point() == pytest.approx(classification_units(GOLD, PRED, 4).point())  # the score is the same
+
+
+def test_examples_that_move_together_get_a_wider_interval_when_grouped():
+    """20 documents of 10 examples, each document all right or all wrong: 20 draws' worth of evidence, not 200."""
+    right = np.repeat(RNG.random(20) < 0.8, 10)
+    gold = np.zeros(200, dtype=int)
+    units = classification_units(gold, np.where(right, 0, 1), 2)
+    plain, grouped = intervals(units)["accuracy"], intervals(units.grouped(np.repeat(np.arange(20), 10)))["accuracy"]
+    assert (grouped[1] - grouped[0]) > 2 * (plain[1] - plain[0])
+
+
+def test_grouped_comparison_drops_mcnemar():
+    student, teacher = classification_units(GOLD, PRED, 4), classification_units(GOLD, GOLD, 4)
+    groups = (np.arange(500) // 5).tolist()
+    paired = compare(teacher.grouped(groups), student.grouped(groups), "accuracy")
+    assert "p_value" not in paired and paired["unit"] == "groups"
+    assert paired["difference"] == pytest.approx((GOLD == PRED).mean() - 1)
+
+
+def test_group_column_in_evaluate_and_folds(topic_run, tiny_model, tmp_path, capsys):
+    import json
+
+    from conftest import FAST, run_cli, topic_rows, write_csv
+
+    rows = [{**row, "doc": f"d{i // 4}"} for i, row in enumerate(topic_rows(240, seed=1))]  # 60 documents
+    data = write_csv(tmp_path / "docs.csv", rows)
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", topic_run, "--data", data, "--group-column", "doc", "--output", out]
+    assert run_cli(args, capsys)[0] == 0
+    bounds = json.loads((out / "metrics.json").read_text())["intervals"]
+    assert bounds["unit"] == "groups"
+    code, _, err = run_cli([*args[:-2], "--group-column", "document", "--output", tmp_path / "x"], capsys)
+    assert code == 2 and "document" in err and "--group-column" in err
+    folds = tmp_path / "folds"
+    train = ["finetune", "--model", tiny_model, "--data", data, "--group-column", "doc", "--folds", "3"]
+    assert run_cli([*train, "--epochs", "1", "--output", folds, *FAST], capsys)[0] == 0
+    seen = [set(json.loads((folds / "folds" / f"fold-{k}" / "predictions_test.json").read_text())["model"]["groups"])
+            for k in range(3)]  # fmt: skip
+    assert sum(len(s) for s in seen) == 60 and not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert json.loads((folds / "metrics.json").read_text())["test"]["intervals"]["unit"] == "groups"

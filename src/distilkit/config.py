@@ -65,6 +65,9 @@ class DataOptions(Checked):
         text_column: Column with the text.
         text_pair_column: Column with the second text of a pair; auto-detected when the columns are text_a and text_b.
         label_column: Column with the label.
+        group_column: Column naming the group each example belongs to (its document, product, speaker...): the
+            confidence intervals then resample whole groups (examples of one document are not independent draws),
+            and --folds keeps each group inside one fold.
         tokens_column: JSONL/disk token classification: column with the list of words.
         tags_column: JSONL/disk token classification: column with the list of tags.
         split: Fractions train,dev,test used to split data that has no given dev/test part (seeded, stratified).
@@ -86,6 +89,7 @@ class DataOptions(Checked):
     text_column: str = "text"
     text_pair_column: Optional[str] = None
     label_column: str = "label"
+    group_column: Optional[str] = None
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     split: str = "0.8,0.1,0.1"

@@ -137,6 +137,9 @@ def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool)
         raise _columns_error(first, opts.tokens_column, "--tokens-column")
     if has_labels and tag_col not in first:
         raise _columns_error(first, opts.tags_column, "--tags-column")
+    group_col = opts.group_column
+    if group_col and group_col not in first:
+        raise _columns_error(first, group_col, "--group-column")
     raw_tags = []
     streamed = is_column_rows(rows)  # checked row by row, kept in their Arrow table
     for row in rows:
@@ -154,11 +157,17 @@ def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool)
             item = {"tokens": [str(t) for t in tokens], "_where": row["_where"]}
             if has_labels:
                 item["tags"] = [str(t) for t in tags]
+            if group_col:
+                item["group"] = str(row.get(group_col))
             out.append(item)
     check_tag_types(_Pairs(rows, tag_col) if streamed and has_labels else raw_tags, tag_col)
     if streamed:
-        keys = {"tokens": tok_col, **({"tags": tag_col} if has_labels else {})}
-        return renamed(rows, keys, {"tokens": str_list, "tags": str_list})
+        keys = {
+            "tokens": tok_col,
+            **({"tags": tag_col} if has_labels else {}),
+            **({"group": group_col} if group_col else {}),
+        }
+        return renamed(rows, keys, {"tokens": str_list, "tags": str_list, "group": str})
     return out
 
 
@@ -177,6 +186,9 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
         raise _columns_error(first, pair_col, "--text-pair-column")
     if has_labels and opts.label_column not in first:
         raise _columns_error(first, opts.label_column, "--label-column")
+    group_col = opts.group_column
+    if group_col and group_col not in first:
+        raise _columns_error(first, group_col, "--group-column")
     streamed = is_column_rows(rows)  # checked row by row, kept in their Arrow table
     for row in rows:
         item = {"_where": row["_where"]}
@@ -199,6 +211,8 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
                     f"{row['_where']}: empty label in column {opts.label_column!r}; fill it in or remove the row"
                 )
             item["label"] = label
+        if group_col:
+            item["group"] = str(row.get(group_col))
         if not streamed:
             out.append(item)
     if has_labels:
@@ -208,8 +222,17 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
         )
     if streamed:
         keys = {"text": text_col, "text_pair": pair_col, "label": opts.label_column if has_labels else None}
-        return renamed(rows, {k: c for k, c in keys.items() if c}, {"text": str, "text_pair": str}), bool(pair_col)
+        keys["group"] = group_col
+        final = {"text": str, "text_pair": str, "group": str}
+        return renamed(rows, {k: c for k, c in keys.items() if c}, final), bool(pair_col)
     return out, pair_col is not None
+
+
+def groups_of(rows) -> list[str] | None:
+    """The group of each row (--group-column), or None when the data names none."""
+    if not len(rows) or "group" not in rows[0]:
+        return None
+    return [str(r["group"]) for r in rows]
 
 
 def _label_str(value) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from distilkit.config import DistillConfig, options_of
 from distilkit.console import show
+from distilkit.data.dataset import groups_of
 from distilkit.data.encode import collator_for
 from distilkit.data.unlabeled import UNLABELED
 from distilkit.distillation import checks, reuse
@@ -334,7 +335,9 @@ class DistillJob(TrainingJob):
                 tokenizers = (self.tokenizer, self.lead.tokenizer)
                 records = {} if split == "test" and cfg.folds else None  # pooled over the folds (training/repeats.py)
                 batch = cfg.eval_batch_size
-                result = evaluate_pair(self.trainer.student, self.lead, *sets, data, *tokenizers, batch, records)
+                groups = groups_of(data.splits[split])
+                pair = (self.trainer.student, self.lead, *sets, data, *tokenizers, batch, records, groups)
+                result = evaluate_pair(*pair)
                 if records:
                     write_predictions(work, records)
                 metrics[split] = result

@@ -243,10 +243,11 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args, tokeni
 
 
 def evaluate_pair(
-    student, teacher, student_ds, teacher_ds, data, tokenizer, teacher_tokenizer, batch_size, records=None
+    student, teacher, student_ds, teacher_ds, data, tokenizer, teacher_tokenizer, batch_size, records=None, groups=None
 ) -> dict:
     """Student and teacher metrics on one split, retention and student–teacher agreement; `records`, a dict, gets
-    both models' predictions (evaluation/pooled.py's records, for pooling folds)."""
+    both models' predictions (evaluation/pooled.py's records, for pooling folds); `groups` (one per example) makes
+    the intervals and the paired comparison resample whole groups."""
     student.eval()
     s_logits = run_batches(student, student_ds, collator_for(data.task, tokenizer), batch_size)
     t_logits = run_batches(teacher.model, teacher_ds, collator_for(data.task, teacher_tokenizer), batch_size)
@@ -256,10 +257,10 @@ def evaluate_pair(
     units = {}
     for name, pred in {"student": s_pred, "teacher": t_pred}.items():
         out[name] = task_metrics(data.task, data.regression, data.labels, pred, labels, data.is_bio)
-        units[name] = units_of(data.task, data.regression, data.labels, pred, labels, data.is_bio)
+        units[name] = units_of(data.task, data.regression, data.labels, pred, labels, data.is_bio, groups)
         out[name]["intervals"] = intervals(units[name])
         if records is not None:
-            records[name] = prediction_record(data.task, data.regression, data.labels, pred, labels)
+            records[name] = prediction_record(data.task, data.regression, data.labels, pred, labels, groups)
     key = "mse" if data.regression else "f1" if data.is_bio else "accuracy"
     # student − teacher on the same examples: paired bootstrap interval, McNemar's exact test for accuracy
     out["paired"] = compare(units["teacher"], units["student"], key)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.console import show
-from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, load_task_data
+from distilkit.data.dataset import TOK, check_known_labels, finalise_labels, groups_of, load_task_data
 from distilkit.data.encode import IGNORE, collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.intervals import compare, describe, intervals, units_of
@@ -81,7 +81,8 @@ def score_rows(trained, data, rows: list[dict], max_length: int, batch_size: int
     logits = run_batches(trained.model, dataset, collator_for(data.task, trained.tokenizer), batch_size)
     preds, labels = predictions_and_labels(logits, dataset, data.task, trained.regression)
     metrics = task_metrics(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
-    scored = units_of(data.task, trained.regression, trained.labels, preds, labels, data.is_bio)
+    groups = groups_of(rows)
+    scored = units_of(data.task, trained.regression, trained.labels, preds, labels, data.is_bio, groups)
     metrics.update(intervals=intervals(scored), model=trained.path, data=data.name, truncated=truncated)
     return (metrics, logits, scored) if units else (metrics, logits)
 

@@ -1,7 +1,9 @@
 """Confidence intervals of the task metrics, and the paired comparison of two models on the same examples.
 
 **Intervals.** A percentile bootstrap (Efron & Tibshirani 1993) over the units a score is made of: examples for
-sequence tasks, sentences for token tasks (the tokens of one sentence are not independent draws). Every headline
+sequence tasks, sentences for token tasks (the tokens of one sentence are not independent draws), and whole groups
+where the data names them (`--group-column`: the sentences of one document, the reviews of one product), resampled
+as clusters (Field & Welsh 2007): each group's sums are one unit. Every headline
 metric here is a function of sums over units: correct predictions; per-class true positives, predictions and
 gold labels (macro-F1); correct, predicted and gold entities (entity F1); errors and the moments of Pearson's r.
 So a resample is a count vector over the units and its sums one matrix product: scipy.stats.bootstrap draws the
@@ -37,12 +39,24 @@ class Units:
     metrics: dict[str, Callable[[np.ndarray], np.ndarray]]  # name → f(totals: resamples × columns) → resamples
     correct: np.ndarray | None = None  # per-unit 0/1 correctness, for McNemar (sequence classification)
     pairs: tuple[np.ndarray, np.ndarray] | None = None  # (gold, predicted) values, for Spearman's ρ
+    spearman: float | None = None  # Spearman's ρ of grouped units, which keep no pairs
+
+    def grouped(self, groups: list) -> Units:
+        """The same scores over groups of units: each group's rows summed into one. McNemar's test and Spearman's
+        interval need independent single units, so they are dropped (Spearman's point estimate is kept)."""
+        keys, index = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+        table = np.zeros((len(keys), self.table.shape[1]))
+        np.add.at(table, index, self.table)
+        spearman = self.point().get("spearman")
+        return Units("groups", table, self.metrics, spearman=spearman)
 
     def point(self) -> dict[str, float]:
         totals = self.table.sum(axis=0, keepdims=True)
         out = {name: float(fn(totals)[0]) for name, fn in self.metrics.items()}
         if self.pairs is not None:
             out["spearman"] = float(_spearman(*(v[None, :] for v in self.pairs))[0])
+        elif self.spearman is not None:
+            out["spearman"] = self.spearman
         return out
 
 
@@ -59,8 +73,8 @@ def classification_units(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -
     # columns: correct, then true positives, predictions and gold labels of each class
     table = np.column_stack([correct, eye[y_true] * correct[:, None], eye[y_pred], eye[y_true]])
 
-    def accuracy(t: np.ndarray) -> np.ndarray:
-        return t[:, 0] / len(y_true)
+    def accuracy(t: np.ndarray) -> np.ndarray:  # over the examples drawn: groups differ in size
+        return _ratio(t[:, 0], t[:, 1 + 2 * classes :].sum(axis=1))
 
     def macro_f1(t: np.ndarray) -> np.ndarray:
         tp, pred, gold = (t[:, 1 + i * classes : 1 + (i + 1) * classes] for i in range(3))
@@ -115,15 +129,20 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.divide((rx * ry).sum(axis=-1), den, out=np.full(den.shape, np.nan), where=den > 0)
 
 
-def units_of(task: str, regression: bool, labels: list[str], predictions, label_ids, bio: bool) -> Units:
-    """The units of a task's scores, from what metrics.task_metrics takes."""
+def units_of(
+    task: str, regression: bool, labels: list[str], predictions, label_ids, bio: bool, groups: list | None = None
+) -> Units:
+    """The units of a task's scores, from what metrics.task_metrics takes; with `groups` (one per example, as
+    data.dataset.groups_of gives them), grouped."""
     from distilkit.evaluation.metrics import aligned_tags
 
     if regression:
-        return regression_units(np.asarray(label_ids), np.asarray(predictions))
-    if task == "token-classification":
-        return token_units(*aligned_tags(np.asarray(predictions), np.asarray(label_ids), labels), bio)
-    return classification_units(np.asarray(label_ids), np.asarray(predictions), len(labels))
+        units = regression_units(np.asarray(label_ids), np.asarray(predictions))
+    elif task == "token-classification":
+        units = token_units(*aligned_tags(np.asarray(predictions), np.asarray(label_ids), labels), bio)
+    else:
+        units = classification_units(np.asarray(label_ids), np.asarray(predictions), len(labels))
+    return units.grouped(groups) if groups is not None else units
 
 
 def _counts(idx: np.ndarray, n: int) -> np.ndarray:

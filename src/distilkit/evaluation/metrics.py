@@ -81,10 +81,18 @@ def aligned_tags(pred_ids, label_ids, labels: list[str]) -> tuple[list[list[str]
 
 
 def task_metrics(
-    task: str, regression: bool, labels: list[str], predictions, label_ids, bio: bool = False, intervals: bool = False
+    task: str,
+    regression: bool,
+    labels: list[str],
+    predictions,
+    label_ids,
+    bio: bool = False,
+    intervals: bool = False,
+    groups: list | None = None,
 ) -> dict:
     """Full metrics from model outputs: class ids (or scores for regression) and gold label ids; with `intervals`,
-    also the 95% bootstrap interval of each headline metric (`"intervals"`, evaluation/intervals.py)."""
+    also the 95% bootstrap interval of each headline metric (`"intervals"`, evaluation/intervals.py), resampling
+    whole groups when `groups` (one per example) is given."""
     if regression:
         out = regression_metrics(label_ids, predictions)
     elif task == "token-classification":
@@ -94,7 +102,7 @@ def task_metrics(
     if intervals:
         from distilkit.evaluation import intervals as ci
 
-        out["intervals"] = ci.intervals(ci.units_of(task, regression, labels, predictions, label_ids, bio))
+        out["intervals"] = ci.intervals(ci.units_of(task, regression, labels, predictions, label_ids, bio, groups))
     return out
 
 

@@ -19,20 +19,19 @@ from distilkit.evaluation.metrics import aligned_tags, classification_metrics, r
 PREDICTIONS_FILE = "predictions_test.json"
 
 
-def prediction_record(task: str, regression: bool, labels: list[str], predictions, label_ids) -> dict:
-    """Gold and predicted values of one split, as JSON can hold them."""
+def prediction_record(
+    task: str, regression: bool, labels: list[str], predictions, label_ids, groups: list | None = None
+) -> dict:
+    """Gold and predicted values of one split (and each example's group, if any), as JSON can hold them."""
     if regression:
-        return {
-            "gold": np.asarray(label_ids, dtype=float).reshape(-1).tolist(),
-            "predicted": np.asarray(predictions, dtype=float).reshape(-1).tolist(),
-        }
-    if task == "token-classification":
+        gold = np.asarray(label_ids, dtype=float).reshape(-1).tolist()
+        predicted = np.asarray(predictions, dtype=float).reshape(-1).tolist()
+    elif task == "token-classification":
         gold, predicted = aligned_tags(np.asarray(predictions), np.asarray(label_ids), labels)
-        return {"gold": gold, "predicted": predicted}
-    return {
-        "gold": [labels[int(i)] for i in np.asarray(label_ids).reshape(-1)],
-        "predicted": [labels[int(i)] for i in np.asarray(predictions).reshape(-1)],
-    }
+    else:
+        gold = [labels[int(i)] for i in np.asarray(label_ids).reshape(-1)]
+        predicted = [labels[int(i)] for i in np.asarray(predictions).reshape(-1)]
+    return {"gold": gold, "predicted": predicted, **({"groups": list(groups)} if groups is not None else {})}
 
 
 def write_predictions(folder: Path, records: dict[str, dict]) -> None:
@@ -59,6 +58,8 @@ def pooled_scores(records: list[dict], task: str, regression: bool, labels: list
         index = {name: i for i, name in enumerate(labels)}
         y, p = np.asarray([index[g] for g in gold]), np.asarray([index[q] for q in predicted])
         metrics, units = classification_metrics(y, p, labels), classification_units(y, p, len(labels))
+    if all("groups" in r for r in records):
+        units = units.grouped([g for r in records for g in r["groups"]])
     metrics["intervals"] = intervals(units)
     metrics["examples"] = len(gold)
     return metrics, units

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from distilkit.config import FinetuneConfig
 from distilkit.console import show
-from distilkit.data.dataset import load_task_data
+from distilkit.data.dataset import groups_of, load_task_data
 from distilkit.data.encode import collator_for, encode_splits
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.metrics import format_table, plot_confusion_matrix
@@ -301,7 +301,8 @@ class FinetuneJob(TrainingJob):
         for split in ("dev", "test"):
             if split in self.encoded:
                 prefix = "eval" if split == "dev" else "test"  # collective: every rank runs it
-                metrics[split], evals[prefix], record = full_metrics(trainer, self.encoded[split], data, prefix)
+                groups = groups_of(data.splits[split])
+                metrics[split], evals[prefix], record = full_metrics(trainer, self.encoded[split], data, prefix, groups)
                 if split == "test" and self.is_main and cfg.folds:  # pooled over the folds (training/repeats.py)
                     write_predictions(work, {"model": record})
                 if self.is_main and not data.regression:

@@ -151,19 +151,20 @@ def compute_metrics_fn(data: TaskData):
     return compute
 
 
-def full_metrics(trainer, dataset, data: TaskData, prefix: str = "test") -> tuple[dict, dict, dict]:
+def full_metrics(trainer, dataset, data: TaskData, prefix: str = "test", groups=None) -> tuple[dict, dict, dict]:
     """Predict a split: the complete metrics (per-class report, confusion matrix), the Trainer's own
     (`<prefix>_loss`, `<prefix>_accuracy`, `<prefix>_runtime`, ...: what `Trainer.evaluate` reports for eval), and
-    the predictions (evaluation/pooled.py's record, for pooling folds)."""
+    the predictions (evaluation/pooled.py's record, for pooling folds). `groups`: one per example, for intervals
+    over groups (--group-column)."""
     from distilkit.evaluation.pooled import prediction_record
 
     out = trainer.predict(dataset, metric_key_prefix=prefix)
     predictions = np.asarray(out.predictions)
     metrics = task_metrics(
-        data.task, data.regression, data.labels, predictions, out.label_ids, data.is_bio, intervals=True
+        data.task, data.regression, data.labels, predictions, out.label_ids, data.is_bio, True, groups
     )
     metrics["loss"] = float(out.metrics.get(f"{prefix}_loss", float("nan")))
-    record = prediction_record(data.task, data.regression, data.labels, predictions, out.label_ids)
+    record = prediction_record(data.task, data.regression, data.labels, predictions, out.label_ids, groups)
     return metrics, {**out.metrics, f"{prefix}_samples": len(dataset)}, record
 
 
