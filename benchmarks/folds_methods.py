@@ -80,13 +80,16 @@ def main() -> None:
                 ["distill", "--teacher", teacher, "--student", "3", *METHODS[method], "--output", out, *common]
             )
             seconds[method] = round(time.perf_counter() - started)
-    teacher_metrics, teacher_units = pooled(teacher, "model", args.folds, labels)
+    # the teacher as each distillation scored it (the same fold models, evaluated beside the student: the pairs
+    # line up example by example); its own finetune run's pooled score is kept for reference
+    teacher_metrics, teacher_units = pooled(work / f"3L-{args.methods[0]}", "teacher", args.folds, labels)
     students = {m: pooled(work / f"3L-{m}", "student", args.folds, labels) for m in args.methods}
     result = {
         "folds": args.folds,
         "examples": teacher_metrics["examples"],
         "seconds": seconds,
         "teacher": shown(teacher_metrics),
+        "teacher_finetune_run": shown(json.loads((teacher / "metrics.json").read_text())["test"]),
         "students": {m: shown(metrics) for m, (metrics, _) in students.items()},
         "student_vs_teacher": {m: compare(teacher_units, units, "accuracy") for m, (_, units) in students.items()},
         "method_vs_method": {

@@ -158,7 +158,12 @@ def full_metrics(trainer, dataset, data: TaskData, prefix: str = "test", groups=
     over groups (--group-column)."""
     from distilkit.evaluation.pooled import prediction_record
 
-    out = trainer.predict(dataset, metric_key_prefix=prefix)
+    # in the dataset's order, for `groups` and pooled folds: the Trainer's eval sampler groups by length otherwise
+    strategy, trainer.args.train_sampling_strategy = trainer.args.train_sampling_strategy, "sequential"
+    try:
+        out = trainer.predict(dataset, metric_key_prefix=prefix)
+    finally:
+        trainer.args.train_sampling_strategy = strategy
     predictions = np.asarray(out.predictions)
     metrics = task_metrics(
         data.task, data.regression, data.labels, predictions, out.label_ids, data.is_bio, True, groups
