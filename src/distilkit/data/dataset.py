@@ -125,6 +125,13 @@ def _columns_error(row: dict, wanted: str, option: str) -> DistilkitError:
     )
 
 
+def _group_column(first: dict, opts: DataOptions) -> str | None:
+    """--group-column, checked against the first row's columns."""
+    if opts.group_column and opts.group_column not in first:
+        raise _columns_error(first, opts.group_column, "--group-column")
+    return opts.group_column
+
+
 def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool) -> list[dict]:
     out, first = [], rows[0]
     tok_col = opts.tokens_column if opts.tokens_column in first else "tokens"
@@ -137,9 +144,7 @@ def _normalise_token_rows(rows: list[dict], opts: DataOptions, has_labels: bool)
         raise _columns_error(first, opts.tokens_column, "--tokens-column")
     if has_labels and tag_col not in first:
         raise _columns_error(first, opts.tags_column, "--tags-column")
-    group_col = opts.group_column
-    if group_col and group_col not in first:
-        raise _columns_error(first, group_col, "--group-column")
+    group_col = _group_column(first, opts)
     raw_tags = []
     streamed = is_column_rows(rows)  # checked row by row, kept in their Arrow table
     for row in rows:
@@ -186,9 +191,7 @@ def normalise_rows(rows: list[dict], task: str, opts: DataOptions, has_labels: b
         raise _columns_error(first, pair_col, "--text-pair-column")
     if has_labels and opts.label_column not in first:
         raise _columns_error(first, opts.label_column, "--label-column")
-    group_col = opts.group_column
-    if group_col and group_col not in first:
-        raise _columns_error(first, group_col, "--group-column")
+    group_col = _group_column(first, opts)
     streamed = is_column_rows(rows)  # checked row by row, kept in their Arrow table
     for row in rows:
         item = {"_where": row["_where"]}

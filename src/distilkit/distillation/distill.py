@@ -334,10 +334,10 @@ class DistillJob(TrainingJob):
                 sets = (self.student_sets[split], self.teacher_sets[split])
                 tokenizers = (self.tokenizer, self.lead.tokenizer)
                 records = {} if split == "test" and cfg.folds else None  # pooled over the folds (training/repeats.py)
-                batch = cfg.eval_batch_size
                 groups = groups_of(data.splits[split])
-                pair = (self.trainer.student, self.lead, *sets, data, *tokenizers, batch, records, groups)
-                result = evaluate_pair(*pair)
+                result = evaluate_pair(
+                    self.trainer.student, self.lead, *sets, data, *tokenizers, cfg.eval_batch_size, records, groups
+                )
                 if records:
                     write_predictions(work, records)
                 metrics[split] = result

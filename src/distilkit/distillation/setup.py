@@ -31,7 +31,7 @@ from distilkit.distillation.students import is_pretrained_spec
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.evaluate import predictions_and_labels
 from distilkit.evaluation.intervals import compare, intervals, units_of
-from distilkit.evaluation.metrics import task_metrics
+from distilkit.evaluation.metrics import default_metric, task_metrics
 from distilkit.evaluation.pooled import prediction_record
 from distilkit.inference.loading import load_trained, run_batches
 from distilkit.models import check_max_length
@@ -261,7 +261,7 @@ def evaluate_pair(
         out[name]["intervals"] = intervals(units[name])
         if records is not None:
             records[name] = prediction_record(data.task, data.regression, data.labels, pred, labels, groups)
-    key = "mse" if data.regression else "f1" if data.is_bio else "accuracy"
+    key, _ = default_metric(data.task, data.regression, data.is_bio)
     # student − teacher on the same examples: paired bootstrap interval, McNemar's exact test for accuracy
     out["paired"] = compare(units["teacher"], units["student"], key)
     if not data.regression:

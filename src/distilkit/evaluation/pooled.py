@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from distilkit.evaluation.intervals import Units, classification_units, intervals, regression_units, token_units
-from distilkit.evaluation.metrics import aligned_tags, classification_metrics, regression_metrics, token_metrics
+from distilkit.evaluation.metrics import (
+    aligned_tags,
+    classification_metrics,
+    default_metric,
+    regression_metrics,
+    token_metrics,
+)
 
 PREDICTIONS_FILE = "predictions_test.json"
 
@@ -77,7 +83,7 @@ def pooled_test(folders: list[Path], task: str, regression: bool, labels: list[s
     units = {}
     for name in ("student", "teacher"):
         out[name], units[name] = pooled_scores([r[name] for r in records], task, regression, labels, bio)
-    key = "mse" if regression else "f1" if bio else "accuracy"
+    key, _ = default_metric(task, regression, bio)
     out["paired"] = compare(units["teacher"], units["student"], key)
     if not regression:
         flat = {

@@ -139,7 +139,7 @@ class RepeatsJob(TrainingJob):
         self.kind = "folds" if cfg.folds else "seeds"
 
     def repeats(self, work: Path) -> list[tuple[str, object]]:
-        """(name, config) of each repeat, its output inside `work`."""
+        """(name, config) of each repeat, its output inside `work` (planned once, in `prepare`)."""
         cfg, base = self.cfg, {"overwrite": False, "seeds": 1}
         if self.kind == "seeds":
             seeds = range(cfg.seed, cfg.seed + cfg.seeds)
@@ -166,13 +166,16 @@ class RepeatsJob(TrainingJob):
         cfg = self.cfg
         if getattr(cfg, "general", False) and cfg.folds:
             raise DistilkitError(f"--folds {cfg.folds}: general distillation has no labels to cross-validate; drop it")
-        work = RunFolder(cfg.output).work
-        todo = [(name, sub) for name, sub in self.repeats(work) if not (Path(sub.output) / "metrics.json").exists()]
-        self.first_name, first_cfg = todo[0] if todo else (None, self.repeats(work)[0][1])
+        # the partial folder run_training builds in: the repeats' outputs are known before it exists
+        self.planned = self.repeats(RunFolder(cfg.output).work)
+        todo = [(name, sub) for name, sub in self.planned if not (Path(sub.output) / "metrics.json").exists()]
+        self.first_name, first_cfg = todo[0] if todo else (None, self.planned[0][1])
         self.warning = leakage_warning(cfg) if self.kind == "folds" else None
         if self.warning:
             print(f"WARNING: {self.warning}", flush=True)
-        self.first = self.make_job(first_cfg)
+        # a copy: prepare fills in defaults (max_length) on its config, and run_training must record the repeat's
+        # options as given, as the repeats prepared later do (or a --resume of this repeat would see other options)
+        self.first = self.make_job(dataclasses.replace(first_cfg))
         self.first.prepare()
         self.first.prepared = True
         data = self.first.data
@@ -180,7 +183,7 @@ class RepeatsJob(TrainingJob):
         self.metric, self.greater = metric_choice(data, cfg) if data.task != "general" else ("loss", False)
 
     def train(self, work: Path, run) -> None:
-        repeats = self.repeats(work)
+        repeats = self.planned
         for i, (name, sub) in enumerate(repeats):
             if (Path(sub.output) / "metrics.json").exists():
                 print(f"\n{name}: finished earlier, kept", flush=True)
@@ -195,10 +198,10 @@ class RepeatsJob(TrainingJob):
     def save(self, work: Path) -> None:
         if self.is_main:
             self.runs = [
-                (name, json.loads((Path(sub.output) / "metrics.json").read_text())) for name, sub in self.repeats(work)
+                (name, json.loads((Path(sub.output) / "metrics.json").read_text())) for name, sub in self.planned
             ]
             self.chosen = self.choose()
-            link_tree(Path(self._out(work, 0)).parent / self.chosen / "model", work / "model")
+            link_tree(Path(dict(self.planned)[self.chosen].output) / "model", work / "model")
 
     def score(self, metrics: dict, split: str) -> float | None:
         scores = metrics.get(split)
@@ -212,7 +215,7 @@ class RepeatsJob(TrainingJob):
         if any(score is None for score, _ in dev):
             return self.runs[0][0]
         sign = 1 if self.greater else -1
-        return max(dev, key=lambda sn: (sign * sn[0], -dev.index(sn)))[1]
+        return max(dev, key=lambda scored: sign * scored[0])[1]  # max keeps the first of equal scores
 
     def results(self, work: Path) -> dict:
         if not self.is_main:
@@ -221,22 +224,23 @@ class RepeatsJob(TrainingJob):
         rows = [{"run": name, "dev": self.score(m, "dev"), "test": self.score(m, "test")} for name, m in self.runs]
         block: dict = {"metric": self.metric, "runs": rows, "chosen": self.chosen}
         block["chosen_by"] = f"dev {self.metric}" if rows[0]["dev"] is not None else "first (no dev split)"
+        block["mean"], block["sd"] = {}, {}
         for split in ("dev", "test"):
-            block.setdefault("mean", {})[split], block.setdefault("sd", {})[split] = spread([r[split] for r in rows])
+            block["mean"][split], block["sd"][split] = spread([r[split] for r in rows])
         metrics = {**chosen, self.kind: block}
         if self.kind == "folds":
             block.update(k=self.cfg.folds, data_seed=self.cfg.split_seed)
             if self.warning:
                 block["warning"] = self.warning
-            metrics["test"] = self.pooled(work)
+            metrics["test"] = self.pooled()
             block["examples"] = metrics["test"].get("examples", metrics["test"].get("student", {}).get("examples"))
         return metrics
 
-    def pooled(self, work: Path) -> dict:
+    def pooled(self) -> dict:
         """The test scores pooled over the folds' predictions (and, for distill, the pair's comparison)."""
         from distilkit.evaluation.pooled import pooled_test
 
-        folders = [Path(sub.output) for _, sub in self.repeats(work)]
+        folders = [Path(sub.output) for _, sub in self.planned]
         return pooled_test(folders, self.task, self.regression, self.labels, self.bio)
 
     def write_card(self, work: Path, metrics: dict, config: dict) -> None:
