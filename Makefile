@@ -22,7 +22,7 @@ TORCH_WHEELS ?= /opt/wheels
 TORCH_SOURCE := $(if $(wildcard $(TORCH_WHEELS)/torch-*),--find-links $(TORCH_WHEELS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install check-lock lock lint browser test test-latest demo mpnet bench clean
+.PHONY: install check-lock lock lint browser test test-latest demo mpnet bench bench-suite clean
 
 # uv is bootstrapped with pip at its locked version, then installs exactly the lock (`uv pip sync` also removes
 # whatever the lock does not list), then distilkit itself (editable, no dependencies of its own to resolve).
@@ -109,6 +109,14 @@ bench: install
 	$(PY) benchmarks/compress.py
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/peer_textbrewer.py
+
+# The benchmark suite and its gate (benchmarks/suite.py; not in CI): the students of every suite task trained again
+# with today's defaults (teachers are trained once and kept), then compared with benchmarks/results/
+# suite_accepted.json. Fails when a task's student retention fell below the accepted one beyond its interval.
+# Run it before changing a default; `python benchmarks/suite.py accept` makes a deliberate change the reference.
+bench-suite: install
+	$(PY) benchmarks/suite.py run --rerun
+	$(PY) benchmarks/suite.py gate
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) runs .pytest_cache

@@ -47,9 +47,10 @@ def machine() -> str:
     return f"{platform.machine()} {cpu_model()}, {bf16}, {threads}, torch {torch.__version__}"
 
 
-def save(name: str, key: str, result: dict) -> Path:
-    """Merge `result` under `key` into benchmarks/results/<name>.json (date and machine added)."""
-    path = RESULTS / f"{name}.json"
+def save(name: str, key: str, result: dict, folder: Path = RESULTS) -> Path:
+    """Merge `result` under `key` into benchmarks/results/<name>.json (or `folder`/<name>.json; date and machine
+    added)."""
+    path = folder / f"{name}.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data[key] = {**result, "date": date.today().isoformat(), "machine": machine()}
     path.parent.mkdir(parents=True, exist_ok=True)
