@@ -42,7 +42,7 @@ from common import RESULTS, RUNS, run_distilkit, save, shown
 from suite_tasks import TASKS, Sizes, build_all
 
 FIRST_SEED = 42
-TEACHER = "--epochs 2 --lr 1e-4 --batch-size 32".split()
+TEACHER = "--lr 1e-4 --batch-size 32".split()  # + the task's --epochs (suite_tasks.Task.teacher_epochs)
 STUDENTS = {
     "kd": "--student 3 --method kd --epochs 2 --lr 1e-4".split(),
     "tinybert": "--student 3 --method tinybert --intermediate-epochs 2 --epochs 2 --lr 1e-4".split(),
@@ -92,31 +92,32 @@ def data_args(files: dict[str, Path], task: str) -> list:
     ]
 
 
-def fingerprint(files: dict[str, Path]) -> str:
-    """The task's data as the runs saw it: a run on other data (other sizes, a changed builder) is not reused."""
-    digest = hashlib.sha256()
+def stamp(files: dict[str, Path], argv: list) -> str:
+    """The data and the command a run was made with: a run with other data (other sizes, a changed builder) or
+    another command is not reused."""
+    digest = hashlib.sha256(shown(argv).encode())
     for split in sorted(files):
         digest.update(files[split].read_bytes())
     return digest.hexdigest()[:16]
 
 
-def is_current(folder: Path, data: str) -> bool:
-    stamp = folder / "suite-data.txt"
-    return (folder / "metrics.json").exists() and stamp.exists() and stamp.read_text() == data
+def is_current(folder: Path, made_with: str) -> bool:
+    path = folder / "suite-stamp.txt"
+    return (folder / "metrics.json").exists() and path.exists() and path.read_text() == made_with
 
 
-def ensure_teacher(suite: Suite, task: str, variant: str, files: dict[str, Path]) -> tuple[Path, float | None]:
-    """The task's fine-tuned teacher: trained once on the task's current data, then reused."""
+def ensure_teacher(suite: Suite, task: str, variant: str, files: dict[str, Path]) -> tuple[Path, str, float | None]:
+    """The task's fine-tuned teacher (trained once, then reused), its stamp and the seconds it took (None: reused)."""
     folder = suite.teacher_folder(task, variant)
-    data = fingerprint(files)
-    if is_current(folder, data):
-        return folder, None
-    argv = ["finetune", "--model", suite.teacher_model, *TEACHER, *TEACHER_ARGS.get(variant, [])]
-    argv += [*data_args(files, task), "--output", folder]
+    argv = ["finetune", "--model", suite.teacher_model, *TEACHER, "--epochs", TASKS[task].teacher_epochs]
+    argv += [*TEACHER_ARGS.get(variant, []), *data_args(files, task), "--output", folder]
+    made_with = stamp(files, argv)
+    if is_current(folder, made_with):
+        return folder, made_with, None
     print(f"suite: {shown(argv)}", flush=True)
     seconds = run_distilkit([*argv, "--overwrite"])
-    (folder / "suite-data.txt").write_text(data)
-    return folder, seconds
+    (folder / "suite-stamp.txt").write_text(made_with)
+    return folder, made_with, seconds
 
 
 def retention_of(split: dict) -> dict:
@@ -159,7 +160,7 @@ def run_suite(suite: Suite, variant: str, tasks: list[str], students: list[str],
         stored = {}  # results over another number of seeds are not mixed with these
     entries = dict(stored.get("tasks", {}))
     for task in tasks:
-        teacher, seconds = ensure_teacher(suite, task, variant, files[task])
+        teacher, teacher_stamp, seconds = ensure_teacher(suite, task, variant, files[task])
         entry = entries.setdefault(task, {})
         if seconds is not None:
             entry["teacher_seconds"] = round(seconds)
@@ -169,11 +170,11 @@ def run_suite(suite: Suite, variant: str, tasks: list[str], students: list[str],
             argv += [*data_args(files[task], task), "--seed", FIRST_SEED, "--output", out]
             argv += ["--seeds", seeds] if seeds > 1 else []
             argv += ["--force"] if suite.force else []
-            data = fingerprint(files[task])
-            if rerun or seconds is not None or not is_current(out, data):
+            made_with = stamp(files[task], [*argv, teacher_stamp])
+            if rerun or seconds is not None or not is_current(out, made_with):
                 print(f"suite: {shown(argv)}", flush=True)
                 entry.setdefault("seconds", {})[student] = round(run_distilkit([*argv, "--overwrite"]))
-                (out / "suite-data.txt").write_text(data)
+                (out / "suite-stamp.txt").write_text(made_with)
             entry[student] = {"command": shown(argv), **summary_of(out, seeds)}
         save("suite", variant, {"seeds": seeds, "tasks": entries}, suite.results)
     print_table(load_variant(suite.results / "suite.json", variant), variant)
@@ -263,6 +264,43 @@ def accept(suite: Suite, variant: str) -> None:
     print(f"accepted {variant} as the gate's reference: {suite.accepted}")
 
 
+def paired_evaluation(suite: Suite, task: str, files: dict[str, Path], model: Path, reference: Path) -> dict:
+    """`model` against `reference` on the task's dev and test splits, example by example (distilkit evaluate
+    --compare: the paired interval over groups, McNemar where it applies)."""
+    out = {}
+    for split in ("dev", "test"):
+        folder = suite.work / "paired" / task / f"{model.parent.name}-{model.name}-{split}"
+        argv = ["evaluate", "--model", model, "--compare", reference, *data_args(files, task), "--eval-split", split]
+        run_distilkit([*argv, "--output", folder, "--overwrite"])
+        m = json.loads((folder / "metrics.json").read_text())
+        paired = m["paired"]
+        out[split] = {
+            "model": round(m[paired["metric"]], 4),
+            "reference": round(paired["compared_score"], 4),
+            "difference": paired["difference"],
+            "interval": paired.get("interval"),
+            "significant": paired["significant"],
+        }
+    return out
+
+
+def compare_precision(suite: Suite, tasks: list[str], seeds: int) -> None:
+    """The fp32 variant against the defaults (bf16 autocast where the CPU has it): each task's teacher, and each
+    seed's tinybert student, paired on the same dev and test examples."""
+    files = build_all(suite.work / "data", suite.sizes)
+    for task in tasks:
+        teachers = suite.teacher_folder(task, "fp32"), suite.teacher_folder(task, "defaults")
+        result = {"teacher": paired_evaluation(suite, task, files[task], *teachers)}
+        for k in range(seeds):
+            seed = f"seed-{FIRST_SEED + k}"
+            fp32, bf16 = (suite.work / task / f"tinybert-{v}" / "seeds" / seed / "model" for v in ("fp32", "defaults"))
+            result[f"tinybert@{seed}"] = paired_evaluation(suite, task, files[task], fp32, bf16)
+        save("suite_precision", task, result, suite.results)
+        for name, r in result.items():
+            dev, test = (f"{r[s]['difference']:+.2%} {r[s]['interval']}" for s in ("dev", "test"))
+            print(f"{task:9} {name:18} fp32 − bf16: dev {dev}, test {test}")
+
+
 def gate_failures(current: dict, accepted: dict) -> list[str]:
     """Task × student rows whose mean test retention fell below the accepted one beyond its interval."""
     failures = []
@@ -282,7 +320,7 @@ def gate_failures(current: dict, accepted: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["run", "table", "compare", "gate", "accept"])
+    parser.add_argument("action", choices=["run", "table", "compare", "precision", "gate", "accept"])
     parser.add_argument("variants", nargs="*", help="compare: the current and the candidate variant")
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--students", nargs="+", choices=list(STUDENTS), default=list(STUDENTS))
@@ -305,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.variants) != 2:
             parser.error("compare needs two variants: the current default's and the candidate's")
         compare_variants(suite, *args.variants)
+    elif args.action == "precision":
+        compare_precision(suite, args.tasks, args.seeds)
     elif args.action == "accept":
         accept(suite, args.variant)
     else:

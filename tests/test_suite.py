@@ -84,7 +84,7 @@ def test_gate_compares_with_the_accepted_results():
 def test_suite_runs_small_and_gates(tmp_path, capsys):
     teacher = build_tiny_model(tmp_path / "tiny4", layers=4)
     common = ["--work", tmp_path / "work", "--results", tmp_path / "results", "--teacher-model", teacher]
-    common += ["--sizes", "48,24,24", "--tasks", "titles", "pos", "--students", "kd", "--seeds", "2", "--force"]
+    common += ["--sizes", "200,20,20", "--tasks", "titles", "pos", "--students", "kd", "--seeds", "2", "--force"]
     common = [str(a) for a in common]
     assert suite.main(["run", *common]) == 0
     stored = json.loads((tmp_path / "results" / "suite.json").read_text())["defaults"]
