@@ -68,6 +68,27 @@ def test_seeds_from_python_and_resume_keeps_finished_seeds(tiny_model, topic_dat
     assert (result.model / "config.json").is_file()
 
 
+def test_overwrite_of_an_interrupted_seeds_run_runs_every_seed(tiny_model, topic_data, tmp_path, monkeypatch):
+    """--overwrite over an interrupted --seeds run: the seeds the old partial folder had finished run again (the
+    repeat prepared first is then not the first to run; each repeat still gets its own job)."""
+    out = tmp_path / "again"
+    train = FinetuneJob.train
+
+    def interrupted(self, work, run):
+        if self.cfg.seed == 8:
+            raise KeyboardInterrupt
+        return train(self, work, run)
+
+    monkeypatch.setattr(FinetuneJob, "train", interrupted)
+    options = dict(model=str(tiny_model), data=str(topic_data), output=str(out), epochs=1, seed=7, seeds=2)
+    with pytest.raises(KeyboardInterrupt):
+        distilkit.finetune(**options)
+    monkeypatch.setattr(FinetuneJob, "train", train)
+    result = distilkit.finetune(**options, overwrite=True)
+    assert [row["run"] for row in result.metrics["seeds"]["runs"]] == ["seed-7", "seed-8"]
+    assert all((out / "seeds" / s / "model" / "config.json").is_file() for s in ("seed-7", "seed-8"))
+
+
 @pytest.fixture(scope="module")
 def folds_teacher(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("folds")

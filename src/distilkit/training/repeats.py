@@ -189,8 +189,10 @@ class RepeatsJob(TrainingJob):
                 print(f"\n{name}: finished earlier, kept", flush=True)
                 continue
             print(f"\n=== {self.kind[:-1]} {i + 1} of {len(repeats)}: {name} ===", flush=True)
-            job = self.first if name == self.first_name else self.make_job(sub)
-            self.first = None  # its models are freed once it has run
+            if name == self.first_name and self.first is not None:
+                job, self.first = self.first, None  # prepared by prepare(); its models are freed once it has run
+            else:  # any other repeat, including one that --overwrite emptied after prepare() found it finished
+                job = self.make_job(sub)
             job.shows_summary = False
             run_training(job, sub, None)
             self.is_main = job.is_main
