@@ -45,9 +45,8 @@ def test_finetune_seeds_keeps_the_best_dev_run_and_records_every_seed(tiny_model
     assert "Seeds:" not in (out / "seeds" / best["run"] / "model" / "README.md").read_text()  # a copy, not a link
 
 
-def test_seeds_from_python_and_resume_keeps_finished_seeds(tiny_model, topic_data, tmp_path, monkeypatch, capsys):
-    """An interrupted --seeds run resumes: the seeds that finished are kept, the others run."""
-    out = tmp_path / "api"
+def interrupted_seeds_run(out: Path, tiny_model, topic_data, monkeypatch) -> dict:
+    """A finetune --seeds 2 (seeds 7 and 8) interrupted in seed 8; returns its options, to run it again."""
     train = FinetuneJob.train
 
     def interrupted(self, work, run):
@@ -59,8 +58,15 @@ def test_seeds_from_python_and_resume_keeps_finished_seeds(tiny_model, topic_dat
     options = dict(model=str(tiny_model), data=str(topic_data), output=str(out), epochs=1, seed=7, seeds=2)
     with pytest.raises(KeyboardInterrupt):
         distilkit.finetune(**options)
-    assert not out.exists() and (tmp_path / ".api.partial" / "seeds" / "seed-7" / "metrics.json").is_file()
     monkeypatch.setattr(FinetuneJob, "train", train)
+    return options
+
+
+def test_seeds_from_python_and_resume_keeps_finished_seeds(tiny_model, topic_data, tmp_path, monkeypatch, capsys):
+    """An interrupted --seeds run resumes: the seeds that finished are kept, the others run."""
+    out = tmp_path / "api"
+    options = interrupted_seeds_run(out, tiny_model, topic_data, monkeypatch)
+    assert not out.exists() and (tmp_path / ".api.partial" / "seeds" / "seed-7" / "metrics.json").is_file()
     capsys.readouterr()
     result = distilkit.finetune(**options, resume=True)
     assert "seed-7: finished earlier, kept" in capsys.readouterr().out
@@ -72,18 +78,7 @@ def test_overwrite_of_an_interrupted_seeds_run_runs_every_seed(tiny_model, topic
     """--overwrite over an interrupted --seeds run: the seeds the old partial folder had finished run again (the
     repeat prepared first is then not the first to run; each repeat still gets its own job)."""
     out = tmp_path / "again"
-    train = FinetuneJob.train
-
-    def interrupted(self, work, run):
-        if self.cfg.seed == 8:
-            raise KeyboardInterrupt
-        return train(self, work, run)
-
-    monkeypatch.setattr(FinetuneJob, "train", interrupted)
-    options = dict(model=str(tiny_model), data=str(topic_data), output=str(out), epochs=1, seed=7, seeds=2)
-    with pytest.raises(KeyboardInterrupt):
-        distilkit.finetune(**options)
-    monkeypatch.setattr(FinetuneJob, "train", train)
+    options = interrupted_seeds_run(out, tiny_model, topic_data, monkeypatch)
     result = distilkit.finetune(**options, overwrite=True)
     assert [row["run"] for row in result.metrics["seeds"]["runs"]] == ["seed-7", "seed-8"]
     assert all((out / "seeds" / s / "model" / "config.json").is_file() for s in ("seed-7", "seed-8"))
