@@ -22,7 +22,7 @@ TORCH_WHEELS ?= /opt/wheels
 TORCH_SOURCE := $(if $(wildcard $(TORCH_WHEELS)/torch-*),--find-links $(TORCH_WHEELS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install check-lock lock lint browser test test-latest demo mpnet bench bench-suite clean
+.PHONY: install check-lock lock lint browser test test-latest docs demo mpnet bench bench-suite clean
 
 # uv is bootstrapped with pip at its locked version, then installs exactly the lock (`uv pip sync` also removes
 # whatever the lock does not list), then distilkit itself (editable, no dependencies of its own to resolve).
@@ -63,6 +63,11 @@ lint: install
 
 test: check-lock lint browser
 	$(PY) -m pytest -q
+
+# The docs site (mkdocs.yml, docs/) into site/: --strict fails on any warning (a broken link or anchor, an API
+# reference that does not resolve). Offline: no fonts or scripts are fetched.
+docs: install
+	$(PY) -m mkdocs build --strict --site-dir site
 
 # The early warning for the next upstream break: a fresh venv with the newest release of every dependency
 # (no lock; torch stays the CPU build of requirements/constraints.txt), then the whole suite. Not in CI.

@@ -1,4 +1,4 @@
-"""The package layout reads like the pipeline, and imports follow its direction (README: Development).
+"""The package layout reads like the pipeline, and imports follow its direction (CONTRIBUTING.md: Layout).
 
 A module may import distilkit modules of its own layer or of earlier layers only, at module level or inside a
 function: data never reaches for training, distillation never for compression, and so on.

@@ -1,8 +1,9 @@
 """The support matrix: every encoder family × every operation, on tiny random models, through the CLI.
 
 A cell either works (✓: the command finishes and its output is checked) or refuses with the one-line
-DistilkitError given in `REFUSED` (the reason shown in the README). No cell may end in a traceback. The README's
-support table is rendered from the same data (`render_table`) and checked by `test_readme_table_is_the_matrix`.
+DistilkitError given in `REFUSED` (the reason shown in the docs). No cell may end in a traceback. The support table
+of docs/reference/support-matrix.md is rendered from the same data (`render_table`) and checked by
+`test_readme_table_is_the_matrix`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from families import FAMILIES, build_family_model
 
 from distilkit.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "reference" / "support-matrix.md"
 FAST = ["--lr", "1e-3", "--batch-size", "16", "--warmup", "0", "--epochs", "1", "--max-length", "32"]
 SPLIT = ["--split", "0.8,0.1,0.1"]
 COLUMNS = {  # column id → README heading
@@ -56,7 +57,9 @@ def render_table() -> str:
 
 
 def test_readme_table_is_the_matrix():
-    assert render_table() in README.read_text(), "README's support table differs; paste render_table()'s output"
+    assert render_table() in README.read_text(), (
+        "docs/reference/support-matrix.md's support table differs; paste render_table()'s output"
+    )
 
 
 def cli(*args) -> None:

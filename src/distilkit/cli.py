@@ -43,7 +43,7 @@ def _dashed(text: str) -> str:
 
 
 class DashedHelpFormatter(DefaultHelpFormatter):
-    """Print options as the README writes them (--batch-size), not as jsonargparse names them after the dataclass
+    """Print options as the docs write them (--batch-size), not as jsonargparse names them after the dataclass
     fields (--batch_size). Only the printed text changes: _normalise_argv takes both spellings, and a dash and an
     underscore are one character each, so argparse's columns and line wrapping stay as they were."""
 

@@ -10,8 +10,8 @@ Layers with anything SDPA handles beyond a padding mask (position bias, soft-cap
 masking) keep SDPA.
 
 A custom attention name also needs a mask function registered under the same name: without it the
-attention mask arrives as None and padding is silently attended (DESIGN.md §4; tested in
-tests/test_capture.py).
+attention mask arrives as None and padding is silently attended (tested in tests/test_distill_parts.py: a
+padded sentence gives the logits it gives alone).
 """
 
 from __future__ import annotations

@@ -187,7 +187,8 @@ def peak_memory_mb(path: str, backend: str, batch_size: int, seq_len: int) -> fl
 
 
 # p95 above twice p50 means a twentieth of the calls took more than double the typical time: stalls (another
-# process, swapping, throttling), not the model. Undisturbed runs here stay near 1.1x (README's demo table).
+# process, swapping, throttling), not the model. Undisturbed runs here stay near 1.1x (the demo's table in
+# docs/benchmarks.md).
 SPREAD_LIMIT = 2.0
 # The load average counts our own threads too, and a quiet machine hovers a little above them; half a task
 # of margin keeps that from raising the flag, while a second busy job on the same cores (load +1 or more) does.
