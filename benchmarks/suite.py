@@ -54,7 +54,8 @@ VARIANTS = {
     "uniform-map": ["--layer-map", "uniform"],
     "fp32": ["--precision", "fp32"],
     "t1": ["--temperature", "1"],
-    "relative-losses": ["--normalize-losses"],
+    "relative-losses": ["--normalize-losses", "true"],
+    "attention-probabilities": ["--attention-probabilities", "true"],
 }
 TEACHER_ARGS = {"fp32": ["--precision", "fp32"]}
 
@@ -269,7 +270,7 @@ def paired_evaluation(suite: Suite, task: str, files: dict[str, Path], model: Pa
     --compare: the paired interval over groups, McNemar where it applies)."""
     out = {}
     for split in ("dev", "test"):
-        folder = suite.work / "paired" / task / f"{model.parent.name}-{model.name}-{split}"
+        folder = suite.work / "paired" / ("-".join(model.relative_to(suite.work).parts) + f"-{split}")
         argv = ["evaluate", "--model", model, "--compare", reference, *data_args(files, task), "--eval-split", split]
         run_distilkit([*argv, "--output", folder, "--overwrite"])
         m = json.loads((folder / "metrics.json").read_text())
@@ -284,17 +285,20 @@ def paired_evaluation(suite: Suite, task: str, files: dict[str, Path], model: Pa
     return out
 
 
-def compare_precision(suite: Suite, tasks: list[str], seeds: int) -> None:
+def compare_precision(suite: Suite, tasks: list[str], students: list[str], seeds: int) -> None:
     """The fp32 variant against the defaults (bf16 autocast where the CPU has it): each task's teacher, and each
-    seed's tinybert student, paired on the same dev and test examples."""
+    seed's student, paired on the same dev and test examples."""
     files = build_all(suite.work / "data", suite.sizes)
     for task in tasks:
         teachers = suite.teacher_folder(task, "fp32"), suite.teacher_folder(task, "defaults")
         result = {"teacher": paired_evaluation(suite, task, files[task], *teachers)}
-        for k in range(seeds):
-            seed = f"seed-{FIRST_SEED + k}"
-            fp32, bf16 = (suite.work / task / f"tinybert-{v}" / "seeds" / seed / "model" for v in ("fp32", "defaults"))
-            result[f"tinybert@{seed}"] = paired_evaluation(suite, task, files[task], fp32, bf16)
+        for student in students:
+            for k in range(seeds):
+                seed = f"seed-{FIRST_SEED + k}"
+                fp32, bf16 = (
+                    suite.work / task / f"{student}-{v}" / "seeds" / seed / "model" for v in ("fp32", "defaults")
+                )
+                result[f"{student}@{seed}"] = paired_evaluation(suite, task, files[task], fp32, bf16)
         save("suite_precision", task, result, suite.results)
         for name, r in result.items():
             dev, test = (f"{r[s]['difference']:+.2%} {r[s]['interval']}" for s in ("dev", "test"))
@@ -344,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("compare needs two variants: the current default's and the candidate's")
         compare_variants(suite, *args.variants)
     elif args.action == "precision":
-        compare_precision(suite, args.tasks, args.seeds)
+        compare_precision(suite, args.tasks, args.students, args.seeds)
     elif args.action == "accept":
         accept(suite, args.variant)
     else:

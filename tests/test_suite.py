@@ -103,3 +103,21 @@ def test_suite_runs_small_and_gates(tmp_path, capsys):
     assert suite.main(["gate", *common]) == 1
     out = capsys.readouterr().out
     assert "gate: pos/kd: test retention" in out and "titles" not in out and "gate: FAILED" in out
+
+
+def test_precision_pairs_fp32_with_bf16_runs(tmp_path):
+    teacher = build_tiny_model(tmp_path / "tiny4", layers=4)
+    common = ["--work", tmp_path / "work", "--results", tmp_path / "results", "--teacher-model", teacher]
+    common += ["--sizes", "60,20,20", "--tasks", "titles", "--students", "kd", "--seeds", "2", "--force"]
+    common = [str(a) for a in common]
+    assert suite.main(["run", *common]) == 0
+    assert suite.main(["run", "--variant", "fp32", *common]) == 0
+    assert (tmp_path / "work" / "titles" / "teacher-fp32" / "metrics.json").is_file()  # its own teacher
+    assert suite.main(["precision", *common]) == 0
+    stored = json.loads((tmp_path / "results" / "suite_precision.json").read_text())["titles"]
+    assert set(stored) >= {"teacher", "kd@seed-42", "kd@seed-43"}
+    for pair in ("teacher", "kd@seed-43"):
+        assert set(stored[pair]) == {"dev", "test"}
+        assert stored[pair]["test"]["difference"] == pytest.approx(
+            stored[pair]["test"]["model"] - stored[pair]["test"]["reference"], abs=1e-4
+        )
