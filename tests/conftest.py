@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,29 @@ def _progress_bars_as_in_a_fresh_process():
     datasets.enable_progress_bars()
     hf_logging.enable_progress_bar()
     yield
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through selenium (the playground and docs-site tests); skipped where it is not
+    installed, and a failure under CI, whose `make test` installs it (`make browser`)."""
+    if not Path(CHROMIUM).exists() or not shutil.which(CHROMEDRIVER):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium and chromium-driver (the Makefile's test target does)")
+        pytest.skip(
+            f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
+            "apt-get install chromium chromium-driver"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

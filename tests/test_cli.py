@@ -252,3 +252,34 @@ def test_python_dash_m_entry_point(tmp_path):
     assert proc.stderr.strip().splitlines() == [f"distilkit: error: {tmp_path / 'missing'}: model folder not found"]
     version = subprocess.run([sys.executable, "-m", "distilkit", "--version"], capture_output=True, text=True)
     assert version.stdout.strip().startswith("distilkit ")
+
+
+def test_every_option_has_a_help_group():
+    """--help and docs/reference/cli.md group each command's options by distilkit.option_groups: a new option needs
+    its group there (it would show under "other options"), and a group must not name an option the command lacks."""
+    import dataclasses
+
+    from distilkit.cli import COMMAND_TABLE
+    from distilkit.option_groups import GROUPS, MAIN, OTHER, grouped
+
+    assert set(GROUPS) == set(COMMAND_TABLE)
+    for name, command in COMMAND_TABLE.items():
+        fields = [f.name for f in dataclasses.fields(command.config)]
+        groups = dict(grouped(name, fields))
+        assert OTHER not in groups, f"{name}: give these options a group in option_groups.py: {groups.get(OTHER)}"
+        assert next(iter(groups)) == MAIN and sorted(sum(groups.values(), [])) == sorted(fields)
+        named = {option for options in GROUPS[name].values() for option in options}
+        assert named <= set(fields), f"{name}: option_groups.py names options it lacks: {sorted(named - set(fields))}"
+
+
+def test_help_shows_the_main_options_first_in_groups(capsys):
+    code, out, _ = run_cli(["distill", "--help"], capsys)
+    lines = out.splitlines()
+    main = lines.index("main options:")
+    options = [ln.split()[0] for ln in lines[main + 1 :] if ln.startswith("  --")][:5]
+    assert code == 0 and options == ["--teacher", "--data", "--student", "--method", "--output"]
+    assert main < 25 and "usage: distilkit [options] distill [--teacher TEACHER]" in out
+    for title in ("distillation:", "data:", "training:", "PEFT:", "output and run folder:"):
+        assert title in lines, title
+    code, out, _ = run_cli(["bench", "--help"], capsys)
+    assert code == 0 and out.index("main options:") < out.index("\n  models ") < out.index("measurement:")

@@ -2,7 +2,6 @@
 (schemathesis), its playground driven in headless Chromium, and stopped with SIGTERM mid-request."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
 KEY = "test-key-123"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @dataclass
@@ -109,27 +107,6 @@ def test_openapi_schema_fuzzing_finds_no_server_error(server, mode):
     check()
     assert ("POST", "/predict") in seen and ("GET", "/metadata") in seen
     assert "Traceback" not in server.output()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() or not shutil.which(CHROMEDRIVER):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium and chromium-driver (the Makefile's test target does)")
-        pytest.skip(
-            f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
-            "apt-get install chromium chromium-driver"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_playground_in_headless_chromium(server, browser):

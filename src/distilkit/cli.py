@@ -30,6 +30,7 @@ from distilkit.hub.options import PushConfig
 from distilkit.inference.options import PredictConfig
 from distilkit.noise import quiet_library_logs
 from distilkit.option_aliases import also_known_as, nearest, resolve_argv
+from distilkit.option_groups import MAIN, grouped
 from distilkit.pipeline.options import PipelineConfig, SearchConfig
 from distilkit.serving.options import ServeConfig
 
@@ -47,11 +48,19 @@ class DashedHelpFormatter(DefaultHelpFormatter):
     fields (--batch_size). Only the printed text changes: _normalise_argv takes both spellings, and a dash and an
     underscore are one character each, so argparse's columns and line wrapping stay as they were."""
 
+    main: tuple[str, ...] = ()  # the command's main options (Parser.main), the only ones its usage line names
+
     def _format_action_invocation(self, action) -> str:
         return _dashed(super()._format_action_invocation(action))
 
-    def _format_usage(self, *args, **kwargs) -> str:
-        return _dashed(super()._format_usage(*args, **kwargs))
+    def _format_usage(self, usage, actions, *args, **kwargs) -> str:
+        """A command's usage line names its positional arguments and main options, then `[options]`: listing all
+        of distill's 80 options there pushed the first group of its --help 75 lines down."""
+        if usage is None and self.main:
+            actions = [a for a in actions if not a.option_strings or a.dest in self.main]
+            actions.sort(key=lambda a: self.main.index(a.dest) if a.dest in self.main else len(self.main))
+            return _dashed(super()._format_usage(usage, actions, *args, **kwargs)).rstrip() + " [options]\n\n"
+        return _dashed(super()._format_usage(usage, actions, *args, **kwargs))
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         """Wrap help lines at spaces only: an option named in the text (also: --per-device-train-batch-size) stays
@@ -64,9 +73,16 @@ class DashedHelpFormatter(DefaultHelpFormatter):
 class Parser(ArgumentParser):
     """An ArgumentParser that raises instead of printing usage, so main() can print one clear line."""
 
+    main: tuple[str, ...] = ()  # a command's main options (option_groups.MAIN), set by show_in_groups
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", DashedHelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def _get_formatter(self):
+        formatter = super()._get_formatter()
+        formatter.main = self.main
+        return formatter
 
     def error(self, message, ex=None):  # noqa: D401 - jsonargparse's hook
         raise UsageError(_one_line(message, self))
@@ -242,25 +258,52 @@ COMMAND_TABLE: dict[str, Command] = {
 COMMANDS = {name: (command.config, command.help) for name, command in COMMAND_TABLE.items()}
 
 
+def description(config: type) -> str:
+    """The first paragraph of a config class's docstring: what the command does (--help, docs/reference/cli.md)."""
+    return " ".join((config.__doc__ or "").split("\n\n")[0].split())
+
+
 def build_parser() -> ArgumentParser:
     parser = Parser(prog="distilkit", description="distilkit: fine-tune, distil, compress and evaluate BERT models.")
     parser.add_argument("--version", action="version", version=f"distilkit {__version__}")
     subcommands = parser.add_subcommands(dest="command")
     for name, command in COMMAND_TABLE.items():
-        sub = Parser(prog=f"distilkit {name}", description=command.config.__doc__.split("\n")[0])
-        sub.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
-        skip = set()
-        if command.positional:  # e.g. `distilkit predict "some text"`, `distilkit bench runs/a runs/b`
-            field_name, nargs, help_line = command.positional
-            skip = {field_name}
-            sub.add_argument(field_name, nargs=nargs, help=help_line)
-        sub.add_class_arguments(command.config, nested_key=None, skip=skip, fail_untyped=True, sub_configs=False)
-        also = also_known_as(f.name for f in dataclasses.fields(command.config))
-        for action in sub._actions:  # Hugging Face's names of the option: "(also: --learning-rate)"
-            if action.dest in also and action.help:
-                action.help += f" (also: {', '.join(also[action.dest])})"
-        subcommands.add_subcommand(name, sub, help=command.help)
+        subcommands.add_subcommand(name, command_parser(name), help=command.help)
     return parser
+
+
+def command_parser(name: str) -> Parser:
+    """The parser of one command (its --help; scripts/cli_reference.py documents it)."""
+    command = COMMAND_TABLE[name]
+    sub = Parser(prog=f"distilkit {name}", description=description(command.config))
+    sub.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
+    skip = set()
+    if command.positional:  # e.g. `distilkit predict "some text"`, `distilkit bench runs/a runs/b`
+        field_name, nargs, help_line = command.positional
+        skip = {field_name}
+        sub.add_argument(field_name, nargs=nargs, help=help_line)
+    sub.add_class_arguments(command.config, nested_key=None, skip=skip, fail_untyped=True, sub_configs=False)
+    also = also_known_as(f.name for f in dataclasses.fields(command.config))
+    for action in sub._actions:  # Hugging Face's names of the option: "(also: --learning-rate)"
+        if action.dest in also and action.help:
+            action.help += f" (also: {', '.join(also[action.dest])})"
+    show_in_groups(sub, name, command.config)
+    return sub
+
+
+def show_in_groups(sub: Parser, name: str, config: type) -> None:
+    """Show a command's options in the groups of distilkit.option_groups, its main options first (the CLI
+    reference, scripts/cli_reference.py, reads the same groups off this parser). Only --help changes: parsing
+    reads parser._actions, whose order stays, and an argparse group is nothing but a heading in --help."""
+    fields = [f.name for f in dataclasses.fields(config)]
+    actions = {a.dest: a for a in sub._actions if a.dest in fields}
+    for group in sub._action_groups:
+        group._group_actions[:] = [a for a in group._group_actions if a.dest not in actions]
+    for title, options in grouped(name, [f for f in fields if f in actions]):
+        sub.add_argument_group(title)._group_actions.extend(actions[option] for option in options)
+        if title == MAIN:
+            sub.main = tuple(options)
+    sub._action_groups[:] = [group for group in sub._action_groups if group._group_actions]
 
 
 def parse(argv: list[str]) -> tuple[str, object, dict]:
