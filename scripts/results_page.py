@@ -3,8 +3,9 @@
     python scripts/results_page.py           # rewrite docs/results.md
     python scripts/results_page.py --check   # exit 1 when docs/results.md is not what the JSON gives
 
-One section per benchmark (SECTIONS): a function from the results folder to Markdown. tests/test_results_page.py
-runs --check, so a changed number in a JSON that is not regenerated into the page fails `make test`.
+One section per benchmark (SECTIONS): a function from the results folder to Markdown; the suite's are here, the
+others in scripts/results_sections.py. tests/test_results_page.py runs --check, so a changed number in a JSON that
+is not regenerated into the page fails `make test`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from generated_page import write_or_check  # scripts/ is on sys.path: run as a script, or by the tests
+import results_sections  # scripts/ is on sys.path: run as a script, or by the tests
+from generated_page import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -134,7 +136,9 @@ def precision_section(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS: list[Callable[[Path], str]] = [suite_section, precision_section]
+# The suite and bf16-vs-fp32 first, then one section per benchmark in the order docs/benchmarks.md discusses them
+# (scripts/results_sections.py).
+SECTIONS: list[Callable[[Path], str]] = [suite_section, precision_section, *results_sections.SECTIONS]
 
 
 def render(results: Path = RESULTS) -> str:
