@@ -52,7 +52,7 @@ def suite_section(results: Path) -> str:
     data = json.loads(path.read_text())
     script = ROOT / "benchmarks" / "suite.py"
     lines = [
-        "## Benchmark suite: retention across tasks (`benchmarks/suite.py`)",
+        "## Benchmark suite: retention across tasks (`benchmarks/suite.py`) {#benchmark-suite}",
         "",
         "Five tasks built from the packaged data (`benchmarks/suite_tasks.py`): bbc-news articles (long, 5 topics),",
         "their titles (about 8 words), Brown genre (15 classes, ~100-word passages), title-article pairs and Brown",
@@ -66,7 +66,7 @@ def suite_section(results: Path) -> str:
         f"**Gate**: {_docstring_paragraph(script, 'Gate:')}",
     ]
     for name, variant in data.items():
-        lines += ["", f"### {name} ({variant['seeds']} seeds; {variant['machine']}, {variant['date']})", ""]
+        lines += ["", f"### {name} ({variant['seeds']} seeds; {variant['machine']})", ""]
         lines += [
             "| task | student | teacher | student | retention | dev retention |",
             "|---|---|---|---|---|---|",
@@ -93,7 +93,7 @@ def decisions_section(results: Path) -> list[str]:
     path = results / "suite_decisions.json"
     if not path.exists():
         return []
-    lines = ["", "### Defaults decided on the suite (dev retention, candidate − current)", ""]
+    lines = ["", "### Defaults decided on the suite (dev retention, candidate − current) {#suite-decisions}", ""]
     lines += ["| comparison | student | per task (dev, ± interval) | mean | verdict |", "|---|---|---|---|---|"]
     for name, entry in json.loads(path.read_text()).items():
         for d in entry["decisions"]:
@@ -112,7 +112,7 @@ def precision_section(results: Path) -> str:
     if not path.exists():
         return ""
     lines = [
-        "## bf16 autocast against fp32 training on the suite (`python benchmarks/suite.py precision`)",
+        "## bf16 autocast against fp32 training on the suite (`python benchmarks/suite.py precision`) {#bf16-vs-fp32}",
         "",
         "Each task's teacher trained in fp32 against the one trained with bf16 autocast, and each seed's student",
         "(distilled in fp32 from the fp32 teacher, against the bf16 one from the bf16 teacher), scored on the same",

@@ -359,3 +359,17 @@ def test_the_site_renders_in_headless_chromium(served_site, browser, page, title
     assert pixels.shape[0] >= 1000 and len(colours) > 50  # text, navigation and tables, not a blank or error page
     background = np.all(pixels == pixels[-1, -1], axis=-1).mean()
     assert background < 0.97, f"{background:.1%} of the page is one colour"
+
+
+def test_formulas_render_offline_with_the_vendored_katex(served_site, browser):
+    """The concepts page's formulas become KaTeX markup in the browser (docs/assets/katex, no CDN): none is left
+    as raw `$$` TeX source."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{served_site}/concepts/distillation/")
+    WebDriverWait(browser, 20).until(lambda b: b.find_elements("css selector", ".katex-display"))
+    displayed = browser.find_elements("css selector", ".katex-display")
+    blocks = (ROOT / "docs" / "concepts" / "distillation.md").read_text(encoding="utf-8").count("$$") // 2
+    assert blocks >= 5 and len(displayed) == blocks  # every $$...$$ block rendered
+    assert not browser.find_elements("css selector", ".katex-error")
+    assert "$$" not in browser.find_element("css selector", "article").text
