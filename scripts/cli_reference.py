@@ -19,6 +19,7 @@ from pathlib import Path
 from generated_page import write_or_check  # scripts/ is on sys.path: run as a script, or by the tests
 
 from distilkit.cli import COMMAND_TABLE, command_parser, description
+from distilkit.pipeline.options import RecipeFile
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "reference" / "cli.md"
@@ -110,10 +111,39 @@ def command_section(name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def documented_fields(config: type) -> dict[str, str]:
+    """A dataclass's `Args:` descriptions (its docstring), one per field: a field without one fails the script."""
+    doc = (config.__doc__ or "").split("Args:", 1)[-1]
+    described: dict[str, str] = {}
+    for line in doc.splitlines():
+        name, sep, text = line.strip().partition(": ")
+        if line.startswith(" " * 8) and not line.startswith(" " * 12) and sep and name.isidentifier():
+            described[name] = text
+        elif described and line.strip():
+            described[list(described)[-1]] += " " + line.strip()
+    missing = [f.name for f in dataclasses.fields(config) if f.name not in described]
+    if missing:
+        raise SystemExit(f"{config.__module__}.{config.__name__}: describe {', '.join(missing)} in its Args: section")
+    return described
+
+
+def recipe_section() -> str:
+    """The recipe file of `distilkit run`: its top-level keys (pipeline.options.RecipeFile)."""
+    described, hints = documented_fields(RecipeFile), typing.get_type_hints(RecipeFile)
+    lines = ["## Recipe files (`distilkit run RECIPE.yaml`)", "", cell(description(RecipeFile)), ""]
+    lines += ["| key | type | what it holds |", "|---|---|---|"]
+    lines += [
+        f"| `{f.name}` | {type_text(hints[f.name])} | {cell(described[f.name])} |"
+        for f in dataclasses.fields(RecipeFile)
+    ]
+    return "\n".join([*lines, "", "An example: `recipes/bbc-news.yaml` ([Tutorials](../tutorials.md)).", ""])
+
+
 def render() -> str:
     table = ["| command | what it does |", "|---|---|"]
     table += [f"| [`distilkit {name}`](#distilkit-{name}) | {cell(c.help)} |" for name, c in COMMAND_TABLE.items()]
-    return "\n".join([HEADER, *table, "", *(command_section(name) for name in COMMAND_TABLE)])
+    sections = [command_section(name) for name in COMMAND_TABLE]
+    return "\n".join([HEADER, *table, "", *sections, recipe_section()])
 
 
 def main(argv: list[str] | None = None) -> int:

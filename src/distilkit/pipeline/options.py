@@ -30,7 +30,22 @@ class PipelineConfig(Checked):
 
 @dataclass
 class RecipeFile(Checked):
-    """The top level of a recipe; each section's own options are checked against the command that runs it."""
+    """The top level of a recipe; each section's own options are checked against the command that runs it.
+
+    Args:
+        name: The recipe's name.
+        output: Run folder (default: runs/ + the recipe file's name without .yaml; `distilkit run --output` wins).
+        data: Data options shared by every stage (those of `distilkit finetune --help`'s data groups).
+        teacher: The teacher: `distilkit finetune` options, or {run: FOLDER} to reuse a fine-tuned teacher.
+        students: Student name → `distilkit distill` options (the teacher and data come from the recipe).
+        prune: Pruned model name → `distilkit prune` options, plus from: the teacher or a student's name.
+        quantize: ONNX export + int8: models (default: every model), methods (dynamic, static, torchao),
+            calibration_samples.
+        bench: `distilkit bench` options (rounds, batch_size, ...).
+        report: `distilkit report` options (min_retention, retention_rule).
+        stages: Run only these stages (default: all): teacher, distill, prune, export, evaluate, bench, report.
+        threads: CPU threads of every stage.
+    """
 
     name: Optional[str] = None
     output: Optional[str] = None
