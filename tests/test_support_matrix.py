@@ -17,10 +17,10 @@ from families import FAMILIES, build_family_model
 
 from distilkit.cli import main
 
-README = Path(__file__).resolve().parents[1] / "docs" / "reference" / "support-matrix.md"
+TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "support-matrix.md"
 FAST = ["--lr", "1e-3", "--batch-size", "16", "--warmup", "0", "--epochs", "1", "--max-length", "32"]
 SPLIT = ["--split", "0.8,0.1,0.1"]
-COLUMNS = {  # column id → README heading
+COLUMNS = {  # column id → the support table's heading
     "finetune-seq": "fine-tune (sequence)",
     "finetune-token": "fine-tune (token)",
     "kd": "distil kd",
@@ -34,21 +34,22 @@ COLUMNS = {  # column id → README heading
     "int8": "int8",
     "serve": "serve (engine)",
 }
-# Cells that refuse: (family, column) → the reason, as the README shows it; the error must contain its key phrase.
+# Cells that refuse: (family, column) → the reason, as the support table shows it; the error must contain its key
+# phrase.
 REFUSED = {
     ("albert", "prune-heads"): ("one layer's weights shared by all layers", "shares one layer's weights"),
     ("albert", "prune-ffn"): ("one layer's weights shared by all layers", "shares one layer's weights"),
     ("mpnet", "prune-heads"): ("one position bias shared by all layers; FFN only", "relative-position bias"),
 }
-README_NAMES = {"deberta-v2": "deberta-v2 / v3"}
+TABLE_NAMES = {"deberta-v2": "deberta-v2 / v3"}
 
 
 def render_table() -> str:
-    """The README's support table: ✓ or the reason for every family × operation."""
+    """The support table (docs/reference/support-matrix.md): ✓ or the reason for every family × operation."""
     head = "| family | " + " | ".join(COLUMNS.values()) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
     rows = [
-        f"| {README_NAMES.get(f, f)} | "
+        f"| {TABLE_NAMES.get(f, f)} | "
         + " | ".join(REFUSED[(f, c)][0] if (f, c) in REFUSED else "✓" for c in COLUMNS)
         + " |"
         for f in FAMILIES
@@ -57,7 +58,7 @@ def render_table() -> str:
 
 
 def test_readme_table_is_the_matrix():
-    assert render_table() in README.read_text(), (
+    assert render_table() in TABLE_PAGE.read_text(), (
         "docs/reference/support-matrix.md's support table differs; paste render_table()'s output"
     )
 

@@ -75,7 +75,7 @@ class PruneConfig(DataOptions):
 
     Args:
         model: Fine-tuned model folder or distilkit run folder (BERT, RoBERTa, ELECTRA, XLM-R, DistilBERT layouts).
-        output: Run folder to write (model/ is a plain HF folder; see the README for loading pruned shapes).
+        output: Run folder to write (model/ is a plain HF folder; loading pruned shapes: docs/guides/compression.md).
         heads: Heads to remove: a fraction of all heads (0.3), or per-layer counts (0:2,3:4 removes 2 heads of layer
             0 and 4 of layer 3). The least important heads (Michel et al., 2019) go first.
         ffn: Fraction of FFN (intermediate) neurons to remove, least important first.

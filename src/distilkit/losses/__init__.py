@@ -2,7 +2,8 @@
 
 Each formula is a plain function of tensors (its docstring gives the formula and the paper), usable in a loop of
 one's own (examples/own_loop.py); each is also registered by name with what it reads, and `register_loss` adds
-one's own (README: "Your own loss"), which `DistillationTrainer` and `distilkit distill --losses` then use:
+one's own (docs/guides/distillation.md, "Your own loss"), which `DistillationTrainer` and `distilkit distill
+--losses` then use:
 
     from distilkit.losses import LossInputs, register_loss
 

@@ -18,7 +18,7 @@ class PipelineConfig(Checked):
     report.
 
     Args:
-        recipe: Recipe YAML file (see recipes/ and the README).
+        recipe: Recipe YAML file (see recipes/ and docs/guides/pipeline.md).
         output: Run folder (default: the recipe's output).
         overwrite: Start again from scratch instead of resuming (finished stages are otherwise skipped).
     """
