@@ -229,7 +229,11 @@ def decide(current: dict, candidate: dict, student: str) -> dict:
         verdict, reason = "current", "mean dev retention within 0.1 point: keep the current default"
     elif mean_gain > 0 and not candidate_hurts or mean_gain < 0 and not current_hurts:
         verdict = "candidate" if mean_gain > 0 else "current"
-        reason = f"higher mean dev retention ({mean_gain:+.2%}), no task worse beyond its interval"
+        winner = "the candidate" if mean_gain > 0 else "the current default"
+        reason = (
+            f"{winner} has the higher mean dev retention ({100 * abs(mean_gain):.2f} points) and is worse on no "
+            "task beyond its interval"
+        )
     else:
         worst_candidate, worst_current = min(gain.values()), -max(gain.values())
         verdict = "candidate" if worst_candidate > worst_current else "current"

@@ -10,7 +10,8 @@ output of layer i. Attention layers are numbered 0..L−1 (attention of layer i+
   learns from the teacher layer it was copied from: student layer i, a copy of teacher layer c_i, gives hidden
   state i+1 ↔ teacher hidden state c_i+1 and attention layer i ↔ teacher attention layer c_i (embeddings 0 ↔ 0).
   Pulling a copy of layer 0 toward the output of layer 1 (what `uniform` does to a 0,2,4 student) fights its
-  own initialisation; on bbc-news this map gained points over `uniform` (docs/guides/distillation.md, "Layer maps").
+  own initialisation. The benchmark suite chose it over `uniform` for tinybert on the dev splits of five tasks
+  (benchmarks/suite.py; docs/results.md, "Defaults decided on the suite").
 - `auto` (the default of the layer-wise methods): `copied` when the student was copied from teacher layers,
   else `uniform`.
 - `last`: only the last layers (hidden and attention) are matched, as MiniLM does.
