@@ -125,42 +125,42 @@ def folds_section(results: Path) -> str:
 
 
 def finetune_section(results: Path) -> str:
-    data = load(results, "finetune_builtin")
-    if not data:
-        return ""
-    lines = heading("Fine-tuning the packaged MiniLM-L6", "finetune_builtin", "finetune-builtin")
+    title = heading("Fine-tuning the packaged MiniLM-L6", "finetune_builtin", "finetune-builtin")
     header = (
         "dataset | train examples | test examples | test accuracy | test macro F1 | dev accuracy | "
         "truncated (train / dev / test) | training s | wall s"
     )
-    rows = [
-        f"{e['dataset']} | {e['train_examples']:,} | {e['test_examples']:,} | {pct(e['test_accuracy'])} | "
-        f"{pct(e['test_macro_f1'])} | {pct(e['dev_accuracy'])} | {each(e['truncated'].values())} | "
-        f"{e['train_seconds']} | {e['wall_seconds']}"
-        for e in data.values()
-    ]
-    lines += table(header, rows) + commands((k, e["command"]) for k, e in data.items())
-    return done(lines + machines((k, e["machine"]) for k, e in data.items()))
+    return keyed_table(
+        results,
+        "finetune_builtin",
+        title,
+        header,
+        lambda key, e: (
+            f"{e['dataset']} | {e['train_examples']:,} | {e['test_examples']:,} | {pct(e['test_accuracy'])} | "
+            f"{pct(e['test_macro_f1'])} | {pct(e['dev_accuracy'])} | {each(e['truncated'].values())} | "
+            f"{e['train_seconds']} | {e['wall_seconds']}"
+        ),
+    )
 
 
 def distill_builtin_section(results: Path) -> str:
-    data = load(results, "distill_builtin")
-    if not data:
-        return ""
-    lines = heading("Distillation on real data", "distill_builtin", "distill-builtin")
+    title = heading("Distillation on real data", "distill_builtin", "distill-builtin")
     header = (
         "job | teacher | student | retention | agreement | teacher params | student params | train / test examples | "
         "epoch s (intermediate; prediction) | wall s"
     )
-    rows = [
-        f"{key} | {pct(e['teacher_test'])} | {pct(e['student_test'])} | {pct(e['retention'])} | "
-        f"{pct(e['agreement'])} | {e['teacher_parameters']:,} | {e['student_parameters']:,} | "
-        f"{e['train_examples']:,} / {e['test_examples']:,} | "
-        f"{'; '.join(each(s['epoch_seconds']) for s in e['stage_timings'].values())} | {e['wall_seconds']}"
-        for key, e in data.items()
-    ]
-    lines += table(header, rows) + commands((k, e["command"]) for k, e in data.items())
-    return done(lines + machines((k, e["machine"]) for k, e in data.items()))
+    return keyed_table(
+        results,
+        "distill_builtin",
+        title,
+        header,
+        lambda key, e: (
+            f"{key} | {pct(e['teacher_test'])} | {pct(e['student_test'])} | {pct(e['retention'])} | "
+            f"{pct(e['agreement'])} | {e['teacher_parameters']:,} | {e['student_parameters']:,} | "
+            f"{e['train_examples']:,} / {e['test_examples']:,} | "
+            f"{'; '.join(each(s['epoch_seconds']) for s in e['stage_timings'].values())} | {e['wall_seconds']}"
+        ),
+    )
 
 
 # --- TinyBERT's whole method -----------------------------------------------------------------------------------
