@@ -99,22 +99,9 @@ def _cap(rows: list[dict], n: int, rng: random.Random) -> list[dict]:
 
 def _articles() -> list[dict]:
     """Every bbc-news article (built-in, deduplicated) with its title: the first line of its file."""
-    folder = builtin.bbc_news_folder()
-    splits = builtin.load("bbc-news")
-    rows, seen_titles = [], set()
-    for row in (r for split in ("train", "dev", "test") for r in splits[split]):
-        name = row["_where"].split(":", 1)[1]
-        raw = (folder / name).read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("cp1252", errors="replace")
-        title = " ".join(next(line for line in text.splitlines() if line.strip()).split())
-        if title in seen_titles:  # a title shared by two articles would put one text in two splits
-            continue
-        seen_titles.add(title)
-        rows.append({"text": row["text"], "title": title, "label": row["label"], "group": name})
-    return rows
+    titled = builtin.bbc_news_titled()
+    keep = ("text", "title", "label", "group")
+    return [{k: r[k] for k in keep} for split in ("train", "dev", "test") for r in titled[split]]
 
 
 def _article_splits(sizes: Sizes) -> dict[str, list[dict]]:

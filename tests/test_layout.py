@@ -16,6 +16,7 @@ LAYERS = [
     | {"files", "budget", "runs"},
     {"data"},  # files and built-in datasets → HF datasets, labels, tokenization
     {"models"},  # loading any encoder, layers, pruned shapes
+    {"embeddings"},  # embedding models: an encoder + pooling, sentence-transformers folders, retrieval metrics
     {"adapters"},  # PEFT methods (what a model folder may carry)
     {"inference"},  # loading trained models (torch or ONNX), predicting
     {"hub"},  # model cards of every model folder, and push (model files only) to the Hugging Face Hub

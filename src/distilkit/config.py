@@ -31,7 +31,8 @@ from distilkit.option_rules import (
 # its registry and this list agree.
 PeftMethod = Literal["lora", "prefix", "prompt", "ia3", "adapter", "bitfit"]
 
-Task = Literal["auto", "sequence-classification", "token-classification"]
+Task = Literal["auto", "sequence-classification", "token-classification", "embedding"]
+Pooling = Literal["mean", "cls", "max"]
 DataFormat = Literal["auto", "csv", "tsv", "jsonl", "conll", "parquet", "arrow", "disk"]
 SplitName = Literal["train", "dev", "test"]
 # The trackers --report-to can name: the Hugging Face Trainer's integrations of those names (training/tracking.py
@@ -59,7 +60,8 @@ class DataOptions(Checked):
         test_file: Test file, evaluated once at the end.
         format: File format; auto picks it from the file extension (.csv .tsv .jsonl/.json .conll/.txt .parquet
             .arrow).
-        task: auto detects token classification from CoNLL files or list-valued token columns.
+        task: auto detects token classification from CoNLL files or list-valued token columns; embedding: the
+            models are sentence-embedding models (a sentence-transformers folder, or an encoder with --pooling).
         regression: Treat labels as numbers (regression). Default: yes when every label is a number and some are not
             integers.
         text_column: Column with the text.
@@ -306,6 +308,8 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
         separate_tokenization: Allow a student tokenizer that differs from the teacher's (logit KD only, sequence
             classification): the teacher reads its own tokenization of the same texts.
         force: Distil even from a teacher that looks untrained.
+        pooling: --task embedding: how an encoder without a sentence-transformers pooling turns its token states into
+            one vector: mean, cls or max (default: the teacher folder's own pooling).
         output: Run folder to write.
     """
 
@@ -335,6 +339,7 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
     general: bool = False
     separate_tokenization: bool = False
     force: bool = False
+    pooling: Optional[Pooling] = None
     output: str = "runs/distill"
 
 

@@ -103,6 +103,7 @@ GROUPS: dict[str, Groups] = {
             "separate_tokenization",
             "force",
         ),
+        "embedding models": ("pooling",),
         "two stages": ("intermediate_epochs", "intermediate_lr", "intermediate_from"),
         "transfer set and augmentation": (
             "unlabeled",

@@ -76,6 +76,30 @@ def load_bbc_news() -> dict[str, list[dict]]:
     return _fixed_split(rows, key=lambda r: r["label"])
 
 
+def bbc_news_titled() -> dict[str, list[dict]]:
+    """bbc-news per split (the built-in split), each article with its title (the first line of its file) and its
+    body (the rest): the title → article retrieval task and the suite's titles task. An article whose title another
+    article has already is left out (its query would have two answers)."""
+    folder, splits, seen = bbc_news_folder(), load_bbc_news(), set()
+    out: dict[str, list[dict]] = {}
+    for split, rows in splits.items():
+        out[split] = []
+        for row in rows:
+            name = row["_where"].split(":", 1)[1]
+            raw = (folder / name).read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("cp1252", errors="replace")
+            title = " ".join(next(line for line in text.splitlines() if line.strip()).split())
+            if title in seen:
+                continue
+            seen.add(title)
+            body = row["text"][len(title) :].strip() if row["text"].startswith(title) else row["text"]
+            out[split].append({**row, "title": title, "body": body, "group": name})
+    return out
+
+
 def load_brown_pos() -> dict[str, list[dict]]:
     path = ASSETS / "brown_pos.jsonl.gz"
     if not path.exists():

@@ -46,6 +46,7 @@ def default_cache_dir() -> Path:
 
 def _hash_model(model) -> str:
     h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    h.update(getattr(model, "cache_identity", "").encode())  # an embedding model's pooling (embeddings/model.py)
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())

@@ -21,7 +21,7 @@ from distilkit.data.unlabeled import UNLABELED
 from distilkit.distillation import checks, reuse
 from distilkit.distillation.arguments import DistillationArguments
 from distilkit.distillation.distiller import StudentWithProjections
-from distilkit.distillation.methods import resolve_stages
+from distilkit.distillation.methods import describe_stages, resolve_stages
 from distilkit.distillation.planning import plan_distillation
 from distilkit.distillation.setup import (
     check_general_options,
@@ -58,6 +58,10 @@ from distilkit.training.trainer_setup import (
 
 def distill(cfg: DistillConfig, resolved: dict | None = None) -> Path:
     """Distil `cfg.teacher` into `cfg.student` on `cfg.data`; returns the finished run folder."""
+    if cfg.task == "embedding":
+        from distilkit.distillation.embedding import EmbeddingDistillJob
+
+        return run_repeated(EmbeddingDistillJob, cfg, resolved)
     return run_repeated(DistillJob, cfg, resolved)
 
 
@@ -134,8 +138,7 @@ class DistillJob(TrainingJob):
             if "attention_mse" in plan.weights_all:
                 kind = "softmax probabilities (raw MSE)" if plan.probabilities else "pre-softmax scores"
                 print(f"attention_mse compares {kind}; --attention-probabilities true|false to choose")
-        weights = "; ".join(f"{s.name}: " + " + ".join(f"{w:g}·{k}" for k, w in s.weights.items()) for s in self.stages)
-        print("stages: " + weights)
+        print("stages: " + describe_stages(self.stages))
 
     def encode(self) -> None:
         """Check the teacher is trained on the data, then augment (optionally) and tokenize it."""
@@ -196,8 +199,7 @@ class DistillJob(TrainingJob):
     # ---- train: the stages in order, each resumable ----
 
     def train(self, work: Path, run) -> None:
-        cfg = self.cfg
-        self.metric, self.greater = metric_choice(self.data, cfg) if not cfg.general else ("loss", False)
+        self.metric, self.greater = self.selection_metric()
         started, self.timings = time.perf_counter(), {}
         self.trainer = trainer = self.make_trainer(work)
         for i, stage in enumerate(self.stages):
@@ -217,6 +219,10 @@ class DistillJob(TrainingJob):
                 save_trainer_state(trainer.state, work / "logs" / stage.name / "trainer_state.json", work)
         self.elapsed = time.perf_counter() - started
         self.is_main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes the run folder
+
+    def selection_metric(self) -> tuple[str, bool]:
+        """The dev metric that picks the best checkpoint, and whether higher is better."""
+        return metric_choice(self.data, self.cfg) if not self.cfg.general else ("loss", False)
 
     def make_trainer(self, work: Path) -> DistillationTrainer:
         """The DistillationTrainer of this run: the arguments of the options, the plan made in prepare."""
@@ -301,27 +307,8 @@ class DistillJob(TrainingJob):
         if not self.is_main:  # the pair is evaluated by the process that writes the run folder
             return {}
         cfg, data = self.cfg, self.data
-        metrics = {
-            "teacher": cfg.teacher,
-            "student": cfg.student,
-            "student_built": self.how,
-            "method": cfg.method,
-            "stages": [{"name": s.name, "weights": s.weights} for s in self.stages],
-            "data": data.name,
-            "task": data.task,
-            "labels": data.labels,
-            "parameters": self.total,
-            "teacher_parameters": self.teacher_total,
-            "layer_map": self.distillation.layer_map.describe(),
-            "normalize_losses": self.distillation.normalize,
-            "attention_probabilities": self.distillation.probabilities,
-            "train": {
-                "wall_seconds": round(self.elapsed, 1),
-                "stages": self.timings,
-                "examples": len(self.student_sets["train"]),
-                "unlabeled_examples": self.unlabeled_count,
-            },
-        }
+        metrics = self.run_facts(data=data.name, task=data.task, labels=data.labels)
+        metrics["train"]["unlabeled_examples"] = self.unlabeled_count
         if cfg.general:
             seconds = sum(sum(t.get("epoch_seconds", [])) for t in self.timings.values())
             metrics["train"]["tokens"] = data.tokens
@@ -351,6 +338,29 @@ class DistillJob(TrainingJob):
         train = {**self.train_out.metrics, "train_samples": len(self.student_sets["train"])}  # the last stage's
         write_trainer_files(work, self.trainer.state, train, evals)
         return metrics
+
+    def run_facts(self, **what: object) -> dict:
+        """What metrics.json says of every distillation: the models, method, stages, layer map, training time;
+        `what` (data, task, ...) goes after the models."""
+        cfg = self.cfg
+        return {
+            "teacher": cfg.teacher,
+            "student": cfg.student,
+            "student_built": self.how,
+            "method": cfg.method,
+            "stages": [{"name": s.name, "weights": s.weights} for s in self.stages],
+            **what,
+            "parameters": self.total,
+            "teacher_parameters": self.teacher_total,
+            "layer_map": self.distillation.layer_map.describe(),
+            "normalize_losses": self.distillation.normalize,
+            "attention_probabilities": self.distillation.probabilities,
+            "train": {
+                "wall_seconds": round(self.elapsed, 1),
+                "stages": self.timings,
+                "examples": len(self.student_sets["train"]),
+            },
+        }
 
     def write_card(self, work: Path, metrics: dict, config: dict) -> None:
         from distilkit.hub.card_kinds import distill_card

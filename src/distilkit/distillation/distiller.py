@@ -23,6 +23,7 @@ from distilkit.distillation.layer_map import LayerMap
 from distilkit.losses.registry import LOSSES, LossInputs, loss_value, reads_of
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+SENTENCE = "sentence"  # the projection of an embedding model's pooled vector (the others are keyed by layer)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class LossPlan:
     normalize: bool = False
     token_level: bool = False
     regression: bool = False
+    embedding: bool = False  # the logits are sentence embeddings (embeddings/model.py)
     teacher_weights: list[float] = field(default_factory=lambda: [1.0])
 
     @property
@@ -99,9 +101,12 @@ class StudentWithProjections(nn.Module):
         this module in DistributedDataParallel, which expects its parameters to be used in forward; the lifted
         states travel in `hidden_states`, a field that survives the wrappers' rebuilding of the output."""
         out = self.student(**inputs)
-        if len(self.projections) and getattr(out, "hidden_states", None) is not None:
+        if SENTENCE in self.projections:
+            out.logits = self.projections[SENTENCE](out.logits)
+        layers = {s: w for s, w in self.projections.items() if s != SENTENCE}
+        if layers and getattr(out, "hidden_states", None) is not None:
             hidden = list(out.hidden_states)
-            for s, w in self.projections.items():
+            for s, w in layers.items():
                 hidden[int(s)] = w(hidden[int(s)])
             out.hidden_states = tuple(hidden)
         return out
@@ -111,10 +116,14 @@ class StudentWithProjections(nn.Module):
 
 
 def make_projections(plan: LossPlan, student_width: int, teacher_width: int) -> nn.ModuleDict:
-    """One Linear per mapped hidden state when widths differ (TinyBERT's W_h, W_e); none when equal."""
+    """One Linear per mapped hidden state when widths differ (TinyBERT's W_h, W_e), and one for the sentence
+    embedding of an embedding model (sentence-transformers' learned projection); none when equal."""
     if student_width == teacher_width:
         return nn.ModuleDict()
-    return nn.ModuleDict({str(s): nn.Linear(student_width, teacher_width) for s, _ in plan.hidden_pairs})
+    projections = {str(s): nn.Linear(student_width, teacher_width) for s, _ in plan.hidden_pairs}
+    if plan.embedding:
+        projections[SENTENCE] = nn.Linear(student_width, teacher_width)
+    return nn.ModuleDict(projections)
 
 
 def labelled_loss(logits, labels, labeled, regression: bool):

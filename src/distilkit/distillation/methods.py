@@ -79,8 +79,11 @@ if tuple(METHODS) != get_args(MethodName):  # --method offers config.MethodName:
 GENERAL_WEIGHTS = {"embedding_mse": 1.0, "hidden_mse": 1.0, "attention_mse": 1.0}
 
 
-def resolve_stages(method_name: str, alpha: float | None, losses: dict | None, general: bool) -> list[Stage]:
-    """The stages of a method with α filled in (CE weight α, KD weight 1−α) and custom weights applied."""
+def resolve_stages(
+    method_name: str, alpha: float | None, losses: dict | None, general: bool, embedding: bool = False
+) -> list[Stage]:
+    """The stages of a method with α filled in (CE weight α, KD weight 1−α) and custom weights applied. For an
+    embedding model (`embedding`) there are no labels: the KD term becomes the sentence loss, weight 1."""
     if method_name not in METHODS:
         raise DistilkitError(f"--method {method_name!r}: choose one of {', '.join(METHODS)}")
     method = METHODS[method_name]
@@ -96,6 +99,8 @@ def resolve_stages(method_name: str, alpha: float | None, losses: dict | None, g
     for stage in method.stages:
         weights = {k: (alpha if k == "ce" else 1 - alpha if k == "kd" else v) for k, v in stage.weights.items()}
         stages.append(Stage(stage.name, {k: v for k, v in weights.items() if v > 0}, stage.epochs_option))
+    if embedding:
+        stages = [Stage(s.name, sentence_weights(s.weights), s.epochs_option) for s in stages]
     if general:
         stages = [Stage("general", dict(GENERAL_WEIGHTS) if method_name != "minilm" else {"minilm_relations": 1.0})]
     if losses:
@@ -113,7 +118,22 @@ def resolve_stages(method_name: str, alpha: float | None, losses: dict | None, g
         stages[-1] = Stage(last.name, {k: float(v) for k, v in losses.items() if v > 0}, last.epochs_option)
     if general and any(k in ("ce", "kd") for k in stages[-1].weights):
         raise DistilkitError("general distillation has no labels or task head: use intermediate losses only")
+    if embedding and any(k in ("ce", "kd", "kd_mse", "kd_soft_targets") for k in stages[-1].weights):
+        raise DistilkitError(
+            "--task embedding: an embedding model has no labels or class logits; use sentence_mse / sentence_cosine "
+            "with the layer losses (e.g. --losses '{sentence_mse: 1, hidden_mse: 1}')"
+        )
     return stages
+
+
+def describe_stages(stages: list[Stage]) -> str:
+    """ "intermediate: 1·hidden_mse + 1·attention_mse; prediction: 1·kd", as the commands print it."""
+    return "; ".join(f"{s.name}: " + " + ".join(f"{w:g}·{k}" for k, w in s.weights.items()) for s in stages)
+
+
+def sentence_weights(weights: dict[str, float]) -> dict[str, float]:
+    """A stage's weights for an embedding model: KD on the sentence embeddings (sentence_mse, weight 1), no CE."""
+    return {("sentence_mse" if k == "kd" else k): (1.0 if k == "kd" else v) for k, v in weights.items() if k != "ce"}
 
 
 def default_relation_heads(student_width: int, teacher_width: int, teacher_heads: int) -> int:

@@ -18,6 +18,7 @@ from distilkit.losses.registry import reads_of
 from distilkit.models.families import layer_count
 
 TOK = "token-classification"
+EMBEDDING = "embedding"
 
 
 @dataclass
@@ -56,6 +57,8 @@ def teacher_task(teacher) -> tuple[str, bool, bool]:
     """(task, regression, masked-LM) of a teacher, from its class and config: a token or sequence classifier, or
     a bare encoder / masked-LM model (general distillation)."""
     name = type(teacher).__name__
+    if getattr(teacher, "distilkit_embedding", False):  # embeddings/model.py: pooled sentence vectors as logits
+        return EMBEDDING, False, False
     if name.endswith("ForTokenClassification"):
         return TOK, False, False
     if name.endswith("ForSequenceClassification"):
@@ -83,7 +86,7 @@ def plan_distillation(student, teachers: list, args, copied_layers: list[int] | 
     models to distilkit's capturing attention when a loss reads attention scores or Q/K/V."""
     lead = teachers[0]
     task, regression, uses_mlm = teacher_task(lead)
-    stages = resolve_stages(args.method, args.alpha, args.losses, task == "general")
+    stages = resolve_stages(args.method, args.alpha, args.losses, task == "general", task == EMBEDDING)
     if uses_mlm:
         stages[-1].weights["kd"] = 1.0  # MLM-logit KD per token
     method = METHODS[args.method]
@@ -102,6 +105,7 @@ def plan_distillation(student, teachers: list, args, copied_layers: list[int] | 
         normalize=method.normalize if args.normalize_losses is None else args.normalize_losses,
         token_level=task == TOK or uses_mlm,
         regression=regression,
+        embedding=task == EMBEDDING,
         teacher_weights=teacher_weights(args.teacher_weights, len(teachers)),
         relation_heads=args.relation_heads
         or default_relation_heads(
@@ -113,6 +117,8 @@ def plan_distillation(student, teachers: list, args, copied_layers: list[int] | 
         for model in (student, *teachers):
             capture.enable(model)
     labels = teacher_config.vocab_size if uses_mlm else (1 if regression else teacher_config.num_labels)
+    if task == EMBEDDING:
+        labels = lead.width  # one pooled vector per text
     dims = {
         "task": task,
         "token_level": task == TOK or uses_mlm,

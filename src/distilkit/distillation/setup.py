@@ -230,7 +230,7 @@ def build_caches(cfg, teachers, teacher_sets, plan: LossPlan, dims, args, tokeni
                             dataset,
                             collator
                             or collator_for(
-                                "sequence-classification" if dims["task"] == "general" else dims["task"],
+                                "sequence-classification" if dims["task"] in ("general", "embedding") else dims["task"],
                                 tokenizer,
                             ),
                             this_spec,

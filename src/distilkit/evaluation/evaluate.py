@@ -131,7 +131,12 @@ def check_evaluation_output(out: Path, overwrite: bool) -> None:
 
 
 def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
-    """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files."""
+    """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files. An
+    embedding model (or --task embedding) is scored on retrieval instead (evaluation/embedding.py)."""
+    from distilkit.evaluation.embedding import evaluate_embedding, is_embedding_model
+
+    if cfg.task == "embedding" or is_embedding_model(cfg.model):
+        return evaluate_embedding(cfg)
     if cfg.output:
         check_evaluation_output(Path(cfg.output), cfg.overwrite)
     trained = load_trained(cfg.model, cfg.max_length)
@@ -150,15 +155,20 @@ def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
         table += f"\n\nthis model − {cfg.compare} ({score:.4f}) on the same examples: {describe(metrics['paired'])}"
     show(json.dumps(metrics, indent=2) if cfg.json else table)
     if cfg.output:
-        out = Path(cfg.output)
-        make_folder(out)
-        before = set(listing(out))
-        mark(out, "evaluation")
-        write_json(out / "metrics.json", metrics)
-        write_atomic(out / "report.md", f"# Evaluation\n\n```\n{table}\n```\n")
-        if not trained.regression:
-            plot_confusion_matrix(metrics, out / "confusion_matrix.png", title=f"{data.name} {split}")
-        record_files(out, new_since=before)
-        if not cfg.json:
-            show(f"\nwritten: {out / 'metrics.json'}, {out / 'report.md'}")
+        confusion = None if trained.regression else f"{data.name} {split}"
+        write_evaluation(Path(cfg.output), metrics, table, cfg.json, confusion)
     return metrics
+
+
+def write_evaluation(out: Path, metrics: dict, table: str, quiet: bool, confusion: str | None = None) -> None:
+    """metrics.json, report.md (the table) and, titled `confusion`, the confusion matrix, in the marked folder."""
+    make_folder(out)
+    before = set(listing(out))
+    mark(out, "evaluation")
+    write_json(out / "metrics.json", metrics)
+    write_atomic(out / "report.md", f"# Evaluation\n\n```\n{table}\n```\n")
+    if confusion:
+        plot_confusion_matrix(metrics, out / "confusion_matrix.png", title=confusion)
+    record_files(out, new_since=before)
+    if not quiet:
+        show(f"\nwritten: {out / 'metrics.json'}, {out / 'report.md'}")

@@ -38,6 +38,7 @@ TASK_WORDS = {
     "sequence-classification": "text classification",
     "token-classification": "token classification",
     "general": "general-purpose encoder (no task head)",
+    "embedding": "sentence-embedding",
 }
 LIMITS = [
     "Trained and scored on the data named above only: expect lower scores on text of another domain, period or "
@@ -322,3 +323,36 @@ def labels_of_folder(folder: Path) -> list[str]:
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
     id2label = config.get("id2label") or {}
     return [id2label[k] for k in sorted(id2label, key=int)]
+
+
+@guarded
+def embedding_card(work: Path, config: dict, metrics: dict) -> None:
+    """The card of an embedding student (`distill --task embedding`): a sentence-transformers folder."""
+    source = read_source(str(config.get("teacher") or "?"), resolved_folder(str(config.get("teacher") or "")))
+    data, dataset_id = data_of(config)
+    made = distill_made(config, metrics, [str(config.get("teacher"))])
+    made.append(
+        f"Embeddings: {metrics.get('pooling')} pooling, {metrics.get('dimensions')} dimensions"
+        + (", normalised" if metrics.get("normalize") else "")
+    )
+    dev = metrics.get("dev")
+    if dev:
+        made.append(
+            f"On {dev['texts']} held-out texts its pairwise cosine similarities rank as the teacher's with Spearman "
+            f"{dev['similarity_spearman']:.4f}"
+        )
+    write_card(
+        CardFacts(
+            folder=work / "model",
+            name=Path(str(config.get("output", work.name))).name,
+            summary=f"A sentence-embedding student distilled from `{source.shown}` on {data} with distilkit.",
+            task="embedding",
+            source=source,
+            made=made,
+            usage=usage.sentence_transformers_usage("NAME"),
+            limits=LIMITS[:1] + ["A student imitates its teacher: it inherits the teacher's errors and biases."],
+            tags=["knowledge-distillation", "sentence-transformers", "sentence-similarity"],
+            library="sentence-transformers",
+            datasets=[dataset_id] if dataset_id else [],
+        )
+    )

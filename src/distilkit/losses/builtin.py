@@ -233,3 +233,34 @@ def _kd_term(batch: LossInputs) -> torch.Tensor:
 def _sum_pairs(formula, pairs: list, mask, *options) -> torch.Tensor:
     """Σ over mapped layer pairs of formula(student, teacher, mask, projection, *options)."""
     return sum(formula(s, t, mask, projection, *options) for s, t, projection in pairs)
+
+
+# ---- sentence embeddings (`--task embedding`): the pooled vectors travel in the logits' slot ----
+
+
+@register_loss("sentence_mse", reads={"logits"}, term=lambda b: sentence_mse_loss(b.student_logits, _teacher_vector(b)))
+def sentence_mse_loss(student_vectors, teacher_vectors) -> torch.Tensor:
+    """Squared distance of sentence embeddings, averaged over the texts of the batch:
+
+        L = 1/B · Σ_b ‖P·e_s,b − e_t,b‖²
+
+    (e: the pooled, normalised embeddings; P: the learned projection when the widths differ, applied in the
+    student's wrapper). The sentence-level loss of Reimers & Gurevych 2020 ("Making Monolingual Sentence
+    Embeddings Multilingual using Knowledge Distillation") and of sentence-transformers' MSELoss, summed over the
+    dimensions rather than averaged, so its scale does not shrink as the width grows (for unit vectors it is
+    2 − 2·cos when P·e_s is unit too).
+    """
+    return (student_vectors.float() - teacher_vectors.float()).pow(2).sum(-1).mean()
+
+
+@register_loss(
+    "sentence_cosine", reads={"logits"}, term=lambda b: sentence_cosine_loss(b.student_logits, _teacher_vector(b))
+)
+def sentence_cosine_loss(student_vectors, teacher_vectors) -> torch.Tensor:
+    """L = 1/B · Σ_b (1 − cos(P·e_s,b, e_t,b)): the direction alone, which is what cosine search compares."""
+    return (1 - F.cosine_similarity(student_vectors.float(), teacher_vectors.float(), dim=-1)).mean()
+
+
+def _teacher_vector(batch: LossInputs) -> torch.Tensor:
+    """The teacher's embedding; with several teachers of one width, their weighted mean."""
+    return _mean_teacher_logits(batch) if len(batch.teacher_logits) > 1 else batch.teacher_logits[0]

@@ -1,0 +1,163 @@
+"""Embedding models: pooling, the sentence losses, retrieval scores (golden values), and distil → evaluate on tiny
+sentence-transformers models, with the bad inputs refused in one line."""
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import run_cli, topic_rows, write_jsonl
+
+from distilkit.embeddings.model import EmbeddingModel, load_embedding_model, pool, save_sentence_transformer
+from distilkit.embeddings.retrieval import per_query_scores
+from distilkit.errors import DistilkitError
+from distilkit.losses import LOSSES
+
+TEXTS = ["the bank raised its rates", "a striker scored in the final", "new phones at the fair", "a vote on the law"]
+
+
+def st_vectors(folder, texts):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_tensor=True)
+
+
+def own_vectors(folder, texts):
+    model, tokenizer, _ = load_embedding_model(str(folder))
+    return model.encode(texts, tokenizer, 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_st(tiny_model, tmp_path_factory):
+    """The tiny random BERT as a sentence-transformers folder: mean pooling, normalised."""
+    model, tokenizer, how = load_embedding_model(str(tiny_model), "mean")
+    assert how == "encoder, mean pooling, normalised"
+    folder = tmp_path_factory.mktemp("st") / "teacher"
+    save_sentence_transformer(model, tokenizer, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "texts.txt"
+    path.write_text("".join(r["text"] + "\n" for r in topic_rows(120, seed=3)))
+    return path
+
+
+def test_pool_formulas_on_a_padded_batch():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, -4.0], [100.0, 100.0]]])  # the third token is padding
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(hidden, mask, "mean").tolist() == [[2.0, -1.0]]
+    assert pool(hidden, mask, "cls").tolist() == [[1.0, 2.0]]
+    assert pool(hidden, mask, "max").tolist() == [[3.0, 2.0]]
+
+
+def test_sentence_losses_against_hand_computation():
+    s = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    t = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    # ‖s − t‖² per text: 2 and 1 → mean 1.5; cos: 0 and 1 → mean of (1 − cos) 0.5
+    assert LOSSES["sentence_mse"](s, t).item() == pytest.approx(1.5)
+    assert LOSSES["sentence_cosine"](s, t).item() == pytest.approx(0.5)
+
+
+def test_retrieval_scores_per_query():
+    # query 0: its one answer (doc 2) ranked 2nd; query 1: answers 0 and 1 ranked 1st and 3rd
+    similarity = torch.tensor([[0.5, 0.1, 0.8, 0.9], [0.9, 0.2, 0.1, 0.5]])
+    scores = per_query_scores(similarity, [[2], [0, 1]])
+    assert scores["mrr@10"].tolist() == [0.5, 1.0]
+    assert scores["recall@1"].tolist() == [0.0, 0.5]
+    assert scores["recall@10"].tolist() == [1.0, 1.0]
+    ideal = 1 + 1 / math.log2(3)
+    assert scores["ndcg@10"][0] == pytest.approx(1 / math.log2(3))
+    assert scores["ndcg@10"][1] == pytest.approx((1 + 1 / math.log2(4)) / ideal)
+
+
+def test_saved_folder_gives_sentence_transformers_the_same_vectors(tiny_st):
+    theirs, ours = st_vectors(tiny_st, TEXTS), own_vectors(tiny_st, TEXTS)
+    assert torch.nn.functional.cosine_similarity(theirs, ours).min().item() >= 0.9999
+    assert torch.allclose(ours.norm(dim=-1), torch.ones(len(TEXTS)), atol=1e-5)
+
+
+def test_distil_an_embedding_model_then_evaluate_retrieval(tiny_st, corpus, tmp_path, capsys):
+    out = tmp_path / "student"
+    args = ["distill", "--task", "embedding", "--teacher", tiny_st, "--student", "1", "--data", corpus]
+    code, stdout, _ = run_cli(args + ["--epochs", "2", "--lr", "1e-3", "--batch-size", "8", "--output", out], capsys)
+    assert code == 0, stdout
+    assert "1·sentence_mse" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "embedding" and metrics["dimensions"] == 32
+    assert -1 <= metrics["dev"]["similarity_spearman"] <= 1 and metrics["dev"]["texts"] == 6
+    theirs, ours = st_vectors(out / "model", TEXTS), own_vectors(out / "model", TEXTS)
+    assert torch.nn.functional.cosine_similarity(theirs, ours).min().item() >= 0.9999
+    card = (out / "model" / "README.md").read_text()
+    assert "pipeline_tag: sentence-similarity" in card and "SentenceTransformer(" in card
+
+    rows = [{"query": r["text"].split()[0], "positive": r["text"]} for r in topic_rows(30, seed=5)]
+    queries = write_jsonl(tmp_path / "queries.jsonl", rows)
+    code, stdout, _ = run_cli(["evaluate", "--model", out, "--data", queries, "--compare", tiny_st, "--json"], capsys)
+    assert code == 0, stdout
+    result = json.loads(stdout)
+    low, high = result["intervals"]["ndcg@10"]
+    assert low <= result["ndcg@10"] <= high
+    assert result["paired"]["compared_with"] == str(tiny_st)
+    assert result["retention"] == pytest.approx(result["ndcg@10"] / result["paired"]["compared_score"], abs=1e-3)
+
+
+def test_a_narrower_student_learns_through_a_projection(tiny_st, corpus, tmp_path, capsys):
+    out = tmp_path / "narrow"
+    args = ["distill", "--task", "embedding", "--teacher", tiny_st, "--student", "1L-16H-2A-32F", "--data", corpus]
+    losses = ["--method", "tinybert", "--intermediate-epochs", "1", "--epochs", "1", "--batch-size", "16"]
+    code, stdout, _ = run_cli(args + losses + ["--output", out], capsys)
+    assert code == 0, stdout
+    assert "intermediate: 1·embedding_mse + 1·hidden_mse + 1·attention_mse; prediction: 1·sentence_mse" in stdout
+    model, _, _ = load_embedding_model(str(out / "model"))
+    assert model.width == 16  # the projection to the teacher's 32 was for training only
+    assert "cosine_to_teacher" not in json.loads((out / "metrics.json").read_text())["dev"]
+
+
+def test_bad_input_is_one_line(tiny_st, tiny_model, topic_run, corpus, tmp_path, capsys):
+    base = ["distill", "--task", "embedding", "--student", "1", "--data", corpus, "--output", tmp_path / "x"]
+    code, _, err = run_cli(base + ["--teacher", topic_run], capsys)
+    assert code != 0 and "a classifier" in err and "not an embedding model" in err
+    code, _, err = run_cli(base + ["--teacher", tiny_model], capsys)
+    assert code != 0 and "--pooling mean|cls|max" in err
+    code, _, err = run_cli(base + ["--teacher", tiny_model, "--pooling", "median"], capsys)
+    assert code != 0 and "median" in err
+    code, _, err = run_cli(base + ["--teacher", tiny_st, "--losses", "{kd: 1}"], capsys)
+    assert code != 0 and "no labels or class logits" in err
+    assert not (tmp_path / "x").exists()
+    no_positive = write_jsonl(tmp_path / "q.jsonl", [{"query": "bank", "positive": "the bank"}, {"query": "goal"}])
+    code, _, err = run_cli(["evaluate", "--model", tiny_st, "--data", no_positive], capsys)
+    assert code != 0 and "row 2" in err and "has no positive" in err
+    code, _, err = run_cli(["evaluate", "--model", tiny_st, "--data", no_positive, "--compare", topic_run], capsys)
+    assert code != 0 and "not an embedding model" in err
+
+
+def test_embedding_model_keeps_the_encoder_config(tiny_model):
+    model, _, _ = load_embedding_model(str(tiny_model), "cls")
+    assert isinstance(model, EmbeddingModel) and model.config.hidden_size == 32 and model.pooling == "cls"
+    with pytest.raises(DistilkitError, match="choose one of mean, cls, max"):
+        load_embedding_model(str(tiny_model), "sum")
+
+
+def test_a_pretrained_student_with_its_own_tokenizer(tiny_st, corpus, tmp_path, capsys):
+    """A pretrained embedding student whose tokenizer differs (the MiniLM student of an MPNet teacher, in small):
+    the teacher reads its own tokens, through the cache; the sentence loss needs no token alignment."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from conftest import _vocab
+
+    words = _vocab()
+    vocab = words[:5] + list(reversed(words[5:]))  # the same words, other ids
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    torch.manual_seed(1)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    config.intermediate_size = 32
+    student = tmp_path / "pretrained"
+    save_sentence_transformer(EmbeddingModel(BertModel(config), "mean"), tokenizer, student)
+    base = ["distill", "--task", "embedding", "--teacher", tiny_st, "--student", student, "--data", corpus]
+    code, _, err = run_cli(base + ["--output", tmp_path / "refused"], capsys)
+    assert code != 0 and "tokenizer differs" in err
+    code, stdout, _ = run_cli(base + ["--separate-tokenization", "--epochs", "1", "--output", tmp_path / "s"], capsys)
+    assert code == 0, stdout
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["dimensions"] == 16
