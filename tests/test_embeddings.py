@@ -143,9 +143,8 @@ def test_embedding_model_keeps_the_encoder_config(tiny_model):
 def test_a_pretrained_student_with_its_own_tokenizer(tiny_st, corpus, tmp_path, capsys):
     """A pretrained embedding student whose tokenizer differs (the MiniLM student of an MPNet teacher, in small):
     the teacher reads its own tokens, through the cache; the sentence loss needs no token alignment."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
     from conftest import _vocab
+    from transformers import BertConfig, BertModel, BertTokenizerFast
 
     words = _vocab()
     vocab = words[:5] + list(reversed(words[5:]))  # the same words, other ids
@@ -161,3 +160,82 @@ def test_a_pretrained_student_with_its_own_tokenizer(tiny_st, corpus, tmp_path, 
     code, stdout, _ = run_cli(base + ["--separate-tokenization", "--epochs", "1", "--output", tmp_path / "s"], capsys)
     assert code == 0, stdout
     assert json.loads((tmp_path / "s" / "metrics.json").read_text())["dimensions"] == 16
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_st, tmp_path_factory):
+    """The tiny sentence-transformers model exported to ONNX, and that export quantized (dynamic int8)."""
+    root = tmp_path_factory.mktemp("exported")
+    assert run_cli(["export", "--model", tiny_st, "--output", root / "onnx"])[0] == 0
+    assert run_cli(["quantize", "--model", root / "onnx", "--output", root / "int8"])[0] == 0
+    return root / "onnx", root / "int8"
+
+
+def test_export_puts_the_pooling_in_the_graph_and_int8_keeps_the_vectors(tiny_st, exported):
+    import onnxruntime as ort
+
+    onnx_folder, int8_folder = exported
+    for folder in exported:  # a sentence-transformers folder with the graph at the top, no torch weights
+        assert (folder / "modules.json").exists() and (folder / "1_Pooling" / "config.json").exists()
+        assert not list(folder.glob("*.safetensors"))
+        outputs = [o.name for o in ort.InferenceSession(str(folder / "model.onnx")).get_outputs()]
+        assert outputs == ["last_hidden_state", "sentence_embedding"]
+        assert "pipeline_tag: sentence-similarity" in (folder / "README.md").read_text()
+    meta = json.loads((onnx_folder / "distilkit_onnx.json").read_text())
+    assert meta["task"] == "embedding" and meta["parity"]["min_cosine"] >= 0.9999
+    report = json.loads((int8_folder / "quantize_report.json").read_text())
+    assert report["size_bytes"]["int8"] < report["size_bytes"]["fp32"]
+    from distilkit.inference.embedding import load_embedder
+
+    reference = own_vectors(tiny_st, TEXTS)
+    for folder, least in ((onnx_folder, 0.9999), (int8_folder, 0.9)):
+        model, tokenizer, _ = load_embedder(str(folder))
+        cosine = torch.nn.functional.cosine_similarity(model.encode(TEXTS, tokenizer, 64), reference)
+        assert cosine.min().item() >= least
+
+
+def test_serve_embed_like_text_embeddings_inference(exported, topic_run):
+    from fastapi.testclient import TestClient
+
+    from distilkit.inference.embedding import load_embedder
+    from distilkit.serving.app import create_app
+    from distilkit.serving.options import ServeConfig
+
+    folder = exported[0]
+    with TestClient(create_app(ServeConfig(model=str(folder), max_length=64))) as client:
+        vectors = client.post("/embed", json={"inputs": TEXTS})
+        assert vectors.status_code == 200 and len(vectors.json()) == len(TEXTS)
+        model, tokenizer, _ = load_embedder(str(folder))
+        cosine = torch.nn.functional.cosine_similarity(torch.tensor(vectors.json()), model.encode(TEXTS, tokenizer, 64))
+        assert cosine.min().item() >= 0.9999
+        one = client.post("/embed", json={"inputs": TEXTS[0]}).json()
+        assert len(one) == 1 and sum(x * x for x in one[0]) == pytest.approx(1, abs=1e-4)
+        raw = client.post("/embed", json={"inputs": TEXTS[0], "normalize": False}).json()
+        assert sum(x * x for x in raw[0]) != pytest.approx(1, abs=1e-3)
+        long = " ".join(["bank"] * 100)
+        assert client.post("/embed", json={"inputs": long}).status_code == 413
+        assert client.post("/embed", json={"inputs": long, "truncate": True}).status_code == 200
+        assert client.post("/embed", json={"inputs": [""]}).status_code == 422
+        assert client.post("/predict", json={"texts": ["x"]}).status_code == 400
+        assert client.get("/metadata").json()["dimensions"] == 32
+    with TestClient(create_app(ServeConfig(model=str(topic_run)))) as client:
+        refused = client.post("/embed", json={"inputs": "x"})
+        assert refused.status_code == 400 and "POST /predict" in refused.json()["detail"]
+
+
+def test_predict_writes_vectors(exported, tmp_path, capsys):
+    import numpy as np
+
+    code, stdout, _ = run_cli(["predict", "--model", exported[1], *TEXTS[:2]], capsys)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 0 and [line["text"] for line in lines] == TEXTS[:2] and len(lines[0]["embedding"]) == 32
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n")
+    assert run_cli(["predict", "--model", exported[1], "--file", texts, "--output", tmp_path / "v.npy"])[0] == 0
+    vectors = np.load(tmp_path / "v.npy")
+    assert vectors.shape == (len(TEXTS), 32) and vectors.dtype == np.float32
+    # dynamic int8 quantizes activations per batch, so the two calls (other batches) agree closely, not exactly
+    first = torch.nn.functional.cosine_similarity(
+        torch.tensor(vectors[:2]), torch.tensor([li["embedding"] for li in lines])
+    )
+    assert first.min().item() >= 0.999

@@ -29,6 +29,7 @@ from distilkit.data.encode import collator_for, encode_rows
 from distilkit.errors import DistilkitError
 from distilkit.files import folder_bytes, write_json
 from distilkit.hub.card_exports import export_card
+from distilkit.inference.embedding import is_embedding_model
 from distilkit.inference.loading import MODEL_INPUTS, load_trained, run_batches
 from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, OnnxClassifier, is_onnx_folder
 from distilkit.runs import RunFolder
@@ -114,8 +115,11 @@ def quiet_exporter():
             h.setLevel(level)
 
 
-def export_graph(model, example: dict, input_names: list[str], out_file: Path, opset: int) -> None:
-    """torch.onnx.export with dynamic batch/sequence axes; failures become one clear error line."""
+def export_graph(
+    model, example: dict, input_names: list[str], out_file: Path, opset: int, outputs: list[str] | None = None
+) -> None:
+    """torch.onnx.export with dynamic batch/sequence axes; failures become one clear error line. Without `outputs`
+    the graph gives the model's logits; with them, the module's own outputs under those names."""
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     dynamic = {name: {0: batch, 1: seq} for name in input_names}
     args = tuple(example[name] for name in input_names)
@@ -123,11 +127,11 @@ def export_graph(model, example: dict, input_names: list[str], out_file: Path, o
     try:
         with quiet_exporter(), torch.no_grad():
             torch.onnx.export(
-                LogitsOnly(model),
+                LogitsOnly(model) if outputs is None else model,
                 args,
                 str(out_file),
                 input_names=input_names,
-                output_names=["logits"],
+                output_names=outputs or ["logits"],
                 dynamic_shapes=dynamic,
                 opset_version=opset,
                 dynamo=True,
@@ -150,10 +154,10 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(max(np.abs(x - y).max() for x, y in zip(a, b)))
 
 
-def optimize_graph(src: Path, dst: Path, config) -> dict:
+def optimize_graph(src: Path, dst: Path, config, first_token: bool = True) -> dict:
     """ONNX Runtime's transformer fusions (LayerNorm, GELU, attention when the pattern matches), then distilkit's
-    fusion of the attentions ONNX Runtime does not match (MPNet's biased one, SDPA's decomposition), then the last
-    layer cut to the one token a sequence classifier reads (compress/first_token.py)."""
+    fusion of the attentions ONNX Runtime does not match (MPNet's biased one, SDPA's decomposition), then, with
+    `first_token`, the last layer cut to the one token a sequence classifier reads (compress/first_token.py)."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -171,7 +175,7 @@ def optimize_graph(src: Path, dst: Path, config) -> dict:
     fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
     counts = fuse_biased_attention(optimized.model, config.num_attention_heads)
     fused.update({op: n for op, n in counts.items() if n})
-    if moved := compute_first_token_only(optimized.model):
+    if first_token and (moved := compute_first_token_only(optimized.model)):
         fused["FirstTokenOnly"] = moved
     optimized.save_model_to_file(str(dst))
     return fused
@@ -180,6 +184,10 @@ def optimize_graph(src: Path, dst: Path, config) -> dict:
 def export(cfg: ExportConfig, resolved: dict | None = None) -> Path:
     if is_onnx_folder(cfg.model):
         raise DistilkitError(f"{cfg.model}: this is already an ONNX folder; pass the PyTorch model folder or run")
+    if is_embedding_model(cfg.model):
+        from distilkit.compress.embedding_export import export_embedding
+
+        return export_embedding(cfg)
     if cfg.tolerance <= 0:
         raise DistilkitError(f"--tolerance {cfg.tolerance}: must be > 0")
     output = cfg.output or default_output(cfg.model, "onnx")

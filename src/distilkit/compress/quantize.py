@@ -33,6 +33,7 @@ from distilkit.evaluation.evaluate import score_rows, split_rows_for
 from distilkit.evaluation.metrics import default_metric, headline
 from distilkit.files import folder_bytes, write_json
 from distilkit.hub.card_exports import quantize_card
+from distilkit.inference.embedding import is_embedding_model
 from distilkit.inference.loading import MODEL_INPUTS, load_trained
 from distilkit.inference.onnx_model import META_FILE, ONNX_FILE, graph_is_quantized, is_onnx_folder, read_meta
 from distilkit.models import read_config_dict, resolve_model
@@ -297,6 +298,10 @@ def compare(reference: dict, candidate: dict, ref_logits: list, cand_logits: lis
 
 def quantize(cfg: QuantizeConfig, resolved: dict | None = None) -> Path:
     refuse_quantized(cfg.model)
+    if is_embedding_model(cfg.model):
+        from distilkit.compress.embedding_export import quantize_embedding
+
+        return quantize_embedding(cfg)
     if cfg.method == "torchao" and is_onnx_folder(cfg.model):
         raise DistilkitError(f"{cfg.model}: --method torchao quantizes a PyTorch model; pass the model or run folder")
     output = cfg.output or default_output(cfg.model, f"int8-{cfg.method}")

@@ -193,10 +193,3 @@ def save_sentence_transformer(model: EmbeddingModel, tokenizer, folder: Path) ->
     if model.normalize:
         modules.append(Normalize())
     SentenceTransformer(modules=modules, device="cpu").save(str(folder), create_model_card=False)
-
-
-def load_for_inference(path: str | Path, pooling: str | None = None):
-    """(EmbeddingModel, tokenizer, max length) of a saved embedding model, for evaluate / predict / serve."""
-    model, tokenizer, _ = load_embedding_model(str(path), pooling, "--model")
-    model.eval()
-    return model, tokenizer, model.max_seq_length or min(getattr(tokenizer, "model_max_length", 512), 512)

@@ -16,7 +16,6 @@ import numpy as np
 
 from distilkit.console import show
 from distilkit.data import builtin
-from distilkit.embeddings.model import is_sentence_transformers_folder, load_for_inference
 from distilkit.embeddings.retrieval import (
     METRICS,
     RetrievalTask,
@@ -28,21 +27,9 @@ from distilkit.embeddings.retrieval import (
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.intervals import Units, compare, describe, intervals
 from distilkit.evaluation.options import EvaluateConfig
-from distilkit.models import resolve_model
+from distilkit.inference.embedding import is_embedding_model, load_embedder
 
 HEADLINE = "ndcg@10"
-
-
-def embedding_folder(name: str) -> str:
-    """The folder `name` stands for (an alias, a distilkit run folder's model/, a folder); else `name` itself."""
-    try:
-        return resolve_model(name)
-    except DistilkitError:
-        return name
-
-
-def is_embedding_model(name: str) -> bool:
-    return is_sentence_transformers_folder(embedding_folder(name))
 
 
 def retrieval_task(cfg: EvaluateConfig) -> RetrievalTask:
@@ -76,7 +63,7 @@ def retrieval_units(scores: dict[str, np.ndarray]) -> Units:
 def score(name: str, task: RetrievalTask, cfg: EvaluateConfig) -> tuple[dict, Units]:
     """One model's retrieval scores on `task` (each text read up to the model's own maximum length, or
     --max-length), with their intervals."""
-    model, tokenizer, length = load_for_inference(embedding_folder(name))
+    model, tokenizer, length = load_embedder(name)
     length = cfg.max_length or length
     queries = model.encode(task.queries, tokenizer, length, cfg.batch_size)
     documents = model.encode(task.documents, tokenizer, length, cfg.batch_size)

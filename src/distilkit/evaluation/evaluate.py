@@ -133,7 +133,8 @@ def check_evaluation_output(out: Path, overwrite: bool) -> None:
 def evaluate(cfg: EvaluateConfig, resolved: dict | None = None) -> dict:
     """Evaluate `cfg.model` on one split of `cfg.data`; print a table (or JSON) and optionally write files. An
     embedding model (or --task embedding) is scored on retrieval instead (evaluation/embedding.py)."""
-    from distilkit.evaluation.embedding import evaluate_embedding, is_embedding_model
+    from distilkit.evaluation.embedding import evaluate_embedding
+    from distilkit.inference.embedding import is_embedding_model
 
     if cfg.task == "embedding" or is_embedding_model(cfg.model):
         return evaluate_embedding(cfg)

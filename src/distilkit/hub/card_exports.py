@@ -142,3 +142,37 @@ def quantize_card(work: Path, model: str, report: dict) -> None:
             results=Results(SPLITS.get(split, split), dataset, {metric: report.get("int8")}, table, notes),
         )
     )
+
+
+@guarded
+def embedding_onnx_card(work: Path, model: str, meta: dict) -> None:
+    """The card of an exported (and maybe int8) embedding folder: its outputs, parity or int8 cosines, sizes."""
+    source = read_source(model, resolved_folder(model))
+    parity, settings = meta.get("parity", {}), meta.get("quantization")
+    if settings:
+        command = f"distilkit quantize --model {shlex.quote(shown(model))} --method {settings.get('method')}"
+        texts, mean = parity.get("texts"), parity.get("mean", 0)
+        check = f"cosine to the fp32 graph's embeddings on {texts} texts: mean {mean:.4f}"
+    else:
+        command = f"distilkit export --model {shlex.quote(shown(model))}"
+        check = f"min cosine to PyTorch's embeddings on {parity.get('texts')} texts: {parity.get('min_cosine', 0):.6f}"
+    write_card(
+        CardFacts(
+            folder=work,
+            name=output_name(work),
+            summary=f"`{source.shown}` as an ONNX{' int8' if settings else ''} sentence-embedding model, by distilkit.",
+            task="embedding",
+            source=source,
+            made=[
+                f"Command: `{command}`",
+                f"Outputs `last_hidden_state` and `sentence_embedding` ({meta.get('pooling')} pooling"
+                + (", normalised" if meta.get("normalize") else "")
+                + f", {meta.get('dimensions')} dimensions, inside the graph)",
+                f"{check}; model.onnx {human_bytes(meta.get('size_bytes', 0))}",
+            ],
+            usage=usage.onnx_embedding_usage("NAME"),
+            limits=LIMITS[:1],
+            tags=["onnx", "sentence-transformers", "sentence-similarity"] + (["int8"] if settings else []),
+            library="sentence-transformers",
+        )
+    )

@@ -101,3 +101,23 @@ vectors = model.encode(["{EXAMPLE}", "The bank's profits lifted its shares."])
 print(model.similarity(vectors, vectors))
 """
     return _python(code)
+
+
+def onnx_embedding_usage(name: str) -> str:
+    """ONNX Runtime alone: the graph's `sentence_embedding` output is pooled and normalised already."""
+    code = f"""
+import onnxruntime as ort
+from transformers import AutoTokenizer
+
+folder = "{name}"  # this folder; from the Hub: huggingface_hub.snapshot_download("ORG/NAME")
+tokenizer = AutoTokenizer.from_pretrained(folder)
+session = ort.InferenceSession(f"{{folder}}/model.onnx")
+batch = tokenizer(["{EXAMPLE}"], padding=True, truncation=True, return_tensors="np")
+feed = {{i.name: batch[i.name].astype("int64") for i in session.get_inputs()}}
+vectors = session.run(["sentence_embedding"], feed)[0]
+"""
+    note = (
+        'sentence-transformers loads the folder too, with `SentenceTransformer("NAME", backend="onnx")` (which needs '
+        "its ONNX extra, optimum)."
+    )
+    return "\n\n".join([_python(code), note, f"With distilkit: `distilkit evaluate --model {name} --data bbc-news`."])

@@ -113,13 +113,18 @@ class OnnxClassifier:
             )
 
     def logits(self, batch: dict) -> np.ndarray:
-        feed = {}
-        for name in self.input_names:
-            value = batch.get(name)
-            if value is None and name == "token_type_ids":
-                value = np.zeros_like(np.asarray(batch["input_ids"]))
-            feed[name] = np.asarray(value, dtype=np.int64)
-        return self.session.run(None, feed)[0]
+        return self.session.run(None, onnx_feed(self.input_names, batch))[0]
+
+
+def onnx_feed(input_names: list[str], batch: dict) -> dict[str, np.ndarray]:
+    """The graph's inputs from a tokenizer's batch, as int64; token type ids are zeros when the batch has none."""
+    feed = {}
+    for name in input_names:
+        value = batch.get(name)
+        if value is None and name == "token_type_ids":
+            value = np.zeros_like(np.asarray(batch["input_ids"]))
+        feed[name] = np.asarray(value, dtype=np.int64)
+    return feed
 
 
 def graph_is_quantized(onnx_file: Path) -> bool:

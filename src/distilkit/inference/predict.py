@@ -232,13 +232,44 @@ def predict_rows(trained, rows: list[dict], batch_size: int = 64, max_length: in
 def predict(cfg: PredictConfig, resolved: dict | None = None) -> list[dict]:
     if cfg.output:
         check_new_file(Path(cfg.output), cfg.overwrite, inputs=(cfg.file,))
+    from distilkit.inference.embedding import is_embedding_model
+
+    if is_embedding_model(cfg.model):
+        return embed(cfg)
     trained = load_trained(cfg.model, cfg.max_length)
     cfg.max_length = trained.max_length
     rows = read_inputs(cfg)
     results = predict_rows(trained, rows, cfg.batch_size, cfg.max_length, cfg.top_k)
+    write_lines(cfg.output, results)
+    return results
+
+
+def write_lines(output: str | None, results: list[dict]) -> None:
+    """One JSON line per result, into `output` (atomically) or onto stdout."""
     text = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in results)
-    if cfg.output:
-        write_atomic(Path(cfg.output), text)
+    if output:
+        write_atomic(Path(output), text)
     else:
         show(text, end="")
+
+
+def embed(cfg: PredictConfig) -> list[dict]:
+    """`predict` with an embedding model: one {"text", "embedding"} JSON line per text, or with an --output ending
+    in .npy the vectors alone, as one float32 array [texts, width] in input order."""
+    from distilkit.inference.embedding import load_embedder
+
+    model, tokenizer, length = load_embedder(cfg.model)
+    rows = read_inputs(cfg)
+    if any("text_pair" in r for r in rows):
+        raise DistilkitError("an embedding model embeds single texts: give one text per line (no tab-separated pairs)")
+    vectors = model.encode([r["text"] for r in rows], tokenizer, cfg.max_length or length, cfg.batch_size)
+    results = [{"text": r["text"], "embedding": v.tolist()} for r, v in zip(rows, vectors)]
+    if cfg.output and cfg.output.endswith(".npy"):
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, vectors.numpy().astype(np.float32))
+        write_atomic(Path(cfg.output), buffer.getvalue())
+        return results
+    write_lines(cfg.output, results)
     return results

@@ -28,11 +28,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from distilkit.data.dataset import TOK
 from distilkit.errors import DistilkitError
 from distilkit.serving.batcher import Arrivals, MicroBatcher, QueueFull, ShuttingDown
-from distilkit.serving.engine import Engine, UnreadableText
+from distilkit.serving.embedding_engine import TooLong
+from distilkit.serving.engine import Engine, UnreadableText, load_engine
 from distilkit.serving.guard import body_limit, guarded_route, printable, text_problem, validation_error
 from distilkit.serving.metrics import Metrics
 from distilkit.serving.options import ServeConfig
-from distilkit.serving.schemas import ERRORS, Health, Metadata, PredictRequest, PredictResponse
+from distilkit.serving.schemas import ERRORS, EmbedRequest, Health, Metadata, PredictRequest, PredictResponse
 
 API_KEY_ENV = "DISTILKIT_API_KEY"
 PLAYGROUND = Path(__file__).parent / "static" / "playground.html"
@@ -152,6 +153,8 @@ async def predictions(batcher: MicroBatcher, rows: list[dict]) -> list[dict]:
         raise HTTPException(
             503, "the server is stopping; retry on another instance or after a restart", headers={"Retry-After": "1"}
         ) from None
+    except TooLong as err:
+        raise HTTPException(413, str(err)) from None
     except UnreadableText as err:  # it failed alone (the batcher retried it so): its texts are to blame
         raise RequestValidationError(
             [
@@ -178,7 +181,7 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         state = app.state
         if state.engine is None:
-            state.engine = await asyncio.to_thread(Engine.load, cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
+            state.engine = await asyncio.to_thread(load_engine, cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
         await asyncio.to_thread(state.engine.warm_up)
         state.batcher = MicroBatcher(
             state.engine.predict,
@@ -256,6 +259,8 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
         if app.state.batcher is None:
             raise HTTPException(503, "the model is loading", headers={"Retry-After": "1"})
         engine = app.state.engine
+        if engine.trained.task == "embedding":
+            raise HTTPException(400, 'this server serves an embedding model: POST /embed {"inputs": [...]}')
         rows = to_rows(request, cfg, engine.trained.task)
         arrivals.done(http.scope)  # submit queues the texts before it awaits anything
         results = await predictions(app.state.batcher, rows)
@@ -274,6 +279,32 @@ def create_app(cfg: ServeConfig, engine: Engine | None = None) -> FastAPI:
         methods=["POST"],
         response_model=PredictResponse,
         response_model_exclude_none=True,
+        dependencies=guarded,
+        responses=ERRORS,
+        route_class_override=guarded_route(body_limit(cfg), cfg.body_timeout),
+    )
+
+    async def embed(request: EmbedRequest, http: Request) -> list[list[float]]:
+        """One vector per input (text-embeddings-inference's /embed). Texts of concurrent requests are batched
+        together, with the limits of /predict."""
+        if app.state.batcher is None:
+            raise HTTPException(503, "the model is loading", headers={"Retry-After": "1"})
+        if app.state.engine.trained.task != "embedding":
+            raise HTTPException(400, 'this server serves a classifier: POST /predict {"texts": [...]}')
+        texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
+        if not texts:
+            invalid((), texts, "inputs is empty: send at least one text")
+        rows = to_rows(PredictRequest(texts=texts), cfg, "embedding")
+        for row in rows:
+            row.update(normalize=request.normalize, truncate=request.truncate)
+        arrivals.done(http.scope)
+        return [r["embedding"] for r in await predictions(app.state.batcher, rows)]
+
+    app.router.add_api_route(
+        "/embed",
+        embed,
+        methods=["POST"],
+        response_model=list[list[float]],
         dependencies=guarded,
         responses=ERRORS,
         route_class_override=guarded_route(body_limit(cfg), cfg.body_timeout),

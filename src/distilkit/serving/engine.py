@@ -113,3 +113,19 @@ class Engine(Predictor):
         else:
             info["parameters"] = sum(p.numel() for p in t.model.parameters())
         return info
+
+
+def load_engine(model: str, backend: str | None, max_length: int | None = None, top_k: int = 0):
+    """The engine for `model`: an `Engine` for a classifier, an `EmbeddingEngine` for an embedding model (which is
+    served from the folder given: its ONNX export is a folder of its own)."""
+    from distilkit.inference.embedding import embedding_folder, is_embedding_model, is_embedding_onnx_folder
+
+    if not is_embedding_model(model):
+        return Engine.load(model, backend, max_length, top_k)
+    from distilkit.serving.embedding_engine import EmbeddingEngine
+
+    runs_on = "onnx" if is_embedding_onnx_folder(embedding_folder(model)) else "torch"
+    if backend is not None and backend != runs_on:
+        other = f"its export (distilkit export --model {model})" if runs_on == "torch" else "the folder it came from"
+        raise DistilkitError(f"{model} runs on the {runs_on} backend; for --backend {backend} serve {other}")
+    return EmbeddingEngine.load(model, max_length)

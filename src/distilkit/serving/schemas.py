@@ -27,6 +27,19 @@ class PredictRequest(BaseModel):
     )
 
 
+class EmbedRequest(BaseModel):
+    """text-embeddings-inference's /embed body."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"inputs": ["The bank raised its rates.", "Interest rates went up."]}]},
+    )
+
+    inputs: Union[str, list[str]] = Field(description="A text, or a list of texts; each gets one vector")
+    normalize: bool = Field(True, description="Scale each vector to unit length")
+    truncate: bool = Field(False, description="Cut texts over the model's maximum length instead of refusing them")
+
+
 class Entity(BaseModel):
     label: str = Field(description="Entity type: the X of B-X/I-X tags")
     text: str = Field(description="The entity as it appears in the text: text[start:end]")
@@ -71,6 +84,7 @@ class Metadata(BaseModel):
     parameters: Optional[int] = Field(None, description="Parameter count (torch backend)")
     quantization: Optional[dict] = Field(None, description="How an ONNX model was quantized (null: fp32)")
     max_length: int = Field(description="Tokens read per text; longer texts are truncated")
+    dimensions: Optional[int] = Field(None, description="Embedding models: the width of a vector")
     max_texts: int = Field(description="Most texts per request (more: 413)")
     max_chars: int = Field(description="Most characters per text (more: 413)")
     max_body: int = Field(description="Most bytes per request body (more: 413)")

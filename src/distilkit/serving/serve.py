@@ -14,12 +14,12 @@ def serve(cfg: ServeConfig, resolved: dict | None = None) -> None:
     import uvicorn
 
     from distilkit.serving.app import check_config, create_app
-    from distilkit.serving.engine import Engine
+    from distilkit.serving.engine import load_engine
 
     check_config(cfg)
     if not 0 <= cfg.port <= 65535:
         raise DistilkitError(f"--port {cfg.port}: must be between 0 and 65535")
-    engine = Engine.load(cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
+    engine = load_engine(cfg.model, cfg.backend, cfg.max_length, cfg.top_k)
     engine.warm_up()  # a model that cannot answer (NaN scores, a broken graph) fails here, in one line
     app = create_app(cfg, engine)
     config = uvicorn.Config(
