@@ -1,0 +1,282 @@
+"""Embedding models against the peers, same run, same data (issue 43).
+
+    .venv/bin/python benchmarks/embeddings.py [--teacher all-mpnet-base-v2] [--texts 10000] [--epochs 1]
+                                              [--students layers:1,4,7,10 minilm-l6] [--threads 2] [--quick]
+
+Training texts: sentences of bbc-news's training articles (their bodies, split at ". "), then Brown sentences, up to
+--texts; nothing of the dev or test articles. Quality: the built-in retrieval task, bbc-news test titles → the bodies
+of all 2,096 articles (evaluation/embedding.py), nDCG@10 with its 95% interval over queries, each model paired with
+the teacher on the same queries (and distilkit's student with sentence-transformers' at the same shape).
+
+Models, all from the same teacher, the same texts, epochs, batch size, learning rate and maximum length:
+- the teacher, torch fp32;
+- distilkit's students: `distilkit distill --task embedding` (its defaults: sentence_mse, the teacher cache, bf16
+  autocast where the CPU has it), then `export` (ONNX fp32) and `quantize` (int8, dynamic). A student from teacher
+  layers (`layers:...`) or a pretrained embedding model (`minilm-l6`: its own tokenizer, --separate-tokenization);
+- sentence-transformers' distillation recipe at the same shape: for a student from teacher layers, the teacher
+  with only those layers kept and `MSELoss` to the teacher's precomputed embeddings (its
+  model_distillation_layer_reduction example); for a pretrained student, `EmbedDistillLoss` with a learned
+  projection to the teacher's width (distance mse); `SentenceTransformerTrainer`, fp32 (its default);
+- model2vec distilled from the teacher, when the `model2vec` package with its distill extra is importable
+  (recorded as not run otherwise: its distill extra pins transformers 5.3, below distilkit's lock).
+sentence-transformers' ONNX / OpenVINO int8 exports need optimum (optimum-onnx pins transformers < 4.58), so they
+are recorded as not run, with that reason.
+
+Every model reads each text up to the teacher's maximum length, in scoring and in timing. Speed, interleaved rounds
+on the same threads: batch-1 latency (median over test titles) and throughput (texts/s at
+batch 32 over test articles), every model through the same `encode` (inference/embedding.py's loaders). Training:
+samples/s = texts × epochs / wall seconds (distilkit: metrics.json's wall_seconds, the teacher cache included;
+sentence-transformers: the teacher's precompute plus `trainer.train()`). Writes benchmarks/results/embeddings.json
+(--quick: embeddings_quick.json, a smoke run on the packaged MiniLM with 200 texts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from common import RUNS, run_distilkit, save
+
+from distilkit.data import builtin
+from distilkit.embeddings.retrieval import per_query_scores, similarities
+from distilkit.evaluation.embedding import retrieval_units
+from distilkit.evaluation.intervals import compare, intervals
+from distilkit.inference.embedding import load_embedder
+
+WORK = RUNS / "embeddings"
+NOT_RUN = {
+    "sentence-transformers ONNX int8 / OpenVINO int8 export of the teacher": (
+        "needs optimum (optimum-onnx / optimum-intel), whose releases pin transformers below distilkit's 5.x"
+    ),
+}
+
+
+def training_texts(limit: int) -> list[str]:
+    """Sentences of the training articles' bodies, then Brown sentences: never a dev or test article."""
+    texts = []
+    for row in builtin.bbc_news_titled()["train"]:
+        texts += [s.strip() + "." for s in re.split(r"(?<=[a-z])\. ", row["body"]) if len(s.split()) >= 4]
+    if len(texts) < limit:
+        texts += [" ".join(r["tokens"]) for split in builtin.load("brown-pos").values() for r in split]
+    return texts[:limit]
+
+
+def score(folder: str, task, length: int, batch: int = 32) -> tuple[dict, object]:
+    """Retrieval scores of `folder` with every text read up to `length` tokens (the same for every model: a student
+    saved with a shorter maximum would otherwise be scored on other text)."""
+    model, tokenizer, _ = load_embedder(folder)
+    queries = model.encode(task.queries, tokenizer, length, batch)
+    documents = model.encode(task.documents, tokenizer, length, batch)
+    units = retrieval_units(per_query_scores(similarities(queries, documents), task.relevant))
+    return {**{k: round(v, 4) for k, v in units.point().items()}, "intervals": intervals(units)}, units
+
+
+def distil_student(args, spec: str, corpus: Path) -> dict:
+    """distilkit's student of `spec`, its ONNX export and its int8 form; their folders and the training speed."""
+    name = spec.replace(":", "-").replace(",", "_")
+    out = WORK / f"distilkit-{name}"
+    argv = ["distill", "--task", "embedding", "--teacher", args.teacher, "--student", spec, "--data", corpus]
+    argv += ["--epochs", args.epochs, "--batch-size", args.batch_size, "--lr", args.lr, "--max-length", args.max_length]
+    argv += ["--threads", args.threads, "--output", out, "--overwrite", "--report-to", "none"]
+    if not spec.startswith(("layers:", "half")) and not spec[0].isdigit():
+        argv.append("--separate-tokenization")
+    run_distilkit(argv)
+    metrics = json.loads((out / "metrics.json").read_text())
+    run_distilkit(["export", "--model", out, "--output", f"{out}-onnx", "--overwrite"])
+    run_distilkit(["quantize", "--model", f"{out}-onnx", "--output", f"{out}-int8", "--overwrite"])
+    seconds = metrics["train"]["wall_seconds"]
+    return {
+        "folders": {"torch": str(out / "model"), "onnx": f"{out}-onnx", "int8": f"{out}-int8"},
+        "train_seconds": seconds,
+        "samples_per_second": round(args.texts * args.epochs / seconds, 2),
+        "parameters": metrics["parameters"],
+        "dev": metrics.get("dev"),
+        "command": "distilkit " + " ".join(str(a) for a in argv),
+    }
+
+
+def sentence_transformers_student(args, spec: str, texts: list[str]) -> dict:
+    """sentence-transformers' recipe at the same shape and budget (module docstring)."""
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer import losses
+
+    from distilkit.models import resolve_model
+
+    teacher = SentenceTransformer(resolve_model(args.teacher), device="cpu")
+    started = time.perf_counter()
+    labels = teacher.encode(texts, batch_size=args.batch_size, convert_to_numpy=True)
+    precompute = time.perf_counter() - started
+    if spec.startswith("layers:"):
+        keep = [int(i) for i in spec.split(":", 1)[1].split(",")]
+        student = SentenceTransformer(resolve_model(args.teacher), device="cpu")
+        encoder = student[0].auto_model
+        encoder.encoder.layer = torch.nn.ModuleList([encoder.encoder.layer[i] for i in keep])
+        encoder.config.num_hidden_layers = len(keep)
+        loss = losses.MSELoss(student)
+    else:
+        student = SentenceTransformer(resolve_model(spec), device="cpu")
+        width = teacher.get_sentence_embedding_dimension()
+        loss = losses.EmbedDistillLoss(student, distance_metric="mse", projection_dim=width)
+    student.max_seq_length = args.max_length
+    data = Dataset.from_dict({"sentence": texts, "label": labels.tolist()})
+    out = WORK / f"sentence-transformers-{spec.replace(':', '-').replace(',', '_')}"
+    training = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+    )
+    trainer = SentenceTransformerTrainer(model=student, args=training, train_dataset=data, loss=loss)
+    started = time.perf_counter()
+    trainer.train()
+    seconds = precompute + time.perf_counter() - started
+    student.max_seq_length = teacher.max_seq_length  # as the recipe's student, the teacher less layers, keeps it
+    student.save(str(out / "model"))
+    return {
+        "folders": {"torch": str(out / "model")},
+        "train_seconds": round(seconds, 1),
+        "teacher_precompute_seconds": round(precompute, 1),
+        "samples_per_second": round(len(texts) * args.epochs / seconds, 2),
+        "parameters": sum(p.numel() for p in student.parameters()),
+        "loss": type(loss).__name__,
+    }
+
+
+def model2vec_student(args) -> dict:
+    try:
+        from model2vec.distill import distill
+    except ImportError as err:
+        return {"not_run": f"model2vec's distill is not importable here ({err}); see the module docstring"}
+    from distilkit.models import resolve_model
+
+    out = WORK / "model2vec"
+    started = time.perf_counter()
+    distill(model_name=resolve_model(args.teacher), pca_dims=256).save_pretrained(str(out))
+    return {"folders": {"static": str(out)}, "train_seconds": round(time.perf_counter() - started, 1)}
+
+
+def timed(model, tokenizer, length: int, titles: list[str], articles: list[str]) -> tuple[float, float]:
+    """(median batch-1 latency in ms over the titles, texts/s over the articles at batch 32)."""
+    latencies = []
+    for text in titles:
+        started = time.perf_counter()
+        model.encode([text], tokenizer, length, 1)
+        latencies.append(1000 * (time.perf_counter() - started))
+    started = time.perf_counter()
+    model.encode(articles, tokenizer, length, 32)
+    return statistics.median(latencies), len(articles) / (time.perf_counter() - started)
+
+
+def speed(folders: dict[str, str], task, rounds: int, length: int) -> dict:
+    """Every model timed once per round, the models in turn (interleaved); medians over the rounds."""
+    loaded = {name: (*load_embedder(folder)[:2], length) for name, folder in folders.items()}
+    titles, articles = task.queries[:100], task.documents[:256]
+    for model, tokenizer, length in loaded.values():  # warm-up
+        model.encode(titles[:4], tokenizer, length, 1)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in loaded}
+    for _ in range(rounds):
+        for name, (model, tokenizer, length) in loaded.items():
+            samples[name].append(timed(model, tokenizer, length, titles, articles))
+    return {
+        name: {
+            "batch1_ms": round(statistics.median(s[0] for s in runs), 3),
+            "texts_per_second_batch32": round(statistics.median(s[1] for s in runs), 2),
+        }
+        for name, runs in samples.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", default="all-mpnet-base-v2")
+    parser.add_argument("--students", nargs="+", default=["layers:1,4,7,10", "minilm-l6"])
+    parser.add_argument("--texts", type=int, default=10000)
+    parser.add_argument("--epochs", type=float, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: minilm-l6 → 2 layers, 200 texts")
+    args = parser.parse_args()
+    if args.quick:
+        args.teacher, args.students, args.texts, args.rounds = "minilm-l6", ["layers:0,5"], 200, 1
+    torch.set_num_threads(args.threads)
+    WORK.mkdir(parents=True, exist_ok=True)
+    texts = training_texts(args.texts)
+    args.texts = len(texts)
+    corpus = WORK / f"texts-{len(texts)}.txt"
+    corpus.write_text("".join(t + "\n" for t in texts))
+    from distilkit.embeddings.retrieval import bbc_news_titles
+
+    task = bbc_news_titles("test")
+    if args.quick:
+        task = trimmed(task, 40, 300)
+    result: dict = {"settings": dict(vars(args)), "task": task.name, "not_run": NOT_RUN}
+    models: dict[str, dict] = {"teacher": {"folders": {"torch": args.teacher}}}
+    for spec in args.students:
+        models[f"distilkit {spec}"] = distil_student(args, spec, corpus)
+        models[f"sentence-transformers {spec}"] = sentence_transformers_student(args, spec, texts)
+    models["model2vec"] = model2vec_student(args)
+    folders = {
+        f"{name} ({form})": folder
+        for name, entry in models.items()
+        for form, folder in entry.get("folders", {}).items()
+        if form != "static"  # model2vec's StaticModel has its own encode (not wired yet)
+    }
+    length = load_embedder(args.teacher)[2]  # every model reads as much of each text as the teacher does
+    result["settings"]["eval_max_length"] = length
+    scores = quality(folders, task, args.students, length)
+    result.update(models=models, quality=scores, speed=speed(folders, task, args.rounds, length))
+    path = save("embeddings_quick" if args.quick else "embeddings", args.teacher, result)
+    for name, entry in result["quality"].items():
+        print(f"{name:45} nDCG@10 {entry['ndcg@10']:.4f}  retention {entry.get('retention', 1):.4f}")
+    print(f"written: {path}")
+
+
+def trimmed(task, queries: int, documents: int):
+    """The first `queries` queries, their answers and other documents up to `documents` (the quick run)."""
+    from distilkit.embeddings.retrieval import RetrievalTask
+
+    answers = sorted({d for r in task.relevant[:queries] for d in r})
+    keep = answers + [d for d in range(len(task.documents)) if d not in set(answers)][: documents - len(answers)]
+    where = {d: i for i, d in enumerate(keep)}
+    return RetrievalTask(
+        f"{task.name}, first {queries} queries over {len(keep)} documents",
+        task.queries[:queries],
+        [task.documents[d] for d in keep],
+        [[where[d] for d in r] for r in task.relevant[:queries]],
+    )
+
+
+def quality(folders: dict[str, str], task, students: list[str], length: int) -> dict:
+    """Each model's retrieval scores, paired with the teacher's (and distilkit's with sentence-transformers')."""
+    scored, units = {}, {}
+    for key, folder in folders.items():
+        scored[key], units[key] = score(folder, task, length)
+    teacher = "teacher (torch)"
+    for key in scored:
+        if key != teacher:
+            scored[key]["vs_teacher"] = compare(units[teacher], units[key], "ndcg@10")
+            scored[key]["retention"] = round(scored[key]["ndcg@10"] / scored[teacher]["ndcg@10"], 4)
+    for spec in students:
+        ours, theirs = f"distilkit {spec} (torch)", f"sentence-transformers {spec} (torch)"
+        scored[ours]["vs_sentence_transformers"] = compare(units[theirs], units[ours], "ndcg@10")
+    return scored
+
+
+if __name__ == "__main__":
+    main()
