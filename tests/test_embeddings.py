@@ -239,3 +239,22 @@ def test_predict_writes_vectors(exported, tmp_path, capsys):
         torch.tensor(vectors[:2]), torch.tensor([li["embedding"] for li in lines])
     )
     assert first.min().item() >= 0.999
+
+
+def test_classification_and_clustering_by_embeddings(tiny_st, tmp_path, capsys):
+    rows = [{"text": r["text"], "label": r["label"]} for r in topic_rows(45, seed=7)]
+    labelled = write_jsonl(tmp_path / "labelled.jsonl", rows)
+    code, stdout, _ = run_cli(["evaluate", "--model", tiny_st, "--data", labelled, "--json"], capsys)
+    assert code == 0, stdout
+    result = json.loads(stdout)
+    found = result["classification"]
+    assert found["examples"] == 45 and 0 <= found["accuracy"] <= 1
+    low, high = found["intervals"]["accuracy"]
+    assert low <= found["accuracy"] <= high
+    low, high = result["clustering"]["interval"]
+    assert low <= result["clustering"]["v_measure"] <= high
+    assert "ndcg@10" not in result  # no retrieval task in a file of labelled texts
+    rows[3]["label"] = ""
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows)
+    code, _, err = run_cli(["evaluate", "--model", tiny_st, "--data", bad], capsys)
+    assert code != 0 and "row 4 needs a text" in err
