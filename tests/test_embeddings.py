@@ -258,3 +258,13 @@ def test_classification_and_clustering_by_embeddings(tiny_st, tmp_path, capsys):
     bad = write_jsonl(tmp_path / "bad.jsonl", rows)
     code, _, err = run_cli(["evaluate", "--model", tiny_st, "--data", bad], capsys)
     assert code != 0 and "row 4 needs a text" in err
+
+
+def test_bench_times_embedding_models(tiny_st, exported, capsys):
+    code, stdout, _ = run_cli(
+        ["bench", tiny_st, *exported, "--rounds", "2", "--seq-len", "16", "--batch-size", "4", "--memory"], capsys
+    )
+    assert code == 0, stdout
+    rows = [line.split() for line in stdout.splitlines() if line.startswith(("teacher", "onnx", "int8"))]
+    assert [r[1] for r in rows] == ["torch", "onnx", "onnx"] and rows[2][2] == "dynamic"
+    assert all(float(r[8]) > 0 for r in rows)  # peak memory of a process that loaded the model and ran a batch

@@ -36,7 +36,8 @@ from distilkit.console import show
 from distilkit.errors import DistilkitError
 from distilkit.evaluation.options import BenchConfig
 from distilkit.files import folder_bytes, write_json
-from distilkit.inference.onnx_model import OnnxClassifier, is_onnx_folder, read_meta
+from distilkit.inference.embedding import OnnxEmbedder, is_embedding_model, load_embedder
+from distilkit.inference.onnx_model import ONNX_FILE, OnnxClassifier, is_onnx_folder, read_meta
 from distilkit.models import max_positions, native_bf16, read_config_dict, resolve_model
 from distilkit.models.validate import fit_max_length
 from distilkit.runs import check_new_file
@@ -111,10 +112,11 @@ def flops_per_example(path: str, seq_len: int) -> float | None:
 
 
 def parameter_count(trained) -> int:
-    if isinstance(trained.model, OnnxClassifier):
+    if isinstance(trained.model, (OnnxClassifier, OnnxEmbedder)):
         import onnx
 
-        graph = onnx.load(str(trained.model.path), load_external_data=False).graph
+        path = trained.model.path if isinstance(trained.model, OnnxClassifier) else trained.model.folder / ONNX_FILE
+        graph = onnx.load(str(path), load_external_data=False).graph
         return int(sum(np.prod(t.dims) for t in graph.initializer if len(t.dims) >= 1))
     return sum(p.numel() for p in trained.model.parameters())
 
@@ -143,6 +145,8 @@ def caller(trained, backend: str):
     """A function batch → logits for one backend; inputs the model does not take are dropped."""
     if isinstance(trained.model, OnnxClassifier):
         return lambda batch: trained.model.logits({k: v.numpy() for k, v in batch.items()})
+    if isinstance(trained.model, OnnxEmbedder):
+        return lambda batch: trained.model.vectors({k: v.numpy() for k, v in batch.items()})
     model = trained.model.eval()
     device = next(model.parameters()).device
     accepted = set(trained.tokenizer.model_input_names)
@@ -175,8 +179,8 @@ def peak_rss_kb() -> int:
 def peak_memory_mb(path: str, backend: str, batch_size: int, seq_len: int) -> float | None:
     """Peak RSS of a fresh process that loads the model and runs one batch (interpreter and libraries included)."""
     code = (
-        "import sys, torch; from distilkit.inference.loading import load_trained; "
-        "from distilkit.evaluation.bench import caller, peak_rss_kb; t = load_trained(sys.argv[1]); "
+        "import sys, torch; from distilkit.evaluation.bench import caller, load_benched, peak_rss_kb; "
+        "t = load_benched(sys.argv[1], None); "
         f"v = len(t.tokenizer); ids = torch.randint(min(1000, v // 2), v, ({batch_size}, {seq_len})); "
         "caller(t, sys.argv[2])({'input_ids': ids, 'attention_mask': torch.ones_like(ids), "
         "'token_type_ids': torch.zeros_like(ids)}); print(peak_rss_kb())"
@@ -326,9 +330,20 @@ def model_row(
     }
 
 
-def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
+def load_benched(path: str, max_length: int | None):
+    """A classifier as `load_trained` gives it, or an embedding model (torch or ONNX) in the same shape: .model,
+    .tokenizer, .max_length (its forward / graph gives the sentence vectors)."""
+    from types import SimpleNamespace
+
     from distilkit.inference.loading import load_trained
 
+    if not is_embedding_model(path):
+        return load_trained(path, max_length)
+    model, tokenizer, length = load_embedder(path)
+    return SimpleNamespace(model=model, tokenizer=tokenizer, max_length=min(max_length or length, length))
+
+
+def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
     if not cfg.models:
         raise DistilkitError("no models given: distilkit bench MODEL [MODEL ...]")
     if cfg.output:
@@ -340,7 +355,7 @@ def bench(cfg: BenchConfig, resolved: dict | None = None) -> dict:
     for v in variants if not cfg.data else []:  # synthetic inputs of --seq-len tokens must fit every model
         path = v.path if is_onnx_folder(v.path) else resolve_model(v.path)
         fit_max_length(cfg.seq_len, max_positions(path), path, option="--seq-len")
-    loaded = [load_trained(v.path, cfg.max_length) for v in variants]
+    loaded = [load_benched(v.path, cfg.max_length) for v in variants]
     cfg.max_length = min(t.max_length for t in loaded)  # texts every model can read
     singles, many = input_batches(loaded[0].tokenizer, cfg)
     seq_len = int(np.mean([b["input_ids"].shape[1] for b in singles]))
