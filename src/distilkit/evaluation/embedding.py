@@ -115,7 +115,11 @@ def v_measure(gold, clusters) -> dict:
         method="percentile",
         random_state=np.random.default_rng(SEED),
     ).confidence_interval
-    return {"v_measure": round(value, 4), "interval": [round(ci.low, 4), round(ci.high, 4)], "examples": len(gold)}
+    return {
+        "v_measure": round(value, 4),
+        "interval": [round(float(ci.low), 4), round(float(ci.high), 4)],
+        "examples": len(gold),
+    }
 
 
 def score_table(name: str, metrics: dict, tasks: tuple) -> str:
