@@ -268,3 +268,14 @@ def test_bench_times_embedding_models(tiny_st, exported, capsys):
     rows = [line.split() for line in stdout.splitlines() if line.startswith(("teacher", "onnx", "int8"))]
     assert [r[1] for r in rows] == ["torch", "onnx", "onnx"] and rows[2][2] == "dynamic"
     assert all(float(r[8]) > 0 for r in rows)  # peak memory of a process that loaded the model and ran a batch
+
+
+def test_static_int8_calibrates_on_the_texts_given(exported, corpus, tmp_path, capsys):
+    base = ["quantize", "--model", exported[0], "--method", "static", "--output", tmp_path / "static"]
+    code, _, err = run_cli(base, capsys)
+    assert code != 0 and "give --data" in err and not (tmp_path / "static").exists()
+    code, stdout, _ = run_cli(base + ["--data", corpus, "--calibration-samples", "20"], capsys)
+    assert code == 0, stdout
+    report = json.loads((tmp_path / "static" / "quantize_report.json").read_text())
+    assert report["quantization"]["method"] == "static" and report["quantization"]["calibration_examples"] == 20
+    assert report["cosine_to_fp32"]["mean"] > 0.5

@@ -148,54 +148,78 @@ def onnx_bytes(folder: Path) -> int:
 
 
 def quantize_embedding(cfg) -> Path:
-    """`distilkit quantize --method dynamic` of an exported embedding folder: int8 weights, the embeddings'
-    cosines to the fp32 graph on the parity texts reported."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from distilkit.compress.quantize import attention_bias_nodes, offset_position_embeddings, quiet_root_logger
-
-    if cfg.method != "dynamic":
-        raise DistilkitError(f"--method {cfg.method}: embedding models are quantized with --method dynamic for now")
-    import onnx
-
+    """`distilkit quantize` of an exported embedding folder: dynamic (int8 weights, activations quantized on the fly)
+    or static (QDQ, activation ranges calibrated on --data's texts); the embeddings' cosines to the fp32 graph on
+    the parity texts reported."""
+    if cfg.method not in ("dynamic", "static"):
+        raise DistilkitError(f"--method {cfg.method}: embedding models are quantized with --method dynamic or static")
     source = Path(embedding_folder(cfg.model))
     if not is_embedding_onnx_folder(source):
         raise DistilkitError(
             f"{cfg.model}: quantize an embedding model's ONNX export: distilkit export --model {cfg.model} first"
         )
     meta = read_meta(source)
-    output = cfg.output or default_output(cfg.model, "int8-dynamic")
+    length = int(meta.get("max_length") or 128)
+    calibration = calibration_batches(cfg, source, meta, length) if cfg.method == "static" else None
+    output = cfg.output or default_output(cfg.model, f"int8-{cfg.method}")
     run = RunFolder(output, cfg.overwrite, resumable=False, what="quantization")
     run.check()
     work = run.prepare()
     try:
-        graph = onnx.load(str(source / ONNX_FILE), load_external_data=False).graph
-        kept = offset_position_embeddings(graph) + attention_bias_nodes(graph)
-        with quiet_root_logger():
-            quantize_dynamic(
-                str(source / ONNX_FILE),
-                str(work / ONNX_FILE),
-                weight_type=QuantType.QInt8,
-                per_channel=cfg.per_channel,
-                nodes_to_exclude=kept,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
+        settings = quantize_graph(source / ONNX_FILE, work / ONNX_FILE, cfg, calibration)
         for item in source.iterdir():  # tokenizer, config, sentence-transformers modules travel with the graph
             if item.name in (ONNX_FILE, META_FILE, "README.md"):
                 continue
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, work / item.name)
-        settings = {"method": "dynamic", "weights": "int8", "per_channel": cfg.per_channel, "kept_fp32": kept}
         write_json(work / META_FILE, {**meta, "quantization": settings, "quantized_from": str(source.resolve())})
-        report = int8_report(source, work, settings, int(meta.get("max_length") or 128))
+        report = int8_report(source, work, settings, length)
         embedding_onnx_card(work, cfg.model, read_meta(work))
         final = run.finish()
     except BaseException as err:
         run.fail(err)
     sizes = report["size_bytes"]
-    show(f"quantized (dynamic) → {final}: model.onnx {sizes['fp32'] / 1e6:.1f} MB → {sizes['int8'] / 1e6:.1f} MB")
+    show(f"quantized ({cfg.method}) → {final}: model.onnx {sizes['fp32'] / 1e6:.1f} MB → {sizes['int8'] / 1e6:.1f} MB")
     c = report["cosine_to_fp32"]
     show(f"embeddings of {c['texts']} texts vs the fp32 graph: mean cosine {c['mean']:.4f}, min {c['min']:.4f}")
     return final
+
+
+def calibration_batches(cfg, source: Path, meta: dict, length: int) -> list[dict]:
+    """Static calibration's inputs: --calibration-samples texts of --data (bbc-news: its training articles), one
+    tokenized text each; refused before anything is written when --data is missing."""
+    import random
+
+    from distilkit.models import load_tokenizer
+
+    if not cfg.data:
+        raise DistilkitError(
+            "--method static calibrates activation ranges on texts like yours: give --data (a text file, one text "
+            "per line, or bbc-news), or use --method dynamic"
+        )
+    if cfg.data == "bbc-news":
+        from distilkit.data import builtin
+
+        texts = [r["body"] for r in builtin.bbc_news_titled()["train"]]
+    else:
+        from distilkit.distillation.general import load_corpus
+
+        with tempfile.TemporaryDirectory(prefix="distilkit-calibration-") as tmp:
+            texts = [t for t in load_corpus(str(cfg.data), cfg.text_column, Path(tmp))["text"] if t and t.strip()]
+    texts = random.Random(0).sample(texts, min(cfg.calibration_samples, len(texts)))
+    tokenizer = load_tokenizer(str(source))
+    names = meta.get("inputs") or ["input_ids", "attention_mask"]
+    encoded = tokenizer(texts, truncation=True, max_length=length)
+    return [{k: encoded[k][i] for k in names if k in encoded} for i in range(len(texts))]
+
+
+def quantize_graph(src: Path, dst: Path, cfg, calibration: list[dict] | None) -> dict:
+    """ONNX Runtime's int8 (compress/quantize.py): dynamic, or static QDQ calibrated on `calibration`."""
+    from distilkit.compress.quantize import CalibrationReader, quantize_dynamic_int8, quantize_static_qdq
+
+    if calibration is None:
+        return quantize_dynamic_int8(src, dst, cfg)
+    reader = CalibrationReader(calibration, list(calibration[0]))
+    return quantize_static_qdq(src, dst, reader, cfg, len(calibration))
 
 
 def int8_report(source: Path, work: Path, settings: dict, length: int) -> dict:

@@ -198,30 +198,48 @@ def offset_position_embeddings(graph) -> list[str]:
 
 def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, rows: list[dict] | None) -> dict:
     """ONNX Runtime dynamic or static (QDQ, calibrated on `rows`) int8 into `work/model.onnx`; returns the settings."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-
     src = src_folder / ONNX_FILE
-    # fused graphs carry com.microsoft ops whose output types shape inference cannot give; say they are float
-    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    graph = onnx.load(str(src), load_external_data=False).graph
     if cfg.method == "dynamic":
-        kept = offset_position_embeddings(graph) + attention_bias_nodes(graph)
-        with quiet_root_logger():
-            quantize_dynamic(
-                str(src),
-                str(work / ONNX_FILE),
-                weight_type=QuantType.QInt8,
-                per_channel=cfg.per_channel,
-                nodes_to_exclude=kept,
-                extra_options=extra,
-            )
-        return {"method": "dynamic", "weights": "int8", "per_channel": cfg.per_channel, "kept_fp32": kept}
+        return quantize_dynamic_int8(src, work / ONNX_FILE, cfg)
     dataset, _ = encode_rows(
         rows, trained.task, trained.tokenizer, cfg.max_length, trained.label2id, trained.regression
     )
     input_names = [i for i in read_meta(src_folder)["inputs"] if i in MODEL_INPUTS]
-    kept = static_fp32_nodes(graph)
+    return quantize_static_qdq(src, work / ONNX_FILE, CalibrationReader(dataset, input_names), cfg, len(rows))
+
+
+# fused graphs carry com.microsoft ops whose output types shape inference cannot give; say they are float
+def _float_default() -> dict:
+    import onnx
+
+    return {"DefaultTensorType": onnx.TensorProto.FLOAT}
+
+
+def quantize_dynamic_int8(src: Path, dst: Path, cfg: QuantizeConfig) -> dict:
+    """ONNX Runtime's dynamic int8 (weights int8, activations quantized on the fly) of `src` into `dst`."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(src), load_external_data=False).graph
+    kept = offset_position_embeddings(graph) + attention_bias_nodes(graph)
+    with quiet_root_logger():
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            per_channel=cfg.per_channel,
+            nodes_to_exclude=kept,
+            extra_options=_float_default(),
+        )
+    return {"method": "dynamic", "weights": "int8", "per_channel": cfg.per_channel, "kept_fp32": kept}
+
+
+def quantize_static_qdq(src: Path, dst: Path, reader, cfg: QuantizeConfig, examples: int) -> dict:
+    """ONNX Runtime's static QDQ int8 of `src` into `dst`, activation ranges calibrated on `reader`'s inputs."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    kept = static_fp32_nodes(onnx.load(str(src), load_external_data=False).graph)
     methods = {
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
@@ -230,15 +248,15 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
     with contextlib.redirect_stdout(io.StringIO()), quiet_root_logger():
         quantize_static(
             str(src),
-            str(work / ONNX_FILE),
-            CalibrationReader(dataset, input_names),
+            str(dst),
+            reader,
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=cfg.per_channel,
             calibrate_method=methods[cfg.calibration_method],
             nodes_to_exclude=kept,
-            extra_options=extra,
+            extra_options=_float_default(),
         )
     return {
         "method": "static",
@@ -247,7 +265,7 @@ def quantize_onnx(src_folder: Path, work: Path, cfg: QuantizeConfig, trained, ro
         "weights": "int8",
         "per_channel": cfg.per_channel,
         "calibration": cfg.calibration_method,
-        "calibration_examples": len(rows),
+        "calibration_examples": examples,
         "kept_fp32": kept,
     }
 
