@@ -17,8 +17,9 @@ Models, all from the same teacher, the same texts, epochs, batch size, learning 
   with only those layers kept and `MSELoss` to the teacher's precomputed embeddings (its
   model_distillation_layer_reduction example); for a pretrained student, `EmbedDistillLoss` with a learned
   projection to the teacher's width (distance mse); `SentenceTransformerTrainer`, fp32 (its default);
-- model2vec distilled from the teacher, when the `model2vec` package with its distill extra is importable
-  (recorded as not run otherwise: its distill extra pins transformers 5.3, below distilkit's lock).
+- model2vec distilled from the teacher (256 PCA dimensions) in benchmarks/.venv-model2vec (made by
+  peer_model2vec_env.sh: its distill extra declares an older transformers than distilkit's lock, so it gets a venv
+  of its own with the lock's versions), and scored and timed through model2vec's `StaticModel` in this env.
 sentence-transformers' ONNX / OpenVINO int8 exports need optimum (optimum-onnx pins transformers < 4.58), so they
 are recorded as not run, with that reason.
 
@@ -66,10 +67,10 @@ def training_texts(limit: int) -> list[str]:
     return texts[:limit]
 
 
-def score(folder: str, task, length: int, batch: int = 32) -> tuple[dict, object]:
+def score(form: str, folder: str, task, length: int, batch: int = 32) -> tuple[dict, object]:
     """Retrieval scores of `folder` with every text read up to `length` tokens (the same for every model: a student
     saved with a shorter maximum would otherwise be scored on other text)."""
-    model, tokenizer, _ = load_embedder(folder)
+    model, tokenizer, _ = embedder(form, folder)
     queries = model.encode(task.queries, tokenizer, length, batch)
     documents = model.encode(task.documents, tokenizer, length, batch)
     units = retrieval_units(per_query_scores(similarities(queries, documents), task.relevant))
@@ -155,17 +156,41 @@ def sentence_transformers_student(args, spec: str, texts: list[str]) -> dict:
     }
 
 
+M2V_PYTHON = Path(__file__).parent / ".venv-model2vec" / "bin" / "python"
+
+
 def model2vec_student(args) -> dict:
-    try:
-        from model2vec.distill import distill
-    except ImportError as err:
-        return {"not_run": f"model2vec's distill is not importable here ({err}); see the module docstring"}
+    """model2vec distilled from the teacher, in its own venv (benchmarks/peer_model2vec_env.sh)."""
+    import subprocess
+
     from distilkit.models import resolve_model
 
+    if not M2V_PYTHON.exists():
+        return {"not_run": f"no {M2V_PYTHON}: bash benchmarks/peer_model2vec_env.sh makes it"}
     out = WORK / "model2vec"
+    code = "import sys; from model2vec.distill import distill; distill(model_name=sys.argv[1], pca_dims=256)"
+    code += ".save_pretrained(sys.argv[2])"
     started = time.perf_counter()
-    distill(model_name=resolve_model(args.teacher), pca_dims=256).save_pretrained(str(out))
-    return {"folders": {"static": str(out)}, "train_seconds": round(time.perf_counter() - started, 1)}
+    subprocess.run([str(M2V_PYTHON), "-c", code, resolve_model(args.teacher), str(out)], check=True)
+    return {"folders": {"static": str(out)}, "train_seconds": round(time.perf_counter() - started, 1), "pca_dims": 256}
+
+
+class Static:
+    """A model2vec folder with the `encode(texts, tokenizer, length, batch)` of distilkit's embedders."""
+
+    def __init__(self, folder: str):
+        from model2vec import StaticModel
+
+        self.model = StaticModel.from_pretrained(folder)
+
+    def encode(self, texts: list[str], tokenizer, length: int, batch: int = 32) -> torch.Tensor:
+        vectors = self.model.encode(texts, max_length=length, batch_size=batch, show_progress_bar=False)
+        return torch.from_numpy(vectors).float()
+
+
+def embedder(form: str, folder: str):
+    """(model, tokenizer, maximum length) of a folder: distilkit's loaders, or model2vec's for a static model."""
+    return (Static(folder), None, 512) if form == "static" else load_embedder(folder)
 
 
 def timed(model, tokenizer, length: int, titles: list[str], articles: list[str]) -> tuple[float, float]:
@@ -180,9 +205,9 @@ def timed(model, tokenizer, length: int, titles: list[str], articles: list[str])
     return statistics.median(latencies), len(articles) / (time.perf_counter() - started)
 
 
-def speed(folders: dict[str, str], task, rounds: int, length: int) -> dict:
+def speed(folders: dict[str, tuple[str, str]], task, rounds: int, length: int) -> dict:
     """Every model timed once per round, the models in turn (interleaved); medians over the rounds."""
-    loaded = {name: (*load_embedder(folder)[:2], length) for name, folder in folders.items()}
+    loaded = {name: (*embedder(form, folder)[:2], length) for name, (form, folder) in folders.items()}
     titles, articles = task.queries[:100], task.documents[:256]
     for model, tokenizer, length in loaded.values():  # warm-up
         model.encode(titles[:4], tokenizer, length, 1)
@@ -232,10 +257,9 @@ def main() -> None:
         models[f"sentence-transformers {spec}"] = sentence_transformers_student(args, spec, texts)
     models["model2vec"] = model2vec_student(args)
     folders = {
-        f"{name} ({form})": folder
+        f"{name} ({form})": (form, folder)
         for name, entry in models.items()
         for form, folder in entry.get("folders", {}).items()
-        if form != "static"  # model2vec's StaticModel has its own encode (not wired yet)
     }
     length = load_embedder(args.teacher)[2]  # every model reads as much of each text as the teacher does
     result["settings"]["eval_max_length"] = length
@@ -262,11 +286,11 @@ def trimmed(task, queries: int, documents: int):
     )
 
 
-def quality(folders: dict[str, str], task, students: list[str], length: int) -> dict:
+def quality(folders: dict[str, tuple[str, str]], task, students: list[str], length: int) -> dict:
     """Each model's retrieval scores, paired with the teacher's (and distilkit's with sentence-transformers')."""
     scored, units = {}, {}
-    for key, folder in folders.items():
-        scored[key], units[key] = score(folder, task, length)
+    for key, (form, folder) in folders.items():
+        scored[key], units[key] = score(form, folder, task, length)
     teacher = "teacher (torch)"
     for key in scored:
         if key != teacher:

@@ -18,27 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${TEXTBREWER_VENV:-benchmarks/.venv-textbrewer}
-UV=${UV:-.venv/bin/uv}
-PYTHON=${PYTHON:-.venv/bin/python}
-LOCK=requirements/lock.txt
-TORCH_WHEELS=${TORCH_WHEELS:-/opt/wheels}
-export UV_PYTHON_DOWNLOADS=never
-
-if ! [ -x "$UV" ]; then
-    echo "error: no uv at $UV: run 'make install' first (it bootstraps the locked uv), or set UV=/path/to/uv" >&2
-    exit 1
-fi
+source benchmarks/peer_env_lib.sh
 locked() { sed -n "s/^$1==//p" "$LOCK"; }
 TRANSFORMERS=$(locked transformers)
 TORCH=$(locked torch)
 if [ -z "$TRANSFORMERS" ] || [ "$TORCH" != "2.13.0+cpu" ]; then
     echo "error: $LOCK must pin transformers and torch==2.13.0+cpu (found torch '$TORCH')" >&2
     exit 1
-fi
-if compgen -G "$TORCH_WHEELS/torch-*" >/dev/null; then
-    TORCH_SOURCE=(--find-links "$TORCH_WHEELS")
-else
-    TORCH_SOURCE=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
 fi
 
 rm -rf "$VENV"
