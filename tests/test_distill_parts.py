@@ -302,3 +302,13 @@ def test_teacher_check_reads_rows_from_the_whole_file(topic_run):
     quality = teacher_quality(teacher, rows, data, max_length=32)
     assert quality["chance"] < 0.4  # three classes, 400 rows each
     assert check_teacher_trained(teacher, quality, "train", force=False) is None
+
+
+def test_tinybert_loss_scale_follows_how_the_student_was_built():
+    """The suite chose relative MSE for tinybert students from teacher layers; random-init ones keep raw."""
+    from distilkit.distillation.methods import METHODS
+    from distilkit.distillation.planning import default_normalize
+
+    assert default_normalize(METHODS["tinybert"], [0, 2, 4]) is True
+    assert default_normalize(METHODS["tinybert"], None) is False
+    assert default_normalize(METHODS["kd"], None) is True and default_normalize(METHODS["kd"], [0, 1]) is True

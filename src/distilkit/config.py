@@ -286,7 +286,8 @@ class DistillConfig(DataOptions, TrainOptions, PeftOptions):
             pre-softmax scores (default: the method's: scores for tinybert, probabilities for the others).
         normalize_losses: Make the MSE layer losses (embedding, hidden, attention) relative: divided by the teacher's
             mean square, so 0 = exact, 1 = as far off as zeros, and a weight of 1 means the same for every loss;
-            false gives the papers' raw MSE (default: the method's: raw for tinybert, relative for the others).
+            false gives the papers' raw MSE (default: the method's: raw for tinybert with a random-init student,
+            relative otherwise).
         intermediate_epochs: Epochs of the intermediate stage of two-stage methods (default: --epochs).
         intermediate_lr: Learning rate of the intermediate stage (default: --lr).
         intermediate_from: An earlier run of the same two-stage method (its --output): skip the intermediate stage and

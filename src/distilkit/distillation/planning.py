@@ -66,6 +66,11 @@ def teacher_task(teacher) -> tuple[str, bool, bool]:
     return "general", False, name.endswith("ForMaskedLM")
 
 
+def default_normalize(method, copied: list[int] | None) -> bool:
+    """The method's MSE scale: its own for students from teacher layers where it has one (methods.py)."""
+    return method.normalize_copied if copied is not None and method.normalize_copied is not None else method.normalize
+
+
 def teacher_weights(weights, n: int) -> list[float]:
     """Weights of n teachers' soft targets: equal by default; else n non-negative numbers, not all 0."""
     if not weights:
@@ -102,7 +107,7 @@ def plan_distillation(student, teachers: list, args, copied_layers: list[int] | 
         attention_probabilities=(
             method.attention_probabilities if args.attention_probabilities is None else args.attention_probabilities
         ),
-        normalize=method.normalize if args.normalize_losses is None else args.normalize_losses,
+        normalize=default_normalize(method, copied) if args.normalize_losses is None else args.normalize_losses,
         token_level=task == TOK or uses_mlm,
         regression=regression,
         embedding=task == EMBEDDING,
