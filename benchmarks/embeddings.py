@@ -44,9 +44,8 @@ import torch
 from common import RUNS, run_distilkit, save
 
 from distilkit.data import builtin
-from distilkit.embeddings.retrieval import per_query_scores, similarities
-from distilkit.evaluation.embedding import retrieval_units
-from distilkit.evaluation.intervals import compare, intervals
+from distilkit.evaluation.embedding import retrieval_scores
+from distilkit.evaluation.intervals import compare
 from distilkit.inference.embedding import load_embedder
 
 WORK = RUNS / "embeddings"
@@ -71,10 +70,8 @@ def score(form: str, folder: str, task, length: int, batch: int = 32) -> tuple[d
     """Retrieval scores of `folder` with every text read up to `length` tokens (the same for every model: a student
     saved with a shorter maximum would otherwise be scored on other text)."""
     model, tokenizer, _ = embedder(form, folder)
-    queries = model.encode(task.queries, tokenizer, length, batch)
-    documents = model.encode(task.documents, tokenizer, length, batch)
-    units = retrieval_units(per_query_scores(similarities(queries, documents), task.relevant))
-    return {**{k: round(v, 4) for k, v in units.point().items()}, "intervals": intervals(units)}, units
+    metrics, units, _ = retrieval_scores(model, tokenizer, task, length, batch)
+    return metrics, units
 
 
 def distil_student(args, spec: str, corpus: Path) -> dict:

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from transformers.utils import ModelOutput
@@ -90,19 +91,28 @@ class EmbeddingModel(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: list[str], tokenizer, max_length: int, batch_size: int = 64) -> torch.Tensor:
-        """Embeddings of `texts` [len, width] in fp32, in the order given (batches sorted by length to pad little)."""
+        """Embeddings of `texts` [len, width] in fp32, in the order given."""
         self.eval()
         device = next(self.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty(len(texts), self.width)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in chunk], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            )
-            batch = {k: v.to(device) for k, v in batch.items() if k in INPUTS}
-            out[chunk] = self(**batch).logits.float().cpu()
-        return out
+
+        def vectors_of(inputs: dict) -> torch.Tensor:
+            return self(**{k: torch.from_numpy(v).to(device) for k, v in inputs.items()}).logits.float().cpu()
+
+        return encode_in_batches(texts, tokenizer, max_length, batch_size, self.width, vectors_of)
+
+
+def encode_in_batches(texts: list[str], tokenizer, max_length: int, batch_size: int, width: int, vectors_of):
+    """[len(texts), width] fp32 vectors in the order given, from `vectors_of(int64 inputs) -> [batch, width]` run on
+    batches sorted by length (little padding); the torch and ONNX embedders share it."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = torch.empty(len(texts), width)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = tokenizer(
+            [texts[i] for i in chunk], truncation=True, max_length=max_length, padding=True, return_tensors="np"
+        )
+        out[chunk] = vectors_of({k: v.astype(np.int64) for k, v in batch.items() if k in INPUTS})
+    return out
 
 
 def is_sentence_transformers_folder(path: str | Path) -> bool:

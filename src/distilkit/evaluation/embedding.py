@@ -74,6 +74,14 @@ def retrieval_units(scores: dict[str, np.ndarray]) -> Units:
     return Units("queries", table, metrics)
 
 
+def retrieval_scores(model, tokenizer, task: RetrievalTask, length: int, batch: int) -> tuple[dict, Units, object]:
+    """A model's retrieval scores on `task` with their intervals, the per-query units, and the document vectors."""
+    queries = model.encode(task.queries, tokenizer, length, batch)
+    documents = model.encode(task.documents, tokenizer, length, batch)
+    units = retrieval_units(per_query_scores(similarities(queries, documents), task.relevant))
+    return {**{k: round(v, 4) for k, v in units.point().items()}, "intervals": intervals(units)}, units, documents
+
+
 def score(name: str, tasks: tuple, cfg: EvaluateConfig) -> tuple[dict, dict[str, Units]]:
     """One model's scores on the tasks (each text read up to the model's own maximum length, or --max-length), with
     their intervals; and the units of retrieval and classification, for the paired comparison."""
@@ -84,11 +92,8 @@ def score(name: str, tasks: tuple, cfg: EvaluateConfig) -> tuple[dict, dict[str,
     units: dict[str, Units] = {}
     documents = None
     if retrieval is not None:
-        queries = model.encode(retrieval.queries, tokenizer, length, cfg.batch_size)
-        documents = model.encode(retrieval.documents, tokenizer, length, cfg.batch_size)
-        units[HEADLINE] = retrieval_units(per_query_scores(similarities(queries, documents), retrieval.relevant))
-        metrics.update({k: round(v, 4) for k, v in units[HEADLINE].point().items()})
-        metrics["intervals"] = intervals(units[HEADLINE])
+        found, units[HEADLINE], documents = retrieval_scores(model, tokenizer, retrieval, length, cfg.batch_size)
+        metrics.update(found)
     if labelled is not None:
         same = documents is not None and retrieval.documents == labelled.texts  # bbc-news: the same articles
         vectors = (documents if same else model.encode(labelled.texts, tokenizer, length, cfg.batch_size)).numpy()

@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.embeddings.model import INPUTS, is_sentence_transformers_folder, load_embedding_model, pool
+from distilkit.embeddings.model import (
+    INPUTS,
+    encode_in_batches,
+    is_sentence_transformers_folder,
+    load_embedding_model,
+    pool,
+)
 from distilkit.errors import DistilkitError
 from distilkit.inference.onnx_model import ONNX_FILE, is_onnx_folder, onnx_feed, open_session, read_meta
 from distilkit.models import load_tokenizer, resolve_model
@@ -42,13 +48,10 @@ class OnnxEmbedder:
         return self.session.run([output], onnx_feed(self.input_names, batch))[0]
 
     def encode(self, texts: list[str], tokenizer, max_length: int, batch_size: int = 64) -> torch.Tensor:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty(len(texts), self.width)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = tokenizer([texts[i] for i in chunk], truncation=True, max_length=max_length, padding=True)
-            out[chunk] = torch.from_numpy(self.vectors({k: v for k, v in batch.items() if k in INPUTS})).float()
-        return out
+        def vectors_of(inputs: dict) -> torch.Tensor:
+            return torch.from_numpy(self.vectors(inputs)).float()
+
+        return encode_in_batches(texts, tokenizer, max_length, batch_size, self.width, vectors_of)
 
 
 def is_embedding_onnx_folder(path) -> bool:
@@ -85,18 +88,22 @@ def load_embedder(name: str, threads: int | None = None):
     return model, tokenizer, model.max_seq_length or min(getattr(tokenizer, "model_max_length", 512), 512)
 
 
-@torch.no_grad()
-def pooled_vectors(model, tokenizer, texts: list[str], max_length: int) -> tuple[np.ndarray, list[int]]:
-    """The pooled vectors of `texts` before any normalisation [texts, width], and each text's token count before
-    truncation (the server's `truncate: false` refuses texts over `max_length`)."""
-    counts = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+def tokenized(tokenizer, texts: list[str], max_length: int) -> tuple[dict, list[bool]]:
+    """One padded batch of int64 inputs cut at `max_length`, and whether each text was cut (the server's
+    `truncate: false` refuses those)."""
     batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
-    inputs = {k: v.astype(np.int64) for k, v in batch.items() if k in INPUTS}
+    cut = [bool(encoding.overflowing) for encoding in batch.encodings]
+    return {k: v.astype(np.int64) for k, v in batch.items() if k in INPUTS}, cut
+
+
+@torch.no_grad()
+def pooled_vectors(model, inputs: dict) -> np.ndarray:
+    """The pooled vectors of a tokenized batch before any normalisation [texts, width]."""
     mask = torch.from_numpy(inputs["attention_mask"])
     if isinstance(model, OnnxEmbedder):
         hidden = torch.from_numpy(model.vectors(inputs, "last_hidden_state"))
-        return pool(hidden, mask, model.meta["pooling"]).numpy(), counts
+        return pool(hidden, mask, model.meta["pooling"]).numpy()
     device = next(model.parameters()).device
     tensors = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
     hidden = model.encoder(**tensors).last_hidden_state.float().cpu()
-    return pool(hidden, mask, model.pooling).numpy(), counts
+    return pool(hidden, mask, model.pooling).numpy()

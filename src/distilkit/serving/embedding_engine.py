@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilkit.inference.embedding import OnnxEmbedder, embedding_folder, load_embedder, pooled_vectors
+from distilkit.inference.embedding import OnnxEmbedder, embedding_folder, load_embedder, pooled_vectors, tokenized
 from distilkit.inference.onnx_model import read_meta
 from distilkit.serving.engine import UnreadableText, weights_size
 
@@ -47,15 +47,17 @@ class EmbeddingEngine:
         """One {"embedding": [...]} per row {"text", "normalize", "truncate"} (the batcher's call)."""
         texts = [r["text"] for r in rows]
         try:
-            vectors, counts = pooled_vectors(self.model, self.tokenizer, texts, self.max_length)
+            inputs, cut = tokenized(self.tokenizer, texts, self.max_length)
         except Exception as err:  # noqa: BLE001 - the tokenizer's errors have no common class
             raise UnreadableText(f"the tokenizer could not read them ({type(err).__name__}: {err})") from err
-        for row, count in zip(rows, counts):
-            if not row.get("truncate", False) and count > self.max_length:
+        for row, was_cut in zip(rows, cut):
+            if was_cut and not row.get("truncate", False):  # counted again only to say by how much
+                count = len(self.tokenizer(row["text"], verbose=False)["input_ids"])
                 raise TooLong(
                     f"an input has {count} tokens; this model reads at most {self.max_length}: send shorter texts "
                     'or "truncate": true'
                 )
+        vectors = pooled_vectors(self.model, inputs)
         out = []
         for row, vector in zip(rows, vectors):
             if row.get("normalize", True):
