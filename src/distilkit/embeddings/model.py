@@ -13,16 +13,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
+from distilkit.config import Pooling
 from distilkit.errors import DistilkitError
 from distilkit.models import load_tokenizer, resolve_model
 
 POOLINGS = ("mean", "cls", "max")
+if POOLINGS != get_args(Pooling):  # --pooling offers config.Pooling (spelt there so --help imports no torch)
+    raise ImportError(f"POOLINGS {POOLINGS} and config.Pooling {get_args(Pooling)} differ; keep them equal")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CLASSIFIER_SUFFIXES = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
 
