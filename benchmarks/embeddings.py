@@ -1,7 +1,8 @@
 """Embedding models against the peers, same run, same data (issue 43).
 
     .venv/bin/python benchmarks/embeddings.py [--teacher all-mpnet-base-v2] [--texts 10000] [--epochs 1]
-                                              [--students layers:1,4,7,10 minilm-l6] [--threads 2] [--quick]
+                                              [--students layers:1,4,7,10 minilm-l6] [--threads 2] [--reuse]
+                                              [--quick]
 
 Training texts: sentences of bbc-news's training articles (their bodies, split at ". "), then Brown sentences, up to
 --texts; nothing of the dev or test articles. Quality: the built-in retrieval task, bbc-news test titles → the bodies
@@ -24,11 +25,14 @@ sentence-transformers' ONNX / OpenVINO int8 exports need optimum (optimum-onnx p
 are recorded as not run, with that reason.
 
 Every model reads each text up to the teacher's maximum length, in scoring and in timing. Speed, interleaved rounds
-on the same threads: batch-1 latency (median over test titles) and throughput (texts/s at
-batch 32 over test articles), every model through the same `encode` (inference/embedding.py's loaders). Training:
+on the same threads: batch-1 latency (median over 100 test titles) and throughput (texts/s at
+batch 32 over --speed-documents test articles), every model through the same `encode` (inference/embedding.py's
+loaders); each model's ratios to the teacher in torch are stored beside its times. Training:
 samples/s = texts × epochs / wall seconds (distilkit: metrics.json's wall_seconds, the teacher cache included;
-sentence-transformers: the teacher's precompute plus `trainer.train()`). Writes benchmarks/results/embeddings.json
-(--quick: embeddings_quick.json, a smoke run on the packaged MiniLM with 200 texts).
+sentence-transformers: the teacher's precompute plus `trainer.train()`). The trained models are listed in
+benchmarks/runs/embeddings/models.json; `--reuse` takes them from there when the settings are the same (a rerun
+of the scoring and timing alone). Writes benchmarks/results/embeddings.json (--quick: embeddings_quick.json, a
+smoke run on the packaged MiniLM with 200 texts).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from distilkit.evaluation.intervals import compare
 from distilkit.inference.embedding import load_embedder
 
 WORK = RUNS / "embeddings"
+TEACHER = "teacher (torch)"  # the key every model is compared with, in quality and speed
 NOT_RUN = {
     "sentence-transformers ONNX int8 / OpenVINO int8 export of the teacher": (
         "needs optimum (optimum-onnx / optimum-intel), whose releases pin transformers below distilkit's 5.x"
@@ -202,23 +207,50 @@ def timed(model, tokenizer, length: int, titles: list[str], articles: list[str])
     return statistics.median(latencies), len(articles) / (time.perf_counter() - started)
 
 
-def speed(folders: dict[str, tuple[str, str]], task, rounds: int, length: int) -> dict:
-    """Every model timed once per round, the models in turn (interleaved); medians over the rounds."""
+def speed(folders: dict[str, tuple[str, str]], task, rounds: int, length: int, documents: int) -> dict:
+    """Every model timed once per round, the models in turn (interleaved); medians over the rounds, and each
+    model's speed-up over the teacher in torch."""
     loaded = {name: (*embedder(form, folder)[:2], length) for name, (form, folder) in folders.items()}
-    titles, articles = task.queries[:100], task.documents[:256]
+    titles, articles = task.queries[:100], task.documents[:documents]
     for model, tokenizer, length in loaded.values():  # warm-up
         model.encode(titles[:4], tokenizer, length, 1)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in loaded}
     for _ in range(rounds):
         for name, (model, tokenizer, length) in loaded.items():
             samples[name].append(timed(model, tokenizer, length, titles, articles))
-    return {
-        name: {
-            "batch1_ms": round(statistics.median(s[0] for s in runs), 3),
-            "texts_per_second_batch32": round(statistics.median(s[1] for s in runs), 2),
-        }
+    medians = {
+        name: (statistics.median(s[0] for s in runs), statistics.median(s[1] for s in runs))
         for name, runs in samples.items()
     }
+    teacher_ms, teacher_rate = medians[TEACHER]
+    return {
+        name: {
+            "batch1_ms": round(ms, 3),
+            "texts_per_second_batch32": round(rate, 2),
+            "batch1_speedup": round(teacher_ms / ms, 2),
+            "throughput_speedup": round(rate / teacher_rate, 2),
+        }
+        for name, (ms, rate) in medians.items()
+    }
+
+
+def trained_models(args, texts: list[str], corpus: Path) -> dict[str, dict]:
+    """Every model of the run with its folders and training record: trained now, or (--reuse) read from
+    models.json when it was written with the same settings."""
+    record = WORK / "models.json"
+    settings = {k: v for k, v in vars(args).items() if k not in ("reuse", "rounds", "speed_documents")}
+    if args.reuse and record.exists():
+        saved = json.loads(record.read_text())
+        if saved["settings"] == settings:
+            return saved["models"]
+        print(f"{record}: trained with other settings; training again")
+    models: dict[str, dict] = {"teacher": {"folders": {"torch": args.teacher}}}
+    for spec in args.students:
+        models[f"distilkit {spec}"] = distil_student(args, spec, corpus)
+        models[f"sentence-transformers {spec}"] = sentence_transformers_student(args, spec, texts)
+    models["model2vec"] = model2vec_student(args)
+    record.write_text(json.dumps({"settings": settings, "models": models}, indent=2) + "\n")
+    return models
 
 
 def main() -> None:
@@ -232,6 +264,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--speed-documents", type=int, default=64, help="articles timed at batch 32 per round")
+    parser.add_argument("--reuse", action="store_true", help="the models models.json lists, if the settings match")
     parser.add_argument("--quick", action="store_true", help="a smoke run: minilm-l6 → 2 layers, 200 texts")
     args = parser.parse_args()
     if args.quick:
@@ -248,11 +282,7 @@ def main() -> None:
     if args.quick:
         task = trimmed(task, 40, 300)
     result: dict = {"settings": dict(vars(args)), "task": task.name, "not_run": NOT_RUN}
-    models: dict[str, dict] = {"teacher": {"folders": {"torch": args.teacher}}}
-    for spec in args.students:
-        models[f"distilkit {spec}"] = distil_student(args, spec, corpus)
-        models[f"sentence-transformers {spec}"] = sentence_transformers_student(args, spec, texts)
-    models["model2vec"] = model2vec_student(args)
+    models = trained_models(args, texts, corpus)
     folders = {
         f"{name} ({form})": (form, folder)
         for name, entry in models.items()
@@ -261,8 +291,11 @@ def main() -> None:
     length = load_embedder(args.teacher)[2]  # every model reads as much of each text as the teacher does
     result["settings"]["eval_max_length"] = length
     scores = quality(folders, task, args.students, length)
-    result.update(models=models, quality=scores, speed=speed(folders, task, args.rounds, length))
-    path = save("embeddings_quick" if args.quick else "embeddings", args.teacher, result)
+    result.update(models=models, quality=scores)
+    results_name = "embeddings_quick" if args.quick else "embeddings"
+    save(results_name, args.teacher, result)  # the scores are kept if the timing fails
+    result["speed"] = speed(folders, task, args.rounds, length, args.speed_documents)
+    path = save(results_name, args.teacher, result)
     for name, entry in result["quality"].items():
         print(f"{name:45} nDCG@10 {entry['ndcg@10']:.4f}  retention {entry.get('retention', 1):.4f}")
     print(f"written: {path}")
@@ -288,11 +321,10 @@ def quality(folders: dict[str, tuple[str, str]], task, students: list[str], leng
     scored, units = {}, {}
     for key, (form, folder) in folders.items():
         scored[key], units[key] = score(form, folder, task, length)
-    teacher = "teacher (torch)"
     for key in scored:
-        if key != teacher:
-            scored[key]["vs_teacher"] = compare(units[teacher], units[key], "ndcg@10")
-            scored[key]["retention"] = round(scored[key]["ndcg@10"] / scored[teacher]["ndcg@10"], 4)
+        if key != TEACHER:
+            scored[key]["vs_teacher"] = compare(units[TEACHER], units[key], "ndcg@10")
+            scored[key]["retention"] = round(scored[key]["ndcg@10"] / scored[TEACHER]["ndcg@10"], 4)
     for spec in students:
         ours, theirs = f"distilkit {spec} (torch)", f"sentence-transformers {spec} (torch)"
         scored[ours]["vs_sentence_transformers"] = compare(units[theirs], units[ours], "ndcg@10")

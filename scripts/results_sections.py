@@ -26,6 +26,7 @@ from results_speed import (
     augment_speed_section,
     data_memory_section,
     distill_cache_section,
+    embeddings_section,
     general_scale_section,
     intervals_speed_section,
     mlm_head_section,
@@ -54,6 +55,7 @@ SECTIONS: list[Callable[[Path], str]] = [
     serve_load_section,
     api_overhead_section,
     peer_section,
+    embeddings_section,
     data_memory_section,
     intervals_speed_section,
 ]

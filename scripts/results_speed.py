@@ -1,6 +1,6 @@
 """Sections of docs/results.md for the benchmarks of speed and memory: export fusions, general distillation at scale,
-teacher cache, augmentation, serving, the API's overhead, the TextBrewer comparison, data memory, intervals
-(scripts/results_sections.py lists every section in page order)."""
+teacher cache, augmentation, serving, the API's overhead, the TextBrewer comparison, embedding models against their
+peers, data memory, intervals (scripts/results_sections.py lists every section in page order)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from results_format import (
     done,
     each,
     heading,
+    interval,
     keyed_table,
     load,
     machines,
     num,
     pct,
+    pt,
     table,
     times,
 )
@@ -208,6 +210,61 @@ def peer_section(results: Path) -> str:
     )
     lines += table(header, rows) + ["", f"Versions: {'; '.join(f'{t}: {compact(v)}' for t, v in versions.items())}."]
     return done(lines + commands(pairs, collapsed=True) + machines((k, e["machine"]) for k, e in data.items()))
+
+
+def embeddings_section(results: Path) -> str:
+    data = load(results, "embeddings")
+    if not data:
+        return ""
+    about = (
+        "Embedding students of one teacher against sentence-transformers' distillation recipe at the same shape and"
+        " budget and against model2vec: nDCG@10 on bbc-news test titles → all article bodies, each model paired with"
+        " the teacher on the same queries (scores × 100, 95% interval over queries), and speed in interleaved rounds"
+        " on the same threads (batch-1 latency over test titles, texts/s at batch 32 over test articles; ratios to"
+        " the teacher in torch). Training samples/s = texts × epochs / training wall seconds (the teacher's"
+        " embeddings included)."
+    )
+    lines = heading("Embedding models against the peers", "embeddings", "embeddings", about)
+    for teacher, e in data.items():
+        s = e["settings"]
+        lines += [
+            f"### Teacher {teacher}: {s['texts']:,} training texts, {s['epochs']:g} epoch(s), every model scored at"
+            f" {s['eval_max_length']} tokens",
+            "",
+        ]
+        rows = []
+        for name, q in e["quality"].items():
+            model = e["models"][name.rsplit(" (", 1)[0]]
+            speed = e.get("speed", {}).get(name, {})
+            vs = q.get("vs_teacher", {})
+            rows.append(
+                [
+                    name,
+                    f"{100 * q['ndcg@10']:.2f} {interval(q['intervals']['ndcg@10'])}",
+                    f"{pct(q.get('retention', 1))} {interval(vs.get('interval'), signed=True)}",
+                    f"{100 * q['mrr@10']:.2f}",
+                    f"{100 * q['recall@10']:.2f}",
+                    f"{num(speed.get('batch1_ms'), 2)} ({times(speed.get('batch1_speedup'))})",
+                    f"{num(speed.get('texts_per_second_batch32'))} ({times(speed.get('throughput_speedup'))})",
+                    num(model.get("samples_per_second")) if name.endswith("(torch)") else "",
+                ]
+            )
+        header = (
+            "model (form) | nDCG@10 [95%] | retention [paired difference, pt] | MRR@10 | recall@10 | batch-1 ms"
+            " (vs teacher) | texts/s batch 32 (vs teacher) | training samples/s"
+        )
+        lines += table(header, rows)
+        for name, q in e["quality"].items():
+            if "vs_sentence_transformers" in q:
+                d = q["vs_sentence_transformers"]
+                lines += [
+                    "",
+                    f"{name} − sentence-transformers at the same shape: nDCG@10 {pt(d['difference'])}"
+                    f" {interval(d.get('interval'), signed=True)} ({'' if d['significant'] else 'not '}significant).",
+                ]
+        lines += ["", "Not run: " + "; ".join(f"{k}: {v}" for k, v in e["not_run"].items()) + "."]
+        lines += commands((n, m["command"]) for n, m in e["models"].items() if "command" in m)
+    return done(lines + machines((k, e["machine"]) for k, e in data.items()))
 
 
 # --- data memory and interval speed ----------------------------------------------------------------------------
