@@ -279,3 +279,54 @@ def test_static_int8_calibrates_on_the_texts_given(exported, corpus, tmp_path, c
     report = json.loads((tmp_path / "static" / "quantize_report.json").read_text())
     assert report["quantization"]["method"] == "static" and report["quantization"]["calibration_examples"] == 20
     assert report["cosine_to_fp32"]["mean"] > 0.5
+
+
+def test_prune_an_embedding_model_then_load_and_export_it(tiny_st, corpus, tmp_path, capsys):
+    """Heads and FFN neurons scored by how the vectors move; the folder loads in distilkit (without remote code)
+    and in sentence-transformers (trust_remote_code: distilkit's loader file) with the same vectors, and exports."""
+    out = tmp_path / "pruned"
+    argv = ["prune", "--model", tiny_st, "--data", corpus, "--heads", "0.5", "--ffn", "0.5", "--output", out]
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0, stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    before, pruned = metrics["before"], metrics["pruned"]
+    assert sum(pruned["attention_heads"]) == sum(before["attention_heads"]) // 2
+    assert sum(pruned["intermediate_sizes"]) < sum(before["intermediate_sizes"])
+    assert pruned["parameters"] < before["parameters"] and -1 <= pruned["cosine_to_unpruned"] < 1
+    from sentence_transformers import SentenceTransformer
+
+    theirs = SentenceTransformer(str(out / "model"), device="cpu", trust_remote_code=True)
+    cosine = torch.nn.functional.cosine_similarity(
+        own_vectors(out, TEXTS), theirs.encode(TEXTS, convert_to_tensor=True)
+    )
+    assert cosine.min() >= 0.9999
+    from distilkit.models.pruned import MODELING_FILE, modeling_source
+
+    assert (out / "model" / MODELING_FILE).read_text() == modeling_source("BertModel")
+    assert "trust_remote_code=True" in (out / "model" / "README.md").read_text()
+    assert run_cli(["export", "--model", out, "--output", tmp_path / "onnx"], capsys)[0] == 0
+    recover = ["distill", "--task", "embedding", "--teacher", tiny_st, "--student", out / "model", "--data", corpus]
+    code, stdout, _ = run_cli([*recover, "--epochs", "1", "--output", tmp_path / "recovered"], capsys)
+    assert code == 0, stdout  # the recovery the refusal below suggests
+    assert json.loads((tmp_path / "recovered" / "model" / "config.json").read_text())["distilkit_pruning"]
+    refused = ["prune", "--model", tiny_st, "--data", corpus, "--ffn", "0.5", "--recover", "distill", "--output"]
+    code, _, err = run_cli([*refused, tmp_path / "r"], capsys)
+    assert code != 0 and "--recover distill with an embedding model" in err and not (tmp_path / "r").exists()
+
+
+def test_embedding_importance_is_zero_for_a_head_the_vectors_do_not_use(tiny_st):
+    """projected_vectors' gradient: a head whose output projection is zeroed moves no vector, so it scores 0 and is
+    the first removed; the heads in use score above it."""
+    from distilkit.compress import pruning
+    from distilkit.compress.embedding_prune import projected_vectors, text_batches
+
+    model, tokenizer, _ = load_embedding_model(str(tiny_st))
+    size = pruning.head_size(model)
+    with torch.no_grad():
+        model.encoder.encoder.layer[0].attention.output.dense.weight[:, :size] = 0  # head 0 of layer 0 silenced
+    torch.manual_seed(0)
+    heads, _ = pruning.score_importance(
+        model, text_batches(TEXTS * 4, tokenizer, 32, 8), True, False, projected_vectors
+    )
+    assert heads[0][0] == 0 and heads[0][1] > 0 and all((s > 0).all() for s in heads[1:])
+    assert pruning.choose_lowest(heads, 0.25, "global", "heads")[0] == [0]

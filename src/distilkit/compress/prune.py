@@ -25,11 +25,10 @@ from distilkit.errors import DistilkitError
 from distilkit.evaluation.evaluate import score_rows, splits_rows_for
 from distilkit.evaluation.metrics import default_metric, headline
 from distilkit.hub.card_kinds import prune_card
+from distilkit.inference.embedding import is_embedding_model
 from distilkit.inference.loading import MODEL_INPUTS, TrainedModel, load_trained
-from distilkit.models.pruned import __file__ as PRUNED_MODELING_SOURCE
+from distilkit.models.pruned import MODELING_FILE, modeling_source, remote_code_names, unpruned_class
 from distilkit.runs import RunFolder
-
-MODELING_FILE = "modeling_distilkit_pruned.py"
 
 
 def importance_batches(trained, rows: list[dict], samples: int, batch_size: int, seed: int, max_length: int):
@@ -50,23 +49,18 @@ def save_pruned(model, tokenizer, folder: Path, task: str, structural: bool) -> 
     """A plain HF folder; pruned shapes go into config.json with the loader code beside it (see pruned_modeling)."""
     if structural:
         model.config.distilkit_pruning = pruning.shape_summary(model)
-        base = type(model).__mro__[1] if type(model).__name__.startswith("Pruned") else type(model)
+        base = unpruned_class(model)
         auto = (
             "AutoModelForTokenClassification"
             if task == "token-classification"
             else "AutoModelForSequenceClassification"
         )
-        model.config.auto_map = {auto: f"{MODELING_FILE[:-3]}.DistilkitPrunedModel"}
-        model.config.architectures = [base.__name__]
+        for key, value in remote_code_names(auto, base.__name__).items():
+            setattr(model.config, key, value)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     if structural:
-        source = Path(PRUNED_MODELING_SOURCE).read_text()
-        stanza = (
-            f"\n\nfrom transformers import {base.__name__} as _Base  # noqa: E402\n\n"
-            "DistilkitPrunedModel = pruned_class(_Base)\n"
-        )
-        (folder / MODELING_FILE).write_text(source + stanza)
+        (folder / MODELING_FILE).write_text(modeling_source(base.__name__))
 
 
 def recover(cfg: PruneConfig, opts: DataOptions, pruned_folder: Path, work: Path) -> dict:
@@ -105,6 +99,10 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     check_fraction(cfg.sparsity, "--sparsity", "weights")
     if not (cfg.heads or cfg.ffn or cfg.sparsity):
         raise DistilkitError("nothing to prune: pass --heads, --ffn and/or --sparsity")
+    if cfg.task == "embedding" or is_embedding_model(cfg.model):
+        from distilkit.compress.embedding_prune import prune_embedding
+
+        return prune_embedding(cfg, resolved)
     run = RunFolder(cfg.output, cfg.overwrite, resumable=False, what="pruned model")
     run.check()
     trained = load_trained(cfg.model, cfg.max_length)
@@ -126,7 +124,8 @@ def prune(cfg: PruneConfig, resolved: dict | None = None) -> Path:
         "evaluated_on": f"{data.name} ({eval_split}, {len(eval_rows)} examples)",
         "importance_from": f"{data.name} ({imp_split}, {min(cfg.importance_samples, len(imp_rows))} examples)",
     }
-    metrics.update(remove_structures(model, trained, imp_rows, head_spec, cfg))
+    batches = importance_batches(trained, imp_rows, cfg.importance_samples, cfg.batch_size, cfg.seed, cfg.max_length)
+    metrics.update(remove_structures(model, batches, head_spec, cfg))
     masks = pruning.sparsify(model, cfg.sparsity, cfg.budget) if cfg.sparsity else None
     after = size_summary(model)
     if masks is not None:
@@ -168,15 +167,15 @@ def size_summary(model) -> dict:
     }
 
 
-def remove_structures(model, trained, imp_rows: list[dict], head_spec: tuple, cfg: PruneConfig) -> dict:
-    """Score heads / FFN neurons on the importance rows and remove the least important; returns the removed heads
-    (layer -> head indices) for metrics.json. `head_spec` is parse_head_spec's (fraction, per-layer counts)."""
+def remove_structures(model, batches, head_spec: tuple, cfg: PruneConfig, loss_of=pruning.task_loss) -> dict:
+    """Score heads / FFN neurons on `batches` (an iterable, read only when something is to be removed) by
+    `loss_of` and remove the least important; returns the removed heads (layer -> head indices) for metrics.json.
+    `head_spec` is parse_head_spec's (fraction, per-layer counts)."""
     fraction, counts = head_spec
-    want_heads, want_ffn = bool(cfg.heads) and (fraction or counts), cfg.ffn > 0
+    want_heads, want_ffn = bool(cfg.heads) and bool(fraction or counts), cfg.ffn > 0
     if not (want_heads or want_ffn):
         return {}
-    batches = importance_batches(trained, imp_rows, cfg.importance_samples, cfg.batch_size, cfg.seed, cfg.max_length)
-    head_scores, ffn_scores = pruning.score_importance(model, batches, want_heads, want_ffn)
+    head_scores, ffn_scores = pruning.score_importance(model, batches, want_heads, want_ffn, loss_of)
     removed = {}
     if want_heads:
         if counts is not None:

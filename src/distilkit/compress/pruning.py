@@ -84,8 +84,14 @@ def linear_macs_per_token(model, seq_len: int = 128) -> int:
     return total
 
 
-def score_importance(model, batches, heads: bool, neurons: bool) -> tuple[list, list]:
-    """Per-layer importance of heads and FFN neurons: Σ |∂loss/∂gate| over `batches`, L2-normalised per layer."""
+def task_loss(model, batch: dict) -> torch.Tensor:
+    return model(**batch).loss
+
+
+def score_importance(model, batches, heads: bool, neurons: bool, loss_of=task_loss) -> tuple[list, list]:
+    """Per-layer importance of heads and FFN neurons: Σ |∂loss/∂gate| over `batches`, L2-normalised per layer.
+    `loss_of(model, batch)`: the task's loss on a labelled batch (Michel et al., 2019, "Are Sixteen Heads Really
+    Better than One?"), or for an embedding model a projection of its vectors (compress/embedding_prune.py)."""
     paths, d = paths_for(model), head_size(model)
     shapes = shape_summary(model)
     layers = encoder_layer_list(model, paths)
@@ -112,8 +118,7 @@ def score_importance(model, batches, heads: bool, neurons: bool) -> tuple[list, 
     ffn_scores = [torch.zeros(len(g)) for g in ffn_gates]
     try:
         for batch in batches:
-            loss = model(**batch).loss
-            loss.backward()
+            loss_of(model, batch).backward()
             for scores, gates in ((head_scores, head_gates), (ffn_scores, ffn_gates)):
                 for s, g in zip(scores, gates):
                     s += g.grad.abs()

@@ -133,7 +133,8 @@ def prepare_data(cfg: DistillConfig, teacher):
 
 def corpus_cache(cfg: DistillConfig) -> Path:
     """Where `datasets` writes a general-distillation corpus's Arrow files."""
-    return (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) / "corpus"
+    cache_dir = getattr(cfg, "cache_dir", None)  # prune reads texts too, and has no --cache-dir
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "corpus"
 
 
 def main_process_first():

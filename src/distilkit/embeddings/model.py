@@ -67,6 +67,11 @@ class EmbeddingModel(nn.Module):
         self.config = encoder.config
 
     @property
+    def base_model(self) -> nn.Module:
+        """The encoder's own base model, where compress/pruning.py finds the layers (as in a HF model)."""
+        return self.encoder.base_model
+
+    @property
     def width(self) -> int:
         return int(self.config.hidden_size)
 
@@ -123,12 +128,11 @@ def is_sentence_transformers_folder(path: str | Path) -> bool:
     return (Path(path) / "modules.json").is_file()
 
 
-def _architecture(path: str) -> str:
+def _config(path: str) -> dict:
     try:
-        config = json.loads((Path(path) / "config.json").read_text())
+        return json.loads((Path(path) / "config.json").read_text())
     except (OSError, ValueError):
-        return ""
-    return (config.get("architectures") or [""])[0]
+        return {}
 
 
 def load_embedding_model(name_or_path: str, pooling: str | None = None, option: str = "--teacher"):
@@ -138,12 +142,15 @@ def load_embedding_model(name_or_path: str, pooling: str | None = None, option: 
     path = resolve_model(name_or_path)
     if pooling is not None and pooling not in POOLINGS:
         raise DistilkitError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
-    arch = _architecture(path)
+    config = _config(path)
+    arch = (config.get("architectures") or [""])[0]
     if arch.endswith(CLASSIFIER_SUFFIXES):
         raise DistilkitError(
             f"{option} {name_or_path}: a classifier ({arch}), not an embedding model; give a sentence-transformers "
             "folder or an encoder with --pooling mean|cls|max, or drop --task embedding to distil the classifier"
         )
+    if is_sentence_transformers_folder(path) and config.get("distilkit_pruning"):
+        return _from_pruned_folder(path, name_or_path, pooling, option)
     if is_sentence_transformers_folder(path):
         return _from_sentence_transformers(path, name_or_path, pooling, option)
     if pooling is None:
@@ -170,40 +177,89 @@ def _from_sentence_transformers(path: str, name: str, pooling: str | None, optio
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DistilkitError(f"{option} {name}: cannot load the sentence-transformers folder ({first})") from None
     kinds = [type(module).__name__ for module in st]
-    if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
-        raise DistilkitError(
-            f"{option} {name}: its modules are {' → '.join(kinds)}; distilkit distils Transformer → Pooling "
-            "[→ Normalize] models"
-        )
-    mode = st[1].get_config_dict().get("pooling_mode", "mean")
-    mode = mode[0] if isinstance(mode, (list, tuple)) and len(mode) == 1 else mode
-    if pooling is not None and pooling != mode:
-        mode = pooling  # the user's choice wins, and is said below
-    if mode not in POOLINGS:
-        raise DistilkitError(
-            f"{option} {name}: pooling {mode!r} is not one distilkit reproduces; choose --pooling mean|cls|max"
-        )
+    mode = checked_pooling(kinds, st[1].get_config_dict(), pooling, f"{option} {name}")
     normalize = "Normalize" in kinds
     model = EmbeddingModel(st[0].auto_model, mode, normalize, int(st.max_seq_length or 0))
     how = f"sentence-transformers, {mode} pooling" + (", normalised" if normalize else "")
     return model, load_tokenizer(path), how
 
 
+def checked_pooling(kinds: list[str], pooling_config: dict, pooling: str | None, where: str) -> str:
+    """The pooling mode of a Transformer → Pooling [→ Normalize] pipeline (the user's `pooling` wins), or one
+    error line for a pipeline distilkit cannot reproduce."""
+    if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
+        raise DistilkitError(
+            f"{where}: its modules are {' → '.join(kinds)}; distilkit distils Transformer → Pooling "
+            "[→ Normalize] models"
+        )
+    mode = pooling_config.get("pooling_mode")
+    if mode is None:  # the format before sentence-transformers 6: one flag per mode
+        flags = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "max": "pooling_mode_max_tokens"}
+        mode = [m for m, key in flags.items() if pooling_config.get(key)] or ["mean"]
+    mode = mode[0] if isinstance(mode, (list, tuple)) and len(mode) == 1 else mode
+    mode = pooling or mode  # the user's choice wins, and is said in `how`
+    if mode not in POOLINGS:
+        raise DistilkitError(
+            f"{where}: pooling {mode!r} is not one distilkit reproduces; choose --pooling mean|cls|max"
+        )
+    return mode
+
+
+def _from_pruned_folder(path: str, name: str, pooling: str | None, option: str):
+    """A sentence-transformers folder whose encoder `distilkit prune` shrank: the encoder is built at its pruned
+    shapes by distilkit's own class (models/pruned.py), so the loader code in the folder is never run, and the
+    pipeline is read from the folder's JSON files."""
+    from transformers import AutoConfig, AutoModel
+
+    from distilkit.models.pruned import pruned_class
+
+    folder = Path(path)
+    modules = json.loads((folder / "modules.json").read_text())
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    pooling_file = folder / modules[1]["path"] / "config.json" if len(modules) > 1 else folder / "missing"
+    pooling_config = json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}
+    mode = checked_pooling(kinds, pooling_config, pooling, f"{option} {name}")
+    settings = folder / "sentence_bert_config.json"
+    length = json.loads(settings.read_text()).get("max_seq_length") if settings.is_file() else None
+    config = AutoConfig.from_pretrained(path)  # its auto_map is not followed: no trust_remote_code
+    encoder = pruned_class(AutoModel._model_mapping[type(config)]).from_pretrained(path, config=config)
+    normalize = "Normalize" in kinds
+    model = EmbeddingModel(encoder, mode, normalize, int(length or 0))
+    how = f"sentence-transformers (pruned by distilkit), {mode} pooling" + (", normalised" if normalize else "")
+    return model, load_tokenizer(path), how
+
+
 def save_sentence_transformer(model: EmbeddingModel, tokenizer, folder: Path) -> None:
     """Write `model` as a sentence-transformers folder (modules.json, the encoder and tokenizer at the top,
-    1_Pooling, 2_Normalize), by sentence-transformers itself, so that `SentenceTransformer(folder)` loads it."""
+    1_Pooling, 2_Normalize), by sentence-transformers itself, so that `SentenceTransformer(folder)` loads it.
+
+    A structurally pruned encoder (config.distilkit_pruning) is saved with distilkit's loader file beside it and
+    `auto_map` naming it for AutoModel; sentence-transformers runs that file (written here a moment before) to
+    rebuild the shapes, as its users will with `trust_remote_code=True`."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Normalize, Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
 
+    from distilkit.models.pruned import MODELING_FILE, modeling_source, remote_code_names, unpruned_class
+
     folder = Path(folder)
+    pruned = bool(getattr(model.config, "distilkit_pruning", None))
+    names = remote_code_names("AutoModel", unpruned_class(model.encoder).__name__) if pruned else {}
+    for key, value in names.items():
+        setattr(model.config, key, value)
     model.encoder.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
+    if pruned:
+        (folder / MODELING_FILE).write_text(modeling_source(names["architectures"][0]))
+    trust = {"trust_remote_code": True} if pruned else {}
     length = model.max_seq_length or None
     modules: list[nn.Module] = [
-        Transformer(str(folder), max_seq_length=length),
+        Transformer(str(folder), max_seq_length=length, model_kwargs=trust, config_kwargs=trust),
         Pooling(model.width, pooling_mode=model.pooling),
     ]
     if model.normalize:
         modules.append(Normalize())
     SentenceTransformer(modules=modules, device="cpu").save(str(folder), create_model_card=False)
+    if pruned:  # it saved the encoder it loaded through auto_map under that class's own name: point back at ours
+        path = folder / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **names}, indent=2, sort_keys=True) + "\n")

@@ -273,6 +273,12 @@ def prune_card(work: Path, config: dict, metrics: dict, options: type) -> None:
     ]
     if "encoder_linear_sparsity" in pruned:
         made.append(f"Unstructured: {100 * pruned['encoder_linear_sparsity']:.1f}% of encoder Linear weights zeroed")
+    if "cosine_to_unpruned" in pruned:  # an embedding model: measured against itself unpruned
+        made.append(
+            f"Against the unpruned model on {metrics.get('evaluated_on', '?')}: mean cosine of the vectors "
+            f"{pruned['cosine_to_unpruned']:.4f}, pairwise similarities ranked alike with Spearman "
+            f"{pruned['similarity_spearman']:.4f}"
+        )
     if "recovery" in metrics:
         made.append(f"Recovery training afterwards: {metrics['recovery']['method']}")
     final = metrics.get("recovered", pruned)
@@ -284,19 +290,23 @@ def prune_card(work: Path, config: dict, metrics: dict, options: type) -> None:
         table.append(row + ([f"{metrics['recovered'][k]:.4f}"] if "recovered" in metrics else []))
     dataset, dataset_id = data_of(config)
     folder = work / "model"
-    remote = (folder / "modeling_distilkit_pruned.py").is_file()
+    remote, task = (folder / "modeling_distilkit_pruned.py").is_file(), task_of_folder(folder)
     write_card(
         CardFacts(
             folder=folder,
             name=Path(str(config.get("output", work.name))).name,
             summary=f"`{source.shown}` with attention heads, FFN neurons and/or weights pruned by distilkit.",
-            task=task_of_folder(folder),
+            task=task,
             source=source,
             made=made,
-            usage=usage.transformers_usage("NAME", task_of_folder(folder), remote_code=remote),
+            usage=(
+                usage.sentence_transformers_usage("NAME", remote_code=remote)
+                if task == "embedding"
+                else usage.transformers_usage("NAME", task, remote_code=remote)
+            ),
             limits=LIMITS + ["Pruning removes what the scored examples needed least; other text may need it more."],
-            labels=labels_of_folder(folder),
-            tags=["pruned"],
+            labels=[] if task == "embedding" else labels_of_folder(folder),
+            tags=["pruned", *(["sentence-transformers", "sentence-similarity"] if task == "embedding" else [])],
             datasets=[dataset_id] if dataset_id else [],
             results=Results(SPLITS.get(split, split), dataset, found, table, [f"{count} examples"], dataset_id),
         )
@@ -311,6 +321,8 @@ def evaluated_split(text: str) -> tuple[str, str]:
 
 def task_of_folder(folder: Path) -> str:
     """The task of a model folder, from its config's architecture (or distilkit's metadata files)."""
+    if (folder / "modules.json").is_file():
+        return "embedding"
     for meta in ("distilkit_onnx.json", "distilkit_adapter.json"):
         if (folder / meta).is_file():
             return json.loads((folder / meta).read_text()).get("task", "")

@@ -91,12 +91,14 @@ def adapter_usage(name: str, method: str) -> str:
     )
 
 
-def sentence_transformers_usage(name: str) -> str:
-    """A sentence-transformers folder: vectors with `SentenceTransformer`, or with distilkit."""
+def sentence_transformers_usage(name: str, remote_code: bool = False) -> str:
+    """A sentence-transformers folder: vectors with `SentenceTransformer`, or with distilkit; `remote_code` for a
+    pruned encoder (its shapes are rebuilt by the loader file beside it)."""
+    trust = ", trust_remote_code=True" if remote_code else ""
     code = f"""
 from sentence_transformers import SentenceTransformer
 
-model = SentenceTransformer("{name}")  # NAME: this folder, or its Hub id once pushed
+model = SentenceTransformer("{name}"{trust})  # NAME: this folder, or its Hub id once pushed
 vectors = model.encode(["{EXAMPLE}", "The bank's profits lifted its shares."])
 print(model.similarity(vectors, vectors))
 """

@@ -16,8 +16,12 @@ This module imports only torch and transformers, so the copy works without disti
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+MODELING_FILE = "modeling_distilkit_pruned.py"  # this file's name in a pruned model folder
 
 # Where each architecture keeps the Linear layers that pruning resizes, relative to one encoder layer.
 # "q", "k", "v" (or one fused "qkv" holding the three in that order) lose the rows of removed heads, and so do
@@ -164,6 +168,23 @@ def pruned_class(base: type) -> type:
         shrink_to_config(self)
 
     return type(f"Pruned{base.__name__}", (base,), {"__init__": __init__})
+
+
+def modeling_source(base: str) -> str:
+    """The loader file of a pruned folder (MODELING_FILE): this module with `DistilkitPrunedModel` bound to
+    transformers' class `base`, which `auto_map` in config.json names."""
+    stanza = f"\n\nfrom transformers import {base} as _Base  # noqa: E402\n\n"
+    return Path(__file__).read_text() + stanza + "DistilkitPrunedModel = pruned_class(_Base)\n"
+
+
+def unpruned_class(model: nn.Module) -> type:
+    """transformers' own class of a model (the base of pruned_class's subclass, when it is one)."""
+    return type(model).__mro__[1] if type(model).__name__.startswith("Pruned") else type(model)
+
+
+def remote_code_names(auto_class: str, base: str) -> dict:
+    """The config.json entries that point transformers' Auto class at the loader file."""
+    return {"auto_map": {auto_class: f"{MODELING_FILE[:-3]}.DistilkitPrunedModel"}, "architectures": [base]}
 
 
 @torch.no_grad()
