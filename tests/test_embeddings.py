@@ -330,3 +330,41 @@ def test_embedding_importance_is_zero_for_a_head_the_vectors_do_not_use(tiny_st)
     )
     assert heads[0][0] == 0 and heads[0][1] > 0 and all((s > 0).all() for s in heads[1:])
     assert pruning.choose_lowest(heads, 0.25, "global", "heads")[0] == [0]
+
+
+def test_a_recipe_distils_prunes_exports_evaluates_benches_and_reports_an_embedding_model(
+    tiny_st, corpus, tmp_path, capsys
+):
+    """`distilkit run` with data.task embedding: the teacher used as it is, a student, a pruned teacher, int8,
+    retrieval scores paired with the teacher, bench, and the report ranking by nDCG@10."""
+    import yaml
+
+    rows = [{"query": r["text"].split()[0], "positive": r["text"]} for r in topic_rows(30, seed=5)]
+    data = {"task": "embedding", "data": str(corpus), "test_file": str(write_jsonl(tmp_path / "q.jsonl", rows))}
+    recipe = {
+        "output": str(tmp_path / "run"),
+        "data": {**data, "max_length": 32},
+        "teacher": {"model": str(tiny_st)},
+        "students": {"s1": {"student": "1", "epochs": 1, "batch_size": 8}},
+        "prune": {"p": {"from": "teacher", "ffn": 0.5}},
+        "quantize": {"models": ["s1"], "methods": ["dynamic"]},
+        "bench": {"rounds": 2, "warmup": 1, "memory": False, "batch_size": 4},
+        "report": {"min_retention": 0.0},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, stdout, _ = run_cli(["run", path], capsys)
+    assert code == 0, stdout
+    run = tmp_path / "run"
+    scored = {p.stem: json.loads(p.read_text()) for p in (run / "eval").glob("*.json")}
+    assert set(scored) == {"teacher", "s1", "p", "s1 int8-dynamic"}
+    assert "paired" not in scored["teacher"] and scored["s1"]["paired"]["metric"] == "ndcg@10"
+    assert scored["s1 int8-dynamic"]["paired"]["difference"] == pytest.approx(
+        scored["s1 int8-dynamic"]["ndcg@10"] - scored["teacher"]["ndcg@10"], abs=1e-4
+    )
+    assert [r["model"] for r in json.loads((run / "bench.json").read_text())["models"]][0] == "teacher"
+    assert "ndcg@10" in (run / "report.md").read_text()
+    recipe["teacher"]["epochs"] = 2
+    path.write_text(yaml.safe_dump({**recipe, "output": str(tmp_path / "other")}))
+    code, _, err = run_cli(["run", path], capsys)
+    assert code != 0 and "the teacher is used as it is" in err and "drop epochs" in err

@@ -33,6 +33,8 @@ COLUMNS = ["model", "score", "retention", "params", "size MB", "p50 ms", "p95 ms
 
 
 def _metric_name(evaluation: dict) -> str:
+    if "ndcg@10" in evaluation:  # an embedding model, ranked by retrieval (pipeline/embedding.py)
+        return "ndcg@10"
     if "mse" in evaluation:
         return "mse"
     return "f1" if "entity" in evaluation else "accuracy"

@@ -4,7 +4,8 @@ A recipe (see recipes/bbc-news.yaml) has these sections; each stage's options ar
 that runs it, so `distilkit finetune --help` documents `teacher:` and so on:
 
     data:      DataOptions shared by every stage (data, max_length, ...)
-    teacher:   finetune options, or {run: FOLDER} to reuse a fine-tuned teacher
+    teacher:   finetune options, or {run: FOLDER} to reuse a fine-tuned teacher (data.task embedding:
+               {model: NAME}, an embedding model used as it is; pipeline/embedding.py)
     students:  {name: distill options}            (teacher and output are set by the pipeline)
     prune:     {name: prune options + from: MODEL} (MODEL: teacher or a student name)
     quantize:  {models: [...], methods: [dynamic, static, torchao]}   ONNX export + int8 of those models
@@ -46,6 +47,7 @@ from distilkit.files import (
     write_yaml,
 )
 from distilkit.hub.speed import add_speed, cpu_name
+from distilkit.pipeline.embedding import check_embedding_data, embedding_teacher, evaluate_embeddings
 from distilkit.pipeline.options import PipelineConfig, QuantizeStage, RecipeFile
 from distilkit.runs import RunFolder, make_folder
 
@@ -163,7 +165,13 @@ class Pipeline:
         self.data = dict(recipe.get("data") or {})
         self.threads = recipe.get("threads")
         teacher = recipe.get("teacher") or {}
-        self.teacher = Path(teacher["run"]) if teacher.get("run") else folder / "teacher"
+        self.embedding = self.data.get("task") == "embedding"  # pipeline/embedding.py: teacher used as it is
+        if self.embedding:
+            self.teacher = embedding_teacher(teacher, recipe_path)
+            if "evaluate" in self.stages:
+                check_embedding_data(self.data, recipe_path)
+        else:
+            self.teacher = Path(teacher["run"]) if teacher.get("run") else folder / "teacher"
         self.students = {n: folder / "students" / n for n in recipe.get("students") or {}}
         self.pruned = {n: folder / "pruned" / n for n in recipe.get("prune") or {}}
         quant = recipe.get("quantize") or {}
@@ -185,7 +193,7 @@ class Pipeline:
     def finished(self, section: str) -> bool:
         """Whether a recipe section ("teacher", "students.s", "prune.p") has finished outputs in this folder."""
         if section == "teacher":
-            return (self.teacher / "metrics.json").exists()
+            return self.embedding or (self.teacher / "metrics.json").exists()
         kind, name = section.split(".", 1)
         folder = (self.students if kind == "students" else self.pruned).get(name)
         return folder is not None and (folder / "metrics.json").exists()
@@ -247,7 +255,7 @@ class Pipeline:
     def stage_teacher(self) -> None:
         from distilkit.training.finetune import finetune
 
-        if (self.teacher / "metrics.json").exists():
+        if self.finished("teacher"):
             return
         if (self.recipe.get("teacher") or {}).get("run"):
             raise DistilkitError(
@@ -312,6 +320,8 @@ class Pipeline:
         from distilkit.evaluation.metrics import default_metric
         from distilkit.inference.loading import load_trained
 
+        if self.embedding:
+            return evaluate_embeddings(self.models, self.data, self.folder / "eval")
         teacher = None  # the first model's scored units: every other model is compared with it, paired
         for name, path in self.models.items():
             target = self.folder / "eval" / f"{name}.json"
