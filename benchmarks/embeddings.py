@@ -21,8 +21,8 @@ Models, all from the same teacher, the same texts, epochs, batch size, learning 
 - model2vec distilled from the teacher (256 PCA dimensions) in benchmarks/.venv-model2vec (made by
   peer_model2vec_env.sh: its distill extra declares an older transformers than distilkit's lock, so it gets a venv
   of its own with the lock's versions), and scored and timed through model2vec's `StaticModel` in this env.
-sentence-transformers' ONNX / OpenVINO int8 exports need optimum (optimum-onnx pins transformers < 4.58), so they
-are recorded as not run, with that reason.
+sentence-transformers' ONNX / OpenVINO int8 exports need optimum, whose releases declare older transformers than the
+lock's (NOT_RUN says which and what was tried), so they are recorded as not run, with that reason.
 
 Every model reads each text up to the teacher's maximum length, in scoring and in timing. Speed, interleaved rounds
 on the same threads: batch-1 latency (median over 100 test titles) and throughput (texts/s at
@@ -56,7 +56,9 @@ WORK = RUNS / "embeddings"
 TEACHER = "teacher (torch)"  # the key every model is compared with, in quality and speed
 NOT_RUN = {
     "sentence-transformers ONNX int8 / OpenVINO int8 export of the teacher": (
-        "needs optimum (optimum-onnx / optimum-intel), whose releases pin transformers below distilkit's 5.x"
+        "sentence-transformers' backends need optimum: optimum-onnx 0.1.0 declares transformers < 4.58 and "
+        "optimum-intel 2.2.0 < 5.6, below the lock's 5.24; installed without its dependencies on top of the lock, "
+        "optimum-intel 2.2.0 fails on import (transformers 5.24 no longer has the qwen2_vl class it patches)"
     ),
 }
 
