@@ -7,7 +7,9 @@ document by cosine similarity; per query (R = its relevant documents, rank_i = t
     MRR@10    = 1/rank of the first relevant document, 0 when it is below 10
     recall@k  = |relevant in the top k| / R                        (k = 1, 10, 100)
 
-and a score is the mean over queries; the intervals resample queries (evaluation/embedding.py).
+and a score is the mean over queries; the intervals resample queries (evaluation/embedding.py). nDCG and recall come
+from pytrec_eval, as in MTEB's retrieval evaluator (mteb itself is not a dependency: importing it takes seconds, for
+a function of pytrec_eval and ten lines).
 
 Built in: bbc-news title → article. Queries are the titles of one split's articles, documents the bodies of
 every article (2,125, titles removed), so the test titles are searched among all articles, the distractors
@@ -37,18 +39,25 @@ class RetrievalTask:
 
 
 def per_query_scores(similarity: torch.Tensor, relevant: list[list[int]]) -> dict[str, np.ndarray]:
-    """Each metric of METRICS for each query, from its similarities to every document [queries, documents]."""
+    """Each metric of METRICS for each query, from its similarities to every document [queries, documents]:
+    nDCG@10 and recall@k by pytrec_eval (the TREC evaluator MTEB and BEIR score with) on each query's TOP
+    documents, MRR@10 as MTEB computes it (pytrec_eval has no cut-off reciprocal rank)."""
+    import pytrec_eval
+
     k = min(TOP, similarity.shape[1])
-    ranked = similarity.topk(k, dim=1).indices.numpy()
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    top = similarity.topk(k, dim=1)
+    values, ranked = top.values.numpy(), top.indices.numpy()
+    run = {str(q): {str(d): float(v) for d, v in zip(ranked[q], values[q])} for q in range(len(relevant))}
+    qrels = {str(q): {str(d): 1 for d in answers} for q, answers in enumerate(relevant)}
+    found = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.1,10,100"}).evaluate(run)
     out = {name: np.zeros(len(relevant)) for name in METRICS}
     for q, answers in enumerate(relevant):
-        hits = np.isin(ranked[q], answers)
-        first = int(np.argmax(hits)) if hits.any() else None
-        out["ndcg@10"][q] = (discounts[:10] * hits[:10]).sum() / discounts[: min(len(answers), 10)].sum()
-        out["mrr@10"][q] = 1.0 / (first + 1) if first is not None and first < 10 else 0.0
+        scores = found[str(q)]
+        out["ndcg@10"][q] = scores["ndcg_cut_10"]
         for cut in (1, 10, 100):
-            out[f"recall@{cut}"][q] = hits[:cut].sum() / len(answers)
+            out[f"recall@{cut}"][q] = scores[f"recall_{cut}"]
+        hits = np.isin(ranked[q][:10], answers)
+        out["mrr@10"][q] = 1.0 / (int(np.argmax(hits)) + 1) if hits.any() else 0.0
     return out
 
 
