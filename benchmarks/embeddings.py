@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/embeddings.py [--teacher all-mpnet-base-v2] [--texts 10000] [--epochs 1]
                                               [--students layers:1,4,7,10 minilm-l6] [--threads 2] [--reuse]
-                                              [--quick]
+                                              [--quick] [--restate]
 
 Training texts: sentences of bbc-news's training articles (their bodies, split at ". "), then Brown sentences, up to
---texts; nothing of the dev or test articles. Quality: the built-in retrieval task, bbc-news test titles → the bodies
+--texts, and the next 500 as distilkit's --dev-file (so every tool trains on the same --texts); nothing of the dev
+or test articles. Quality: the built-in retrieval task, bbc-news test titles → the bodies
 of all 2,096 articles (evaluation/embedding.py), nDCG@10 with its 95% interval over queries, each model paired with
 the teacher on the same queries (and distilkit's student with sentence-transformers' at the same shape).
 
@@ -45,7 +46,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import RUNS, run_distilkit, save
+from common import RESULTS, RUNS, run_distilkit, save
 
 from distilkit.data import builtin
 from distilkit.evaluation.embedding import retrieval_scores
@@ -54,6 +55,7 @@ from distilkit.inference.embedding import load_embedder
 
 WORK = RUNS / "embeddings"
 TEACHER = "teacher (torch)"  # the key every model is compared with, in quality and speed
+DEV_TEXTS = 500  # texts after the training ones, for distill's dev measure (so it trains on all the others)
 NOT_RUN = {
     "sentence-transformers ONNX int8 / OpenVINO int8 export of the teacher": (
         "sentence-transformers' backends need optimum: optimum-onnx 0.1.0 declares transformers < 4.58 and "
@@ -88,21 +90,39 @@ def distil_student(args, spec: str, corpus: Path) -> dict:
     argv = ["distill", "--task", "embedding", "--teacher", args.teacher, "--student", spec, "--data", corpus]
     argv += ["--epochs", args.epochs, "--batch-size", args.batch_size, "--lr", args.lr, "--max-length", args.max_length]
     argv += ["--threads", args.threads, "--output", out, "--overwrite", "--report-to", "none"]
+    argv += ["--dev-file", corpus.with_name(f"dev-{corpus.name}")]  # trains on every text, as the peer's recipe
     if not spec.startswith(("layers:", "half")) and not spec[0].isdigit():
         argv.append("--separate-tokenization")
     run_distilkit(argv)
     metrics = json.loads((out / "metrics.json").read_text())
     run_distilkit(["export", "--model", out, "--output", f"{out}-onnx", "--overwrite"])
     run_distilkit(["quantize", "--model", f"{out}-onnx", "--output", f"{out}-int8", "--overwrite"])
-    seconds = metrics["train"]["wall_seconds"]
     return {
         "folders": {"torch": str(out / "model"), "onnx": f"{out}-onnx", "int8": f"{out}-int8"},
-        "train_seconds": seconds,
-        "samples_per_second": round(args.texts * args.epochs / seconds, 2),
+        **training_speed(metrics, args.epochs),
         "parameters": metrics["parameters"],
         "dev": metrics.get("dev"),
         "command": "distilkit " + " ".join(str(a) for a in argv),
     }
+
+
+def training_speed(metrics: dict, epochs: float) -> dict:
+    """A distilkit run's training wall seconds and samples/s over the texts it trained on (metrics.json's count:
+    without --dev-file, distill holds some of the corpus out for its dev measure)."""
+    seconds, texts = metrics["train"]["wall_seconds"], metrics["train"]["examples"]
+    return {"train_seconds": seconds, "train_texts": texts, "samples_per_second": round(texts * epochs / seconds, 2)}
+
+
+def restate(path: Path) -> None:
+    """Recompute the distilkit students' training speed in a results file from their run folders' metrics.json
+    (for results written before training_speed counted the texts each run trained on)."""
+    data = json.loads(path.read_text())
+    for entry in data.values():
+        for name, model in entry["models"].items():
+            if name.startswith("distilkit "):
+                metrics = json.loads((Path(model["folders"]["torch"]).parent / "metrics.json").read_text())
+                model.update(training_speed(metrics, entry["settings"]["epochs"]))
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def sentence_transformers_student(args, spec: str, texts: list[str]) -> dict:
@@ -154,6 +174,7 @@ def sentence_transformers_student(args, spec: str, texts: list[str]) -> dict:
         "folders": {"torch": str(out / "model")},
         "train_seconds": round(seconds, 1),
         "teacher_precompute_seconds": round(precompute, 1),
+        "train_texts": len(texts),
         "samples_per_second": round(len(texts) * args.epochs / seconds, 2),
         "parameters": sum(p.numel() for p in student.parameters()),
         "loss": type(loss).__name__,
@@ -269,15 +290,20 @@ def main() -> None:
     parser.add_argument("--speed-documents", type=int, default=64, help="articles timed at batch 32 per round")
     parser.add_argument("--reuse", action="store_true", help="the models models.json lists, if the settings match")
     parser.add_argument("--quick", action="store_true", help="a smoke run: minilm-l6 → 2 layers, 200 texts")
+    parser.add_argument("--restate", action="store_true", help="only recompute training speeds (restate())")
     args = parser.parse_args()
+    if args.restate:
+        return restate(RESULTS / ("embeddings_quick.json" if args.quick else "embeddings.json"))
     if args.quick:
         args.teacher, args.students, args.texts, args.rounds = "minilm-l6", ["layers:0,5"], 200, 1
     torch.set_num_threads(args.threads)
     WORK.mkdir(parents=True, exist_ok=True)
-    texts = training_texts(args.texts)
+    pool = training_texts(args.texts + DEV_TEXTS)
+    texts, dev = pool[: len(pool) - DEV_TEXTS], pool[len(pool) - DEV_TEXTS :]  # dev: distilkit's own measure
     args.texts = len(texts)
     corpus = WORK / f"texts-{len(texts)}.txt"
     corpus.write_text("".join(t + "\n" for t in texts))
+    corpus.with_name(f"dev-{corpus.name}").write_text("".join(t + "\n" for t in dev))
     from distilkit.embeddings.retrieval import bbc_news_titles
 
     task = bbc_news_titles("test")

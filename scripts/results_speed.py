@@ -246,7 +246,7 @@ def embeddings_section(results: Path) -> str:
                     f"{100 * q['recall@10']:.2f}",
                     f"{num(speed.get('batch1_ms'), 2)} ({times(speed.get('batch1_speedup'))})",
                     f"{num(speed.get('texts_per_second_batch32'))} ({times(speed.get('throughput_speedup'))})",
-                    num(model.get("samples_per_second")) if name.endswith("(torch)") else "",
+                    trained(model) if name.endswith("(torch)") else "",
                 ]
             )
         header = (
@@ -265,6 +265,12 @@ def embeddings_section(results: Path) -> str:
         lines += ["", "Not run: " + "; ".join(f"{k}: {v}" for k, v in e["not_run"].items()) + "."]
         lines += commands((n, m["command"]) for n, m in e["models"].items() if "command" in m)
     return done(lines + machines((k, e["machine"]) for k, e in data.items()))
+
+
+def trained(model: dict) -> str:
+    """Training samples/s, and over how many texts when the results say."""
+    texts = model.get("train_texts")
+    return num(model.get("samples_per_second")) + (f" ({texts:,} texts)" if texts else "")
 
 
 # --- data memory and interval speed ----------------------------------------------------------------------------
