@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import RESULTS, RUNS, run_distilkit, save
+from common import RESULTS, RUNS, run_distilkit, save, shown
 
 from distilkit.data import builtin
 from distilkit.evaluation.embedding import retrieval_scores
@@ -102,7 +102,7 @@ def distil_student(args, spec: str, corpus: Path) -> dict:
         **training_speed(metrics, args.epochs),
         "parameters": metrics["parameters"],
         "dev": metrics.get("dev"),
-        "command": "distilkit " + " ".join(str(a) for a in argv),
+        "command": shown(argv),
     }
 
 
@@ -122,6 +122,9 @@ def restate(path: Path) -> None:
             if name.startswith("distilkit "):
                 metrics = json.loads((Path(model["folders"]["torch"]).parent / "metrics.json").read_text())
                 model.update(training_speed(metrics, entry["settings"]["epochs"]))
+                model["command"] = re.sub(r"\S*/benchmarks/runs/", "benchmarks/runs/", model["command"])  # as shown()
+            elif name.startswith("sentence-transformers "):  # trained on every text of the run
+                model.setdefault("train_texts", entry["settings"]["texts"])
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 

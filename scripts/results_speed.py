@@ -263,7 +263,9 @@ def embeddings_section(results: Path) -> str:
                     f" {interval(d.get('interval'), signed=True)} ({'' if d['significant'] else 'not '}significant).",
                 ]
         lines += ["", "Not run: " + "; ".join(f"{k}: {v}" for k, v in e["not_run"].items()) + "."]
-        lines += commands((n, m["command"]) for n, m in e["models"].items() if "command" in m)
+        lines += commands(
+            (f"student {n.split(' ', 1)[1]}", m["command"]) for n, m in e["models"].items() if "command" in m
+        )
     return done(lines + machines((k, e["machine"]) for k, e in data.items()))
 
 
