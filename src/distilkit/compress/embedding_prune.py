@@ -26,12 +26,13 @@ import torch
 
 from distilkit.compress import pruning
 from distilkit.compress.options import PruneConfig
-from distilkit.compress.prune import remove_structures
+from distilkit.compress.prune import remove_structures, size_summary
 from distilkit.config import options_of
 from distilkit.console import show
 from distilkit.distillation.embedding import load_texts, similarity_agreement
 from distilkit.embeddings.model import EmbeddingModel, load_embedding_model, save_sentence_transformer
 from distilkit.errors import DistilkitError
+from distilkit.hub.card_kinds import prune_card
 from distilkit.runs import RunFolder
 
 DEV_TEXTS = 500  # the dev texts the pruned model is measured on (at most)
@@ -77,45 +78,18 @@ def prune_embedding(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     model.eval()
     length = cfg.max_length or model.max_seq_length or min(getattr(tokenizer, "model_max_length", 512), 512)
     pruning.paths_for(model, heads=bool(cfg.heads))
-    texts = load_texts(cfg)
-    train = list(texts["train"]["text"])
-    important = random.Random(cfg.seed).sample(train, min(cfg.importance_samples, len(train)))
-    dev = list(texts["dev"]["text"])[:DEV_TEXTS] if "dev" in texts else []
-    if len(dev) < 3:
-        raise DistilkitError(f"--data {cfg.data or cfg.train_file}: fewer than 3 dev texts to measure the pruning on")
-    before = pruning_summary(model)
-    original = model.encode(dev, tokenizer, length, cfg.batch_size)
-    head_spec = pruning.parse_head_spec(cfg.heads, before["attention_heads"]) if cfg.heads else (None, None)
-    torch.manual_seed(cfg.seed)
-    batches = text_batches(important, tokenizer, length, cfg.batch_size)
-    removed = remove_structures(model, batches, head_spec, cfg, projected_vectors)
-    masks = pruning.sparsify(model, cfg.sparsity, cfg.budget) if cfg.sparsity else None
-    after = pruning_summary(model)
-    if masks is not None:
-        after.update(pruning.sparsity_report(model))
-    pruned_vectors = model.encode(dev, tokenizer, length, cfg.batch_size)
-    metrics = {
-        "task": "embedding",
-        "before": {"cosine_to_unpruned": 1.0, "similarity_spearman": 1.0, **before},
-        "pruned": {**agreement(original, pruned_vectors), **after},
-        "evaluated_on": f"{cfg.data or cfg.train_file} (dev, {len(dev)} examples)",
-        "importance_from": f"{cfg.data or cfg.train_file} (train, {len(important)} examples)",
-        "importance": "first-order change of the sentence vectors (random projections of their Jacobian)",
-        "macs_ratio": after["encoder_macs_per_token_seq128"] / before["encoder_macs_per_token_seq128"],
-        **removed,
-    }
-    structural = after["attention_heads"] != before["attention_heads"] or (
-        after["intermediate_sizes"] != before["intermediate_sizes"]
-    )
+    metrics = prune_and_measure(model, tokenizer, cfg, length)
+    before, after = metrics["before"], metrics["pruned"]
+    if (
+        after["attention_heads"] != before["attention_heads"]
+        or after["intermediate_sizes"] != before["intermediate_sizes"]
+    ):
+        model.config.distilkit_pruning = pruning.shape_summary(model)  # saved with the loader file beside it
     work = run.prepare()
     try:
-        if structural:
-            model.config.distilkit_pruning = pruning.shape_summary(model)
         save_sentence_transformer(model, tokenizer, work / "model")
         config = {**(resolved or options_of(cfg)), "task": "embedding"}
         run.write_results(metrics, config)
-        from distilkit.hub.card_kinds import prune_card
-
         prune_card(work, config, metrics, PruneConfig)
         final = run.finish()
     except BaseException as err:
@@ -123,20 +97,43 @@ def prune_embedding(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     show(f"heads per layer: {before['attention_heads']} → {after['attention_heads']}")
     show(f"FFN width per layer: {before['intermediate_sizes']} → {after['intermediate_sizes']}")
     show(f"parameters: {before['parameters']:,} → {after['parameters']:,}")
-    pruned = metrics["pruned"]
     show(
-        f"against the unpruned model on {len(dev)} dev texts: mean cosine {pruned['cosine_to_unpruned']:.4f}, "
-        f"pairwise similarities ranked alike with Spearman {pruned['similarity_spearman']:.4f}"
+        f"against the unpruned model on {metrics['evaluated_on']}: mean cosine {after['cosine_to_unpruned']:.4f}, "
+        f"pairwise similarities ranked alike with Spearman {after['similarity_spearman']:.4f}"
     )
     show(f"written: {final} (sentence-transformers model in {final / 'model'})")
     return final
 
 
-def pruning_summary(model: EmbeddingModel) -> dict:
+def prune_and_measure(model: EmbeddingModel, tokenizer, cfg: PruneConfig, length: int) -> dict:
+    """Score and remove heads / neurons on the training texts, sparsify, and measure the result against the
+    unpruned model on the dev texts; metrics.json's content."""
+    source = cfg.data or cfg.train_file
+    texts = load_texts(cfg)
+    train = list(texts["train"]["text"])
+    important = random.Random(cfg.seed).sample(train, min(cfg.importance_samples, len(train)))
+    dev = list(texts["dev"]["text"])[:DEV_TEXTS] if "dev" in texts else []
+    if len(dev) < 3:
+        raise DistilkitError(f"--data {source}: fewer than 3 dev texts to measure the pruning on")
+    before = size_summary(model)
+    original = model.encode(dev, tokenizer, length, cfg.batch_size)
+    head_spec = pruning.parse_head_spec(cfg.heads, before["attention_heads"]) if cfg.heads else (None, None)
+    torch.manual_seed(cfg.seed)
+    batches = text_batches(important, tokenizer, length, cfg.batch_size)
+    removed = remove_structures(model, batches, head_spec, cfg, projected_vectors)
+    masks = pruning.sparsify(model, cfg.sparsity, cfg.budget) if cfg.sparsity else None
+    after = size_summary(model)
+    if masks is not None:
+        after.update(pruning.sparsity_report(model))
     return {
-        **pruning.shape_summary(model),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "encoder_macs_per_token_seq128": pruning.linear_macs_per_token(model),
+        "task": "embedding",
+        "before": {"cosine_to_unpruned": 1.0, "similarity_spearman": 1.0, **before},
+        "pruned": {**agreement(original, model.encode(dev, tokenizer, length, cfg.batch_size)), **after},
+        "evaluated_on": f"{source} (dev, {len(dev)} examples)",
+        "importance_from": f"{source} (train, {len(important)} examples)",
+        "importance": "first-order change of the sentence vectors (random projections of their Jacobian)",
+        "macs_ratio": after["encoder_macs_per_token_seq128"] / before["encoder_macs_per_token_seq128"],
+        **removed,
     }
 
 
