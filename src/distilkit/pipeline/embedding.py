@@ -3,10 +3,10 @@
 The teacher is an embedding model used as it is (there are no labels to fine-tune it on): `teacher: {model: NAME}`
 names a sentence-transformers folder, a packaged alias or a hub id (`run:` a folder as well). The students are
 `distill --task embedding` runs, the prune/export/quantize/bench stages are the usual ones (each command knows an
-embedding model), and evaluate scores every model on retrieval (evaluation/embedding.py): bbc-news's test titles
-→ its articles when `data` is bbc-news, or the (query, positive) rows of `data.test_file`, each model paired with
-the teacher on the same queries, so that the report ranks them by nDCG@10 and its retention as it ranks classifiers
-by accuracy.
+embedding model), and evaluate scores every model on retrieval (evaluation/embedding.py; run.py pairs each with
+the teacher on the same queries): bbc-news's test titles → its articles when `data` is bbc-news, or the (query,
+positive) rows of `data.test_file`, so that the report ranks them by nDCG@10 and its retention as it ranks
+classifiers by accuracy.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from distilkit.errors import DistilkitError
-from distilkit.files import write_json
 
 
 def embedding_teacher(section: dict, recipe_path: str) -> Path:
@@ -41,11 +40,10 @@ def check_embedding_data(data: dict, recipe_path: str) -> None:
         )
 
 
-def evaluate_embeddings(models: dict[str, Path], data: dict, eval_dir: Path) -> None:
-    """eval/<model>.json for every model: retrieval scores with intervals, and (after the first, the teacher) the
-    paired difference in nDCG@10 from the teacher on the same queries."""
+def embedding_scorer(data: dict):
+    """The evaluate stage's `score(path) -> (metrics, per-query units, "ndcg@10")` for embedding models: retrieval
+    scores with their intervals on the recipe's data (read once, here)."""
     from distilkit.evaluation.embedding import HEADLINE, embedding_tasks, score
-    from distilkit.evaluation.intervals import compare
     from distilkit.evaluation.options import EvaluateConfig
 
     cfg = EvaluateConfig(**data)
@@ -55,16 +53,9 @@ def evaluate_embeddings(models: dict[str, Path], data: dict, eval_dir: Path) -> 
             f"data.test_file {cfg.test_file}: labelled texts; the pipeline ranks embedding models by retrieval: "
             "give (query, positive) rows"
         )
-    teacher = None  # the teacher's scored queries: every other model is compared with it, paired
-    for name, path in models.items():
-        target = eval_dir / f"{name}.json"
-        if target.exists() and teacher is not None:
-            continue
+
+    def score_model(path: Path) -> tuple[dict, object, str]:
         metrics, units = score(str(path), tasks, cfg)
-        if teacher is None:
-            teacher = units[HEADLINE]
-        else:
-            metrics["paired"] = {**compare(teacher, units[HEADLINE], HEADLINE), "compared_with": "teacher"}
-        if not target.exists():
-            facts = {"task": "embedding", "split": cfg.eval_split, "name": name, "path": str(path)}
-            write_json(target, {**metrics, **facts})
+        return {**metrics, "task": "embedding", "split": cfg.eval_split}, units[HEADLINE], HEADLINE
+
+    return score_model

@@ -47,7 +47,7 @@ from distilkit.files import (
     write_yaml,
 )
 from distilkit.hub.speed import add_speed, cpu_name
-from distilkit.pipeline.embedding import check_embedding_data, embedding_teacher, evaluate_embeddings
+from distilkit.pipeline.embedding import check_embedding_data, embedding_scorer, embedding_teacher
 from distilkit.pipeline.options import PipelineConfig, QuantizeStage, RecipeFile
 from distilkit.runs import RunFolder, make_folder
 
@@ -315,28 +315,35 @@ class Pipeline:
                 )
 
     def stage_evaluate(self) -> None:
-        from distilkit.evaluation.evaluate import score_rows, split_rows_for
+        """eval/<model>.json for every model, each after the first (the teacher) with its paired comparison with
+        the teacher on the same test units; the teacher is scored again on a resume, for those units."""
         from distilkit.evaluation.intervals import compare
-        from distilkit.evaluation.metrics import default_metric
-        from distilkit.inference.loading import load_trained
 
-        if self.embedding:
-            return evaluate_embeddings(self.models, self.data, self.folder / "eval")
-        teacher = None  # the first model's scored units: every other model is compared with it, paired
+        score = embedding_scorer(self.data) if self.embedding else self.score_on_test
+        teacher = None
         for name, path in self.models.items():
             target = self.folder / "eval" / f"{name}.json"
             if target.exists() and teacher is not None:
                 continue
-            trained = load_trained(str(path), self.data.get("max_length"))
-            data, split, rows = split_rows_for(trained, DataOptions(**self.data), "test", as_in_training=True)
-            metrics, _, units = score_rows(trained, data, rows, trained.max_length, 64, units=True)
+            metrics, units, metric = score(path)
             if teacher is None:
                 teacher = units
             else:
-                metric, _ = default_metric(data.task, trained.regression, data.is_bio)
                 metrics["paired"] = {**compare(teacher, units, metric), "compared_with": "teacher"}
             if not target.exists():
-                write_json(target, {**metrics, "split": split, "name": name, "path": str(path)})
+                write_json(target, {**metrics, "name": name, "path": str(path)})
+
+    def score_on_test(self, path: Path) -> tuple:
+        """(metrics with the split, per-example units, the task's headline metric) of a model on the test split."""
+        from distilkit.evaluation.evaluate import score_rows, split_rows_for
+        from distilkit.evaluation.metrics import default_metric
+        from distilkit.inference.loading import load_trained
+
+        trained = load_trained(str(path), self.data.get("max_length"))
+        data, split, rows = split_rows_for(trained, DataOptions(**self.data), "test", as_in_training=True)
+        metrics, _, units = score_rows(trained, data, rows, trained.max_length, 64, units=True)
+        metric, _ = default_metric(data.task, trained.regression, data.is_bio)
+        return {**metrics, "split": split}, units, metric
 
     def stage_bench(self) -> None:
         from distilkit.evaluation.bench import bench
