@@ -76,7 +76,7 @@ def prune_embedding(cfg: PruneConfig, resolved: dict | None = None) -> Path:
     run.check()
     model, tokenizer, _ = load_embedding_model(cfg.model, None, "--model")
     model.eval()
-    length = cfg.max_length or model.max_seq_length or min(getattr(tokenizer, "model_max_length", 512), 512)
+    length = cfg.max_length or model.reading_length(tokenizer)
     pruning.paths_for(model, heads=bool(cfg.heads))
     metrics = prune_and_measure(model, tokenizer, cfg, length)
     before, after = metrics["before"], metrics["pruned"]

@@ -75,6 +75,10 @@ class EmbeddingModel(nn.Module):
     def width(self) -> int:
         return int(self.config.hidden_size)
 
+    def reading_length(self, tokenizer) -> int:
+        """How many tokens of a text the model reads: its saved maximum, else the tokenizer's (at most 512)."""
+        return self.max_seq_length or min(getattr(tokenizer, "model_max_length", 512), 512)
+
     @property
     def cache_identity(self) -> str:
         """What the teacher cache's key adds to the weights: the same encoder pooled otherwise gives other outputs."""

@@ -85,7 +85,7 @@ def load_embedder(name: str, threads: int | None = None):
         return model, load_tokenizer(folder), model.max_seq_length or 512
     model, tokenizer, _ = load_embedding_model(folder, None, "--model")
     model.eval()
-    return model, tokenizer, model.max_seq_length or min(getattr(tokenizer, "model_max_length", 512), 512)
+    return model, tokenizer, model.reading_length(tokenizer)
 
 
 def tokenized(tokenizer, texts: list[str], max_length: int) -> tuple[dict, list[bool]]:
